@@ -1,0 +1,47 @@
+"""The exception tree: one root, a few meaningful children."""
+
+from __future__ import annotations
+
+
+class MediaGraphError(Exception):
+    """Root of every error mediagraph raises on purpose."""
+
+
+class GraphDefinitionError(MediaGraphError):
+    """The graph, a node's parameters or a link is invalid; raised before anything runs.
+
+    ``location`` is ``FILE:LINE:COLUMN`` when the definition came from a file, else ``None``; ``node``,
+    ``param`` and ``link`` say which part of the definition is wrong, so a loader can point at it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: str | None = None,
+        node: str | None = None,
+        param: str | None = None,
+        link: int | None = None,
+    ) -> None:
+        super().__init__(f"{location}: error: {message}" if location else message)
+        self.message = message
+        self.location = location
+        self.node = node
+        self.param = param
+        self.link = link
+
+
+class NodeFailedError(MediaGraphError):
+    """A node raised while running; the original exception is ``__cause__``."""
+
+    def __init__(self, node: str, cause: BaseException) -> None:
+        super().__init__(f"node {node!r} failed: {type(cause).__name__}: {cause}")
+        self.node = node
+
+
+class MailboxOverflowError(MediaGraphError):
+    """A message arrived at a full inlet whose overflow policy is ``Overflow.FAIL``."""
+
+
+class ProviderError(MediaGraphError):
+    """A device, library or remote service below a node reported an error."""

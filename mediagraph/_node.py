@@ -1,0 +1,261 @@
+"""The node contract, node types and their registry, and configs built from mappings.
+
+A node type is a final class implementing one of three small interfaces, plus a frozen attrs config class:
+
+- :class:`Actor` has its own task: ``async def run(self, io)`` reads inlets and sends on outlets.
+- :class:`Transform` only maps messages to messages, synchronously. The runtime may run it inside the task
+  of the node upstream of it; it stays an actor in every observable way (lifecycle, statistics, order).
+- :class:`Source` produces messages on the graph clock; the runtime calls ``produce`` when each is due, so
+  thousands of paced sources cost one clock task, not one wake-up each.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import importlib.metadata
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from ._errors import GraphDefinitionError
+from ._ports import Ports
+
+if TYPE_CHECKING:
+    from ._runtime import NodeIO
+
+__all__ = [
+    "Actor",
+    "NodeType",
+    "Source",
+    "Transform",
+    "config_from_mapping",
+    "get_node_type",
+    "node_type",
+    "node_types",
+]
+
+
+class Actor(abc.ABC):
+    """A node with its own task.
+
+    Cancellation: ``run`` is cancelled when the graph is cancelled, or (for a node without inlets) when the
+    graph is stopped gracefully. Resource handling: what ``run`` opens it closes with ``async with``;
+    finalization that must survive cancellation goes in :meth:`cleanup`.
+    """
+
+    @abc.abstractmethod
+    async def run(self, io: NodeIO) -> None:
+        """Process messages until the inlets end (or forever, for a source). Returning completes the node."""
+
+    async def cleanup(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Runs after ``run`` ends, however it ends, shielded from cancellation and bounded in time."""
+
+
+class Transform(abc.ABC):
+    """A synchronous message mapper.
+
+    ``process`` must not block; it emits with ``io.outlets[name].emit(msg)``. Exceptions it raises are the
+    node's failure, reported with its name.
+    """
+
+    @abc.abstractmethod
+    def start(self, io: NodeIO) -> None:
+        """Called once before the first message; keep what you need (``io.outlets["audio"].emit``...)."""
+
+    @abc.abstractmethod
+    def process(self, inlet: str, msg: Any) -> None:
+        """Handle one message that arrived on ``inlet``."""
+
+    def finish(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Every inlet has ended: emit what is still buffered. The outlets close after this returns."""
+
+
+class Source(abc.ABC):
+    """A producer driven by the graph clock."""
+
+    @abc.abstractmethod
+    def start(self, io: NodeIO) -> None:
+        """Called once when the graph starts; keep what you need (``io.outlets["audio"].emit``...)."""
+
+    @abc.abstractmethod
+    def produce(self) -> float | None:
+        """Emit the next message(s), synchronously.
+
+        Returns:
+            when to be called again, in seconds of graph time since the graph started (a time already past
+            means "as soon as the graph can take it"), or ``None`` when the source is exhausted.
+        """
+
+
+Node = Actor | Transform | Source
+
+
+class NodeFactory(Protocol):
+    def __call__(self, config: Any, /) -> Node: ...
+
+
+@attrs.frozen(kw_only=True)
+class NodeType:
+    """A registered node type.
+
+    Args:
+        name: the name graphs use (``type: tone_source``).
+        config: a frozen attrs class holding the node's parameters.
+        factory: builds a node from a config (usually the node class itself).
+        ports: the node's ports for a given config.
+        summary: one line for ``mediagraph nodes``.
+        uses_device: whether a node of this config holds a real device (refused under a virtual clock).
+    """
+
+    name: str
+    config: type
+    factory: NodeFactory
+    ports: Callable[[Any], Ports]
+    summary: str = ""
+    uses_device: Callable[[Any], bool] = lambda _config: False
+
+    def make_config(self, params: Mapping[str, Any], *, where: str) -> Any:
+        return config_from_mapping(self.config, params, where=where)
+
+
+_registry: dict[str, NodeType] = {}
+_loaded = False
+
+ENTRY_POINT_GROUP = "mediagraph.nodes"
+
+
+def _register(nt: NodeType) -> None:
+    existing = _registry.get(nt.name)
+    if existing is not None and existing.factory is not nt.factory:
+        raise ValueError(f"node type {nt.name!r} is already registered by {existing.factory!r}")
+    _registry[nt.name] = nt
+
+
+class _Described(Protocol):
+    __doc__: str | None
+
+    @staticmethod
+    def ports(config: Any, /) -> Ports: ...
+
+
+def node_type[T: _Described](
+    name: str, *, config: type, uses_device: Callable[[Any], bool] | None = None
+) -> Callable[[type[T]], type[T]]:
+    """Class decorator registering a node type; the class takes its config as its only argument and
+    declares ``ports(config)`` as a static method. The first docstring line becomes the summary."""
+
+    def decorate(cls: type[T]) -> type[T]:
+        doc = (cls.__doc__ or "").strip().splitlines()
+        _register(
+            NodeType(
+                name=name,
+                config=config,
+                factory=typing.cast(NodeFactory, cls),
+                ports=cls.ports,
+                summary=doc[0] if doc else "",
+                uses_device=uses_device or (lambda _config: False),
+            )
+        )
+        return cls
+
+    return decorate
+
+
+def _load_plugins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        ep.load()
+
+
+def node_types() -> Mapping[str, NodeType]:
+    """Every registered node type, the installed plugins (entry point group ``mediagraph.nodes``) included."""
+    _load_plugins()
+    return dict(sorted(_registry.items()))
+
+
+def closest(name: str, known: typing.Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` or ``" (known: a, b, c)"`` for an error message."""
+    known = sorted(known)
+    match = difflib.get_close_matches(name, known, n=3)
+    if match:
+        return " (did you mean " + " or ".join(repr(m) for m in match) + "?)"
+    return f" (known: {', '.join(known)})" if known else ""
+
+
+def get_node_type(name: str) -> NodeType:
+    """The registered type called ``name``.
+
+    Raises:
+        GraphDefinitionError: no such type; the message lists the closest known names.
+    """
+    types_ = node_types()
+    try:
+        return types_[name]
+    except KeyError:
+        raise GraphDefinitionError(f"unknown node type {name!r}{closest(name, types_)}") from None
+
+
+# --- configs from mappings -------------------------------------------------------------------------------
+
+_SCALARS: dict[type, tuple[type, ...]] = {float: (int, float), int: (int,), str: (str,), bool: (bool,)}
+
+
+def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    """(ok, value) for the simple field types a YAML file can hold; anything else is left to attrs."""
+    if tp in _SCALARS:
+        if isinstance(value, bool) and tp is not bool:
+            return False, value
+        return isinstance(value, _SCALARS[tp]), (float(value) if tp is float else value)
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        args = typing.get_args(tp)
+        if value is None:
+            return type(None) in args, value
+        for arg in args:
+            if arg is not type(None):
+                ok, coerced = _coerce(value, arg)
+                if ok:
+                    return True, coerced
+        return not any(a in _SCALARS for a in args), value
+    return True, value
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def config_from_mapping[C](cls: type[C], data: Mapping[str, Any], *, where: str) -> C:
+    """Build the attrs config ``cls`` from a mapping (a YAML node's parameters, ``--set`` values...).
+
+    Args:
+        where: what the mapping belongs to, for messages (``"node 'tone'"``).
+
+    Raises:
+        GraphDefinitionError: unknown parameter (with the closest names), wrong type, or a value its
+            validator refuses; ``.param`` names the parameter.
+    """
+    attrs.resolve_types(cls)  # type: ignore[type-var]
+    fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        field = fields.get(key)
+        if field is None:
+            raise GraphDefinitionError(f"{where}: unknown parameter {key!r}{closest(key, fields)}", param=key)
+        ok, coerced = _coerce(value, field.type)
+        if not ok:
+            raise GraphDefinitionError(
+                f"{where}: parameter {key!r} must be {_type_name(field.type)}, got {type(value).__name__} {value!r}",
+                param=key,
+            )
+        kwargs[key] = coerced
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        param = next((k for k in fields if k in str(exc)), None)
+        raise GraphDefinitionError(f"{where}: {exc}", param=param) from exc

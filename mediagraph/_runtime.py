@@ -1,0 +1,770 @@
+"""Running graphs: actors, links, lifecycle, supervision.
+
+Theory of operation. Every node is an actor with a lifecycle the runner owns: ``node_started`` before any
+message can reach it, ``node_finished`` (completed, cancelled or failed) exactly once after. Nodes start
+sinks first, so nothing is ever sent to a node that is not listening.
+
+Where a node runs is the runtime's choice, invisible to the node:
+
+- an :class:`Actor` has its own task and reads its inlets' mailboxes;
+- a :class:`Transform` is *fused* (``fuse=True``, the default) when its inlets block on overflow and its
+  failure policy is the default: it then runs inside the task that sends to it, as a plain call per
+  message (a link pushes straight into ``process``); otherwise it gets its own task and mailboxes;
+- a :class:`Source` gets its own task, which hands itself over to the runtime's pacer while it is paced, so
+  paced sources cost one clock wake-up per tick between them.
+
+Backpressure crosses fused chains: each outlet knows the blocking mailboxes it reaches through fused nodes
+(its *reach*) and a send first waits until every one of them has room.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Final, Literal
+
+import attrs
+import trio
+
+from ._errors import MediaGraphError, NodeFailedError
+from ._events import EventLog
+from ._frames import EndOfStream
+from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart
+from ._mailbox import Mailbox, wait_room
+from ._node import Actor, Node, Source, Transform
+from ._pacer import Pacer
+from ._ports import Overflow
+
+__all__ = [
+    "GraphResult",
+    "Inlet",
+    "LinkStatistics",
+    "NodeIO",
+    "NodeStatistics",
+    "Outlet",
+    "RunningGraph",
+    "Runtime",
+    "open_runtime",
+    "run",
+]
+
+#: Sends that found room yield to the scheduler at least this often (and check for cancellation always).
+YIELD_EVERY: Final = 16
+
+Reason = Literal["completed", "cancelled", "failed"]
+
+
+class _FusedFailure(Exception):
+    """A fused node raised inside another node's task; carries the node it belongs to."""
+
+    def __init__(self, node: _NodeRun, cause: BaseException) -> None:
+        super().__init__(node.name)
+        self.node = node
+        self.cause = cause
+
+
+class Link:
+    """A link from an outlet to an inlet: counts what crosses it and pushes into the target."""
+
+    __slots__ = ("_mailbox", "_node", "_port", "_process", "frames", "push", "spec_dst", "spec_src")
+
+    def __init__(self, src: PortRef, dst: PortRef, target: _NodeRun) -> None:
+        self.spec_src = src
+        self.spec_dst = dst
+        self.frames = 0
+        self._node = target
+        self._port = dst.port
+        self.push: Callable[[Any], None]
+        if target.fused:
+            self._mailbox = None
+            self._process = target.impl.process  # type: ignore[union-attr]
+            self.push = self._push_fused
+        else:
+            self._mailbox = target.mailboxes[dst.port]
+            self._mailbox.open_links += 1
+            self.push = self._push_mailbox
+
+    def __repr__(self) -> str:
+        return f"<Link {self.spec_src} -> {self.spec_dst} frames={self.frames}>"
+
+    def _push_mailbox(self, msg: Any) -> None:
+        self.frames += 1
+        self._mailbox.put(msg)  # type: ignore[union-attr]
+
+    def _push_fused(self, msg: Any) -> None:
+        self.frames += 1
+        try:
+            self._process(self._port, msg)
+        except _FusedFailure:
+            raise
+        except Exception as exc:
+            raise _FusedFailure(self._node, exc) from exc
+
+    def close(self) -> None:
+        if self._mailbox is not None:
+            self._mailbox.close_link()
+        else:
+            self._node.fused_link_closed()
+
+    def reach(self) -> list[Mailbox]:
+        """The blocking mailboxes this link ends in, through fused nodes."""
+        if self._mailbox is not None:
+            return [self._mailbox] if self._mailbox.overflow is Overflow.BLOCK else []
+        return self._node.reach()
+
+
+class Outlet:
+    """An outlet of a running node.
+
+    ``emit`` is synchronous (for transforms and sources: the runtime has already waited for room);
+    ``send`` waits for room first and is what actors use. Sending :class:`EndOfStream`, or ``close()``,
+    ends the outlet; the inlets it feeds end when all their links have.
+    """
+
+    __slots__ = ("_reach", "_sends", "emit", "links", "name", "node")
+
+    def __init__(self, node: str, name: str) -> None:
+        self.node = node
+        self.name = name
+        self.links: list[Link] = []
+        self._reach: list[Mailbox] = []
+        self._sends = 0
+        self.emit: Callable[[Any], None] = self._discard
+
+    def __repr__(self) -> str:
+        state = "closed" if self.emit == self._closed else f"{len(self.links)} links"
+        return f"<Outlet {self.node}.{self.name} {state}>"
+
+    def _discard(self, msg: Any) -> None:
+        pass
+
+    def _closed(self, msg: Any) -> None:
+        raise MediaGraphError(f"outlet {self.node}.{self.name} is closed; cannot send {type(msg).__name__}")
+
+    def _bind(self) -> None:
+        if len(self.links) == 1:
+            self.emit = self.links[0].push
+        elif self.links:
+            pushes = [link.push for link in self.links]
+
+            def fan_out(msg: Any) -> None:
+                for push in pushes:
+                    push(msg)
+
+            self.emit = fan_out
+
+    @property
+    def sent(self) -> int:
+        """Messages sent on this outlet (each reaches every linked inlet)."""
+        return self.links[0].frames if self.links else 0
+
+    @property
+    def closed(self) -> bool:
+        return self.emit == self._closed
+
+    async def wait_room(self) -> None:
+        """Wait until every blocking mailbox this outlet reaches has room."""
+        await wait_room(self._reach)
+
+    async def send(self, msg: Any) -> None:
+        """Send one message, waiting for room (backpressure).
+
+        Cancellation: a checkpoint; cancelled before anything is sent, never halfway.
+        """
+        if type(msg) is EndOfStream:
+            self.close()
+            await trio.lowlevel.checkpoint()
+            return
+        if not await wait_room(self._reach):
+            self._sends += 1
+            if self._sends >= YIELD_EVERY:
+                self._sends = 0
+                await trio.lowlevel.checkpoint()
+            else:
+                await trio.lowlevel.checkpoint_if_cancelled()
+        self.emit(msg)
+
+    def close(self) -> None:
+        """End this outlet (idempotent)."""
+        if self.closed:
+            return
+        self.emit = self._closed
+        for link in self.links:
+            link.close()
+
+
+class Inlet:
+    """An inlet of a node with its own task: ``async for msg in inlet`` until every link into it closed.
+
+    Messages are taken from the mailbox in batches; ``receive`` waits (and yields) only when none is left.
+    """
+
+    __slots__ = ("_buf", "mailbox", "name")
+
+    def __init__(self, name: str, mailbox: Mailbox | None) -> None:
+        self.name = name
+        self.mailbox = mailbox  # None: not linked, so already ended
+        self._buf: deque[Any] = deque()
+
+    def __repr__(self) -> str:
+        return f"<Inlet {self.name} {self.mailbox!r}>"
+
+    async def receive_batch(self) -> deque[Any]:
+        """Every message waiting (at least one), in order.
+
+        Raises:
+            trio.EndOfChannel: the inlet has ended.
+            MailboxOverflowError: the inlet's policy is ``fail`` and it overflowed.
+        """
+        if self._buf:
+            buf, self._buf = self._buf, deque()
+            return buf
+        if self.mailbox is None:
+            raise trio.EndOfChannel
+        return await self.mailbox.receive_batch()
+
+    async def receive(self) -> Any:
+        """The next message. Raises ``trio.EndOfChannel`` when the inlet has ended."""
+        if not self._buf:
+            self._buf = await self.receive_batch()
+        return self._buf.popleft()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        while True:
+            try:
+                batch = await self.receive_batch()
+            except trio.EndOfChannel:
+                return
+            for msg in batch:
+                yield msg
+
+
+@attrs.frozen(kw_only=True)
+class LinkStatistics:
+    src: str
+    dst: str
+    frames: int
+    queued: int
+    peak: int
+    dropped: int
+
+
+@attrs.frozen(kw_only=True)
+class NodeStatistics:
+    """Counters of one node. Frames are messages (audio, video, text and control)."""
+
+    name: str
+    state: str
+    fused: bool
+    frames_in: int
+    frames_out: int
+    dropped: int
+    queued: int
+    peak_mailbox: int
+    restarts: int
+
+
+class NodeIO:
+    """What a running node sees of the graph: its ports, the graph clock and the event log."""
+
+    def __init__(self, run: _NodeRun) -> None:
+        self._run = run
+        self.name = run.name
+        self.inlets: Mapping[str, Inlet] = {
+            name: Inlet(name, mb if mb.open_links else None) for name, mb in run.mailboxes.items()
+        }
+        self.outlets: Mapping[str, Outlet] = run.outlets
+
+    def __repr__(self) -> str:
+        return f"<NodeIO {self.name}>"
+
+    def time(self) -> float:
+        """Graph clock: seconds since the graph started."""
+        return trio.current_time() - self._run.graph.t0
+
+    def log(self, event: str, **fields: Any) -> None:
+        """Record an event of this node in the graph's event log."""
+        self._run.graph.record(self.name, event, **fields)
+
+    async def sleep_until(self, t: float) -> None:
+        """Sleep until graph time ``t``."""
+        await trio.sleep_until(self._run.graph.t0 + t)
+
+    async def wait_room(self) -> None:
+        """Wait until every outlet of this node has room."""
+        await wait_room(self._run.reach())
+
+
+class _NodeRun:
+    """The runner's record of one node; the node itself never sees it."""
+
+    def __init__(self, graph: RunningGraph, spec: NodeSpec, fuse: bool) -> None:
+        self.graph = graph
+        self.spec = spec
+        self.name = spec.name
+        self.impl: Node = spec.type.factory(spec.config)
+        ports = spec.ports
+        self.fused = (
+            fuse
+            and isinstance(self.impl, Transform)
+            and isinstance(spec.supervision, FailGraph)
+            and all(p.overflow is Overflow.BLOCK and not p.feedback for p in ports.inlets)
+        )
+        self.mailboxes: dict[str, Mailbox] = (
+            {}
+            if self.fused
+            else {
+                p.name: Mailbox(
+                    f"{self.name}.{p.name}",
+                    math.inf if p.feedback else p.capacity,
+                    p.overflow,  # type: ignore[arg-type]
+                )
+                for p in ports.inlets
+            }
+        )
+        self.outlets: dict[str, Outlet] = {p.name: Outlet(self.name, p.name) for p in ports.outlets}
+        self.in_links: list[Link] = []
+        self.open_links = 0
+        self.state = "pending"
+        self.restarts = 0
+        self.scope = trio.CancelScope()
+        self.stopping = False
+        self._reach: list[Mailbox] | None = None
+
+    def __repr__(self) -> str:
+        kind = "fused" if self.fused else type(self.impl).__mro__[1].__name__.lower()
+        return f"<node {self.name} ({self.spec.type.name}, {kind}) {self.state}>"
+
+    def reach(self) -> list[Mailbox]:
+        if self._reach is None:
+            seen: dict[int, Mailbox] = {}
+            for outlet in self.outlets.values():
+                for link in outlet.links:
+                    for mb in link.reach():
+                        seen[id(mb)] = mb
+            self._reach = list(seen.values())
+        return self._reach
+
+    def close_outlets(self) -> None:
+        for outlet in self.outlets.values():
+            outlet.close()
+
+    def fused_link_closed(self) -> None:
+        self.open_links -= 1
+        if self.open_links == 0 and self.state == "running":
+            if self.graph.cancelling:
+                self.finish("cancelled")
+                return
+            try:
+                self.impl.finish()  # type: ignore[union-attr]
+            except Exception as exc:
+                raise _FusedFailure(self, exc) from exc
+            self.finish("completed")
+
+    def finish(self, reason: Reason, error: BaseException | None = None) -> None:
+        if self.state != "running":  # never started, or already finished: exactly one node_finished
+            return
+        self.state = "finished"
+        fields: dict[str, Any] = {"reason": reason}
+        if error is not None:
+            fields["error"] = f"{type(error).__name__}: {error}"
+        # Recorded before the outlets close, so fused and unfused nodes downstream finish after this one.
+        self.graph.record(self.name, "node_finished", **fields)
+        for mb in self.mailboxes.values():
+            mb.close_consumer()
+        self.close_outlets()
+
+    def statistics(self) -> NodeStatistics:
+        mbs = self.mailboxes.values()
+        return NodeStatistics(
+            name=self.name,
+            state=self.state,
+            fused=self.fused,
+            frames_in=sum(link.frames for link in self.in_links),
+            frames_out=sum(o.sent for o in self.outlets.values()),
+            dropped=sum(mb.dropped for mb in mbs),
+            queued=sum(len(mb) for mb in mbs),
+            peak_mailbox=max((mb.peak for mb in mbs), default=0),
+            restarts=self.restarts,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class GraphResult:
+    """How a graph ended: ``reason`` (completed, stopped, cancelled), the event log, final statistics and
+    the failures of isolated nodes (name -> exception)."""
+
+    reason: str
+    log: EventLog
+    statistics: Mapping[str, NodeStatistics]
+    isolated: Mapping[str, BaseException]
+
+
+class RunningGraph:
+    """A graph started on a :class:`Runtime`. ``stop()`` drains, ``cancel()`` cancels, ``wait()`` waits."""
+
+    def __init__(self, graph: Graph, *, fuse: bool, log: EventLog, pacer: Pacer | None, cleanup_timeout: float) -> None:
+        validated = graph.validate()
+        self.graph = graph
+        self.name = graph.name
+        self.log = log
+        self.t0 = trio.current_time()
+        self._pacer = pacer
+        self._cleanup_timeout = cleanup_timeout
+        self.cancelling = False
+        self._stopped = False
+        self._scope = trio.CancelScope()
+        self._done = trio.Event()
+        self._failure: NodeFailedError | None = None
+        self._observed = False
+        self._isolated: dict[str, BaseException] = {}
+        self.result: GraphResult | None = None
+        try:
+            self.nodes = {name: _NodeRun(self, graph.nodes[name], fuse) for name in validated.order}
+        except Exception as exc:
+            bad = next(n for n in validated.order if n not in getattr(self, "nodes", {}))
+            raise NodeFailedError(bad, exc) from exc
+        self.links: list[Link] = []
+        for spec in graph.links:
+            target = self.nodes[spec.dst.node]
+            link = Link(spec.src, spec.dst, target)
+            target.in_links.append(link)
+            if target.fused:
+                target.open_links += 1
+            self.nodes[spec.src.node].outlets[spec.src.port].links.append(link)
+            self.links.append(link)
+        for node in self.nodes.values():
+            for outlet in node.outlets.values():
+                outlet._bind()
+        for node in self.nodes.values():
+            reach = {id(mb): mb for o in node.outlets.values() for link in o.links for mb in link.reach()}
+            for outlet in node.outlets.values():
+                outlet._reach = [mb for link in outlet.links for mb in link.reach()]
+            node._reach = list(reach.values())
+
+    def __repr__(self) -> str:
+        state = self.result.reason if self.result else ("cancelling" if self.cancelling else "running")
+        return f"<RunningGraph {self.name!r} {state}, {len(self.nodes)} nodes>"
+
+    def record(self, node: str | None, event: str, **fields: Any) -> None:
+        self.log.record(trio.current_time() - self.t0, node, event, **fields)
+
+    # --- control ------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop gracefully: sources stop, every mailbox drains, every node completes. Idempotent."""
+        self._stopped = True
+        for node in self.nodes.values():
+            if not node.in_links and not node.fused:
+                node.stopping = True
+                node.scope.cancel()
+
+    def cancel(self) -> None:
+        """Cancel every node now; they finish as cancelled."""
+        self.cancelling = True
+        self._scope.cancel()
+
+    async def wait(self) -> GraphResult:
+        """Wait for the graph to finish.
+
+        Raises:
+            NodeFailedError: a node with the default policy failed (the original is ``__cause__``).
+        """
+        await self._done.wait()
+        if self._failure is not None:
+            self._observed = True
+            raise self._failure
+        assert self.result is not None
+        return self.result
+
+    def statistics(self) -> dict[str, NodeStatistics]:
+        return {name: node.statistics() for name, node in self.nodes.items()}
+
+    def link_statistics(self) -> list[LinkStatistics]:
+        out = []
+        for link in self.links:
+            mb = link._mailbox
+            out.append(
+                LinkStatistics(
+                    src=str(link.spec_src),
+                    dst=str(link.spec_dst),
+                    frames=link.frames,
+                    queued=len(mb) if mb else 0,
+                    peak=mb.peak if mb else 0,
+                    dropped=mb.dropped if mb else 0,
+                )
+            )
+        return out
+
+    # --- running ------------------------------------------------------------------------------------------
+
+    def _fail(self, node: _NodeRun, exc: BaseException) -> None:
+        if self._failure is None:
+            failure = NodeFailedError(node.name, exc)
+            failure.__cause__ = exc
+            self._failure = failure
+        self.cancelling = True
+        self._scope.cancel()
+
+    async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.t0 = trio.current_time()
+        self.record(None, "graph_started", graph=self.name)
+        try:
+            with self._scope:
+                async with trio.open_nursery() as nursery:
+                    for node in reversed(self.nodes.values()):  # sinks first
+                        if node.fused:
+                            self._start_fused(node)
+                        else:
+                            await nursery.start(self._node_task, node)
+                    task_status.started()
+                    for node in self.nodes.values():
+                        if node.fused and node.open_links == 0 and node.state == "running":
+                            node.open_links = 1
+                            self._guard_fused(node, node.fused_link_closed)
+        finally:
+            for node in self.nodes.values():
+                node.finish("cancelled")
+            if self._failure is not None:
+                reason = "failed"
+            elif self.cancelling:
+                reason = "cancelled"
+            else:
+                reason = "stopped" if self._stopped else "completed"
+            self.record(None, "graph_finished", graph=self.name, reason=reason)
+            self.result = GraphResult(
+                reason=reason, log=self.log, statistics=self.statistics(), isolated=dict(self._isolated)
+            )
+            self._done.set()
+
+    def _start_fused(self, node: _NodeRun) -> None:
+        node.state = "running"
+        self.record(node.name, "node_started")
+        self._guard_fused(node, lambda: node.impl.start(NodeIO(node)))  # type: ignore[union-attr]
+
+    def _guard_fused(self, node: _NodeRun, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except _FusedFailure as failure:
+            self._fused_failed(failure)
+        except Exception as exc:
+            self._fused_failed(_FusedFailure(node, exc))
+
+    def _fused_failed(self, failure: _FusedFailure) -> None:
+        failure.node.finish("failed", failure.cause)
+        self._fail(failure.node, failure.cause)
+
+    async def _node_task(self, node: _NodeRun, task_status: trio.TaskStatus[None]) -> None:
+        node.state = "running"
+        self.record(node.name, "node_started")
+        task_status.started()
+        reason: Reason = "completed"
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    with node.scope:
+                        await self._body(node)
+                    if node.scope.cancelled_caught and not node.stopping:
+                        reason = "cancelled"
+                    break
+                except _FusedFailure as failure:
+                    self._fused_failed(failure)
+                    reason = "cancelled"
+                    break
+                except Exception as exc:
+                    policy = node.spec.supervision
+                    if isinstance(policy, Restart) and node.restarts < policy.max_restarts:
+                        node.restarts += 1
+                        self.record(
+                            node.name, "node_restarted", attempt=node.restarts, error=f"{type(exc).__name__}: {exc}"
+                        )
+                        await trio.sleep(policy.backoff * 2 ** (node.restarts - 1))
+                        node.impl = node.spec.type.factory(node.spec.config)
+                        continue
+                    reason, error = "failed", exc
+                    if isinstance(policy, Isolate):
+                        self._isolated[node.name] = exc
+                    else:
+                        self._fail(node, exc)
+                    break
+        except trio.Cancelled:
+            reason = "cancelled"
+            raise
+        finally:
+            with trio.CancelScope(shield=True):
+                cleanup = getattr(node.impl, "cleanup", None)
+                if cleanup is not None:
+                    with trio.move_on_after(self._cleanup_timeout) as bounded:
+                        try:
+                            await cleanup()
+                        except Exception as exc:
+                            if error is None and reason != "cancelled":
+                                reason, error = "failed", exc
+                                self._fail(node, exc)
+                    if bounded.cancelled_caught:
+                        self.record(node.name, "cleanup_timeout", seconds=self._cleanup_timeout)
+                try:
+                    node.finish(reason, error)
+                except _FusedFailure as failure:  # a fused node downstream failed while finishing
+                    self._fused_failed(failure)
+
+    async def _body(self, node: _NodeRun) -> None:
+        impl = node.impl
+        io = NodeIO(node)
+        if isinstance(impl, Actor):
+            await impl.run(io)
+        elif isinstance(impl, Transform):
+            await self._drive_transform(node, impl, io)
+        else:
+            assert isinstance(impl, Source)
+            await self._drive_source(node, impl, io)
+
+    async def _drive_transform(self, node: _NodeRun, impl: Transform, io: NodeIO) -> None:
+        impl.start(io)
+        reach = node.reach()
+        process = impl.process
+
+        async def read(inlet: Inlet) -> None:
+            while True:
+                try:
+                    batch = await inlet.receive_batch()
+                except trio.EndOfChannel:
+                    return
+                for msg in batch:
+                    await wait_room(reach)
+                    process(inlet.name, msg)
+
+        inlets = list(io.inlets.values())
+        if len(inlets) == 1:
+            await read(inlets[0])
+        else:
+            async with trio.open_nursery() as nursery:
+                for inlet in inlets:
+                    nursery.start_soon(read, inlet)
+        impl.finish()
+
+    async def _drive_source(self, node: _NodeRun, impl: Source, io: NodeIO) -> None:
+        impl.start(io)
+        reach = node.reach()
+        t0 = self.t0
+        pacer = self._pacer
+        at: float | None = t0
+        produced = 0
+        while True:
+            assert at is not None
+            if at > trio.current_time():
+                if pacer is None:
+                    await trio.sleep_until(at)
+                else:
+                    at = await pacer.hand_over(impl.produce, reach, t0, at)
+                    if at is None:
+                        return
+                    await wait_room(reach)
+                    continue
+            due = impl.produce()
+            if due is None:
+                return
+            at = t0 + due
+            if not await wait_room(reach):
+                produced += 1
+                if produced >= YIELD_EVERY:
+                    produced = 0
+                    await trio.lowlevel.checkpoint()
+                else:
+                    await trio.lowlevel.checkpoint_if_cancelled()
+
+
+class Runtime:
+    """Hosts running graphs and the pacer they share. Open one with :func:`open_runtime`."""
+
+    def __init__(self, nursery: trio.Nursery, pacer: Pacer) -> None:
+        self._nursery = nursery
+        self._pacer = pacer
+        self.graphs: list[RunningGraph] = []
+
+    def __repr__(self) -> str:
+        return f"<Runtime {len(self.graphs)} graphs {self._pacer!r}>"
+
+    async def start(
+        self,
+        graph: Graph,
+        *,
+        fuse: bool = True,
+        pace: bool = True,
+        log: EventLog | None = None,
+        cleanup_timeout: float = 5.0,
+    ) -> RunningGraph:
+        """Validate ``graph``, start every node (sinks first) and return once all are listening.
+
+        Args:
+            fuse: run synchronous transforms inside the task upstream of them (same observable behaviour).
+            pace: drive paced sources from the shared pacer (else each sleeps in its own task).
+            log: the event log to record into (a new one by default).
+            cleanup_timeout: seconds each node's shielded cleanup may take.
+
+        Raises:
+            GraphDefinitionError: the graph is invalid; nothing was started.
+        """
+        running = RunningGraph(
+            graph,
+            fuse=fuse,
+            log=log if log is not None else EventLog(),
+            pacer=self._pacer if pace else None,
+            cleanup_timeout=cleanup_timeout,
+        )
+        self.graphs.append(running)
+        await self._nursery.start(running._run)
+        return running
+
+
+@asynccontextmanager
+async def open_runtime() -> AsyncIterator[Runtime]:
+    """A runtime whose graphs all finish before the block exits.
+
+    Error handling: a graph that failed and was never waited for raises its failure at exit; a failure is
+    never swallowed.
+    """
+    async with trio.open_nursery() as nursery:
+        pacer = Pacer()
+        nursery.start_soon(pacer.run)
+        runtime = Runtime(nursery, pacer)
+        try:
+            yield runtime
+            for running in runtime.graphs:
+                await running._done.wait()
+        finally:
+            nursery.cancel_scope.cancel()
+    for running in runtime.graphs:
+        if running._failure is not None and not running._observed:
+            raise running._failure
+
+
+async def run(
+    graph: Graph,
+    *,
+    fuse: bool = True,
+    pace: bool = True,
+    log: EventLog | None = None,
+    duration: float | None = None,
+) -> GraphResult:
+    """Run ``graph`` until every node has finished (or ``duration`` seconds of graph time, then stop).
+
+    Raises:
+        GraphDefinitionError: the graph is invalid; nothing ran.
+        NodeFailedError: a node failed under the default policy; the graph was cancelled.
+    """
+    async with open_runtime() as runtime:
+        running = await runtime.start(graph, fuse=fuse, pace=pace, log=log)
+        if duration is not None:
+            with trio.move_on_after(duration):
+                await running._done.wait()
+            running.stop()
+        await running._done.wait()
+    # Raised here, outside the runtime's nursery, so the caller gets the error itself, not a group of one.
+    return await running.wait()

@@ -1,0 +1,1 @@
+"""Tools for testing graphs: event-log checkers, hypothesis strategies, test nodes."""

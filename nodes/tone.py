@@ -1,0 +1,92 @@
+"""``tone_source``: a sine tone, paced by the graph clock or as fast as the graph takes it."""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+import mediagraph as mg
+
+_v = attrs.validators
+
+
+@attrs.frozen(kw_only=True)
+class ToneConfig:
+    """Args:
+    frequency: Hz, between 0 and half the sample rate.
+    amplitude: peak level, 0 to 1 of full scale.
+    sample_rate: Hz.
+    channels: the same tone on each channel.
+    frame_ms: frame length in milliseconds.
+    duration: seconds of tone; ``None`` for endless (stop the graph to end it).
+    paced: release each frame at its media time on the graph clock; ``False``: as fast as possible.
+    """
+
+    frequency: float = attrs.field(default=440.0, validator=_v.ge(0))
+    amplitude: float = attrs.field(default=0.5, validator=[_v.ge(0), _v.le(1)])
+    sample_rate: int = attrs.field(default=48000, validator=[_v.ge(8000), _v.le(384000)])
+    channels: int = attrs.field(default=1, validator=[_v.ge(1), _v.le(8)])
+    frame_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(1000)])
+    duration: float | None = attrs.field(default=None, validator=_v.optional(_v.ge(0)))
+    paced: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if self.frequency > self.sample_rate / 2:
+            raise ValueError(f"frequency {self.frequency} Hz is above half the sample rate {self.sample_rate} Hz")
+        if round(self.sample_rate * self.frame_ms / 1000) < 1:
+            raise ValueError(f"frame_ms {self.frame_ms} holds no sample at {self.sample_rate} Hz")
+
+
+@mg.node_type("tone_source", config=ToneConfig)
+class ToneSource(mg.Source):
+    """A sine tone in int16 frames with exact timestamps."""
+
+    @staticmethod
+    def ports(config: ToneConfig) -> mg.Ports:
+        fmt = mg.AudioFormat(sample_rate=config.sample_rate, channels=config.channels)
+        return mg.Ports(outlets=[mg.OutletSpec(name="audio", format=fmt)])
+
+    def __init__(self, config: ToneConfig) -> None:
+        self.config = config
+        self.frame_len = round(config.sample_rate * config.frame_ms / 1000)
+        self.total = None if config.duration is None else round(config.duration * config.sample_rate)
+        self.position = 0  # samples emitted
+        # For a whole-Hz tone one second of samples repeats exactly; when frames tile that second, every frame
+        # is a view into it and producing one costs no numpy work at all.
+        self._cycle: npt.NDArray[np.int16] | None = None
+        if config.frequency.is_integer() and config.sample_rate % self.frame_len == 0:
+            self._cycle = self._render(0, config.sample_rate)
+
+    def __repr__(self) -> str:
+        return f"<ToneSource {self.config.frequency} Hz at {self.position} samples>"
+
+    def _render(self, start: int, count: int) -> npt.NDArray[np.int16]:
+        cfg = self.config
+        n = np.arange(start, start + count, dtype=np.float64)
+        wave = np.sin(2 * math.pi * cfg.frequency * n / cfg.sample_rate) * (cfg.amplitude * 32767)
+        mono = np.round(wave).astype(np.int16)
+        return np.repeat(mono[:, None], cfg.channels, axis=1) if cfg.channels > 1 else mono[:, None]
+
+    def start(self, io: mg.NodeIO) -> None:
+        self._emit = io.outlets["audio"].emit
+
+    def produce(self) -> float | None:
+        count = self.frame_len if self.total is None else min(self.frame_len, self.total - self.position)
+        if count <= 0:
+            return None
+        rate = self.config.sample_rate
+        if self._cycle is not None and count == self.frame_len:
+            offset = self.position % rate
+            samples = self._cycle[offset : offset + count]
+        else:
+            samples = self._render(self.position, count)
+        self._emit(
+            mg.AudioFrame(samples=samples, sample_rate=rate, channels=self.config.channels, timestamp=self.position)
+        )
+        self.position += count
+        if self.total is not None and self.position >= self.total:
+            return None
+        return self.position / rate if self.config.paced else 0.0
