@@ -41,7 +41,7 @@ class Mailbox:
         "peak",
     )
 
-    def __init__(self, label: str, capacity: int, overflow: Overflow) -> None:
+    def __init__(self, label: str, capacity: float, overflow: Overflow) -> None:
         self.label = label
         self.capacity = capacity
         self.overflow = overflow

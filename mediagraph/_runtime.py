@@ -322,7 +322,7 @@ class _NodeRun:
                 p.name: Mailbox(
                     f"{self.name}.{p.name}",
                     math.inf if p.feedback else p.capacity,
-                    p.overflow,  # type: ignore[arg-type]
+                    p.overflow,
                 )
                 for p in ports.inlets
             }
