@@ -12,7 +12,18 @@ from ._errors import (
     ProviderError,
 )
 from ._events import Event, EventLog
-from ._frames import AudioFormat, AudioFrame, Control, EndOfStream, Flush, Interrupt, TextChunk, VideoFrame
+from ._frames import (
+    AudioFormat,
+    AudioFrame,
+    Control,
+    EndOfStream,
+    Flush,
+    Interrupt,
+    PlaybackFinished,
+    PlaybackStarted,
+    TextChunk,
+    VideoFrame,
+)
 from ._graph import FailGraph, Graph, Isolate, LinkSpec, NodeHandle, NodeSpec, PortRef, Restart, Supervision
 from ._node import Actor, NodeType, Source, Transform, config_from_mapping, get_node_type, node_type, node_types
 from ._ports import InletSpec, OutletSpec, Overflow, Ports, SameAs
@@ -61,6 +72,8 @@ __all__ = [
     "Outlet",
     "OutletSpec",
     "Overflow",
+    "PlaybackFinished",
+    "PlaybackStarted",
     "PortRef",
     "Ports",
     "ProviderError",

@@ -24,6 +24,8 @@ __all__ = [
     "EndOfStream",
     "Flush",
     "Interrupt",
+    "PlaybackFinished",
+    "PlaybackStarted",
     "TextChunk",
     "VideoFrame",
 ]
@@ -192,3 +194,26 @@ class Interrupt(Control):
 @attrs.frozen(kw_only=True)
 class EndOfStream(Control):
     """Sent by a node on an outlet to close it: nothing follows on that outlet."""
+
+
+@attrs.frozen(kw_only=True)
+class PlaybackStarted:
+    """A sink began playing ``segment``: its first sample was actually consumed at graph time ``t``.
+
+    ``generation`` increases at each swap or interrupt; events of a superseded generation are dropped.
+    """
+
+    segment: int
+    generation: int = 0
+    t: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class PlaybackFinished:
+    """A sink finished ``segment``: ``position`` seconds of it were played; ``interrupted`` if it was cut."""
+
+    segment: int
+    position: float
+    interrupted: bool
+    generation: int = 0
+    t: float = 0.0
