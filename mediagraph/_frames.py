@@ -140,8 +140,10 @@ class AudioFrame:
         """A ``livekit.rtc.AudioFrame`` sharing this frame's buffer (no copy when samples are contiguous)."""
         from livekit import rtc
 
-        samples = np.ascontiguousarray(self.samples)
-        return rtc.AudioFrame(memoryview(samples).cast("B"), self.sample_rate, self.channels, self.samples_per_channel)
+        # livekit copies a memoryview whose underlying object's len() differs from its byte count, so hand
+        # it a flat byte view of the samples: same memory, len() == nbytes.
+        raw = np.ascontiguousarray(self.samples).reshape(-1).view(np.uint8)
+        return rtc.AudioFrame(memoryview(raw), self.sample_rate, self.channels, self.samples_per_channel)
 
 
 @attrs.frozen(kw_only=True)

@@ -24,7 +24,8 @@ class FailGraph:
 @attrs.frozen(kw_only=True)
 class Restart:
     """On failure, rebuild the node from its config and run it again, up to ``max_restarts`` times, waiting
-    ``backoff * 2**n`` seconds before the n-th restart; the mailboxes and links are kept."""
+    ``backoff * 2**(n-1)`` seconds before the n-th restart. Mailboxes, links and every message not yet
+    handled are kept; the message the node was handling when it raised is not delivered again."""
 
     max_restarts: int = attrs.field(default=3, validator=attrs.validators.ge(0))
     backoff: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))

@@ -212,7 +212,8 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
     if tp in _SCALARS:
         if isinstance(value, bool) and tp is not bool:
             return False, value
-        return isinstance(value, _SCALARS[tp]), (float(value) if tp is float else value)
+        ok = isinstance(value, _SCALARS[tp])
+        return ok, (float(value) if ok and tp is float else value)
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         args = typing.get_args(tp)
         if value is None:

@@ -231,17 +231,16 @@ class Inlet:
             self._buf = await self.receive_batch()
         return self._buf.popleft()
 
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self._iterate()
+    def __aiter__(self) -> Inlet:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Any]:
-        while True:
+    async def __anext__(self) -> Any:
+        if not self._buf:
             try:
-                batch = await self.receive_batch()
+                self._buf = await self.receive_batch()
             except trio.EndOfChannel:
-                return
-            for msg in batch:
-                yield msg
+                raise StopAsyncIteration from None
+        return self._buf.popleft()
 
 
 @attrs.frozen(kw_only=True)
@@ -335,6 +334,7 @@ class _NodeRun:
         self.scope = trio.CancelScope()
         self.stopping = False
         self._reach: list[Mailbox] | None = None
+        self.io: NodeIO | None = None
 
     def __repr__(self) -> str:
         kind = "fused" if self.fused else type(self.impl).__mro__[1].__name__.lower()
@@ -513,7 +513,7 @@ class RunningGraph:
 
     async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.t0 = trio.current_time()
-        self.record(None, "graph_started", graph=self.name)
+        self.log.record(0.0, None, "graph_started", graph=self.name)
         try:
             with self._scope:
                 async with trio.open_nursery() as nursery:
@@ -568,9 +568,13 @@ class RunningGraph:
         try:
             while True:
                 try:
+                    node.scope = trio.CancelScope()
+                    if node.stopping:
+                        node.scope.cancel()
                     with node.scope:
                         await self._body(node)
-                    if node.scope.cancelled_caught and not node.stopping:
+                    # An end of input caused by the cancellation of the nodes upstream is no completion.
+                    if self.cancelling or (node.scope.cancelled_caught and not node.stopping):
                         reason = "cancelled"
                     break
                 except _FusedFailure as failure:
@@ -616,7 +620,10 @@ class RunningGraph:
 
     async def _body(self, node: _NodeRun) -> None:
         impl = node.impl
-        io = NodeIO(node)
+        # One NodeIO per node for its whole life: on restart, messages the failed instance had already taken
+        # from its mailboxes but not yet handled are still in the inlets' buffers for the new instance.
+        io = node.io if node.io is not None else NodeIO(node)
+        node.io = io
         if isinstance(impl, Actor):
             await impl.run(io)
         elif isinstance(impl, Transform):

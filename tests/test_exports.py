@@ -1,0 +1,42 @@
+"""The public door: everything the node library needs is public, and nothing private leaks."""
+
+import ast
+import pathlib
+import types
+
+import mediagraph as mg
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_all_is_exact() -> None:
+    assert sorted(mg.__all__) == sorted(set(mg.__all__))
+    for name in mg.__all__:
+        assert hasattr(mg, name), name
+    public = {n for n in dir(mg) if not n.startswith("_") and not isinstance(getattr(mg, n), types.ModuleType)}
+    assert public - set(mg.__all__) == set()
+
+
+def test_node_library_imports_only_the_public_api() -> None:
+    for path in (ROOT / "nodes").rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mediagraph"):
+                assert not any(part.startswith("_") for part in node.module.split(".")), (path, node.module)
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("mediagraph"):
+                        assert not any(p.startswith("_") for p in alias.name.split(".")), (path, alias.name)
+
+
+def test_core_never_imports_a_node() -> None:
+    for path in (ROOT / "mediagraph").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n.startswith("mediagraph.nodes") for n in names), path
+
+
+def test_builtin_nodes_are_found_through_the_entry_point() -> None:
+    assert {"tone_source", "identity", "null_sink"} <= set(mg.node_types())

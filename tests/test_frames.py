@@ -1,0 +1,77 @@
+from fractions import Fraction
+
+import attrs
+import numpy as np
+import pytest
+
+import mediagraph as mg
+
+
+def stereo(n: int = 480) -> np.ndarray:
+    return np.arange(2 * n, dtype=np.int16).reshape(n, 2)
+
+
+def test_audio_frame_is_frozen_and_validated() -> None:
+    f = mg.AudioFrame(samples=stereo(), sample_rate=48000, channels=2, timestamp=960)
+    assert f.samples_per_channel == 480
+    assert f.duration == pytest.approx(0.01)
+    assert f.format == mg.AudioFormat(sample_rate=48000, channels=2)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        f.timestamp = 0  # type: ignore[misc]
+    with pytest.raises(ValueError, match="int16"):
+        mg.AudioFrame(samples=np.zeros((480, 1), np.float32), sample_rate=48000, channels=1)
+    with pytest.raises(ValueError, match="2 channels but samples have shape"):
+        mg.AudioFrame(samples=np.zeros((480, 1), np.int16), sample_rate=48000, channels=2)
+    with pytest.raises(ValueError, match="sample_rate must be positive"):
+        mg.AudioFrame(samples=np.zeros((480, 1), np.int16), sample_rate=0, channels=1)
+
+
+def test_av_round_trip_and_zero_copy_from_av() -> None:
+    f = mg.AudioFrame(samples=stereo(), sample_rate=48000, channels=2, timestamp=4800)
+    av_frame = f.to_av()
+    assert (av_frame.samples, av_frame.sample_rate, av_frame.layout.name, av_frame.pts) == (480, 48000, "stereo", 4800)
+    assert av_frame.time_base == Fraction(1, 48000)
+    back = mg.AudioFrame.from_av(av_frame)
+    np.testing.assert_array_equal(back.samples, f.samples)
+    assert back.timestamp == 4800
+    # from_av is a view of the PyAV buffer: a change to the plane shows through.
+    av_frame.planes[0].update(np.full(960, 7, np.int16).tobytes())
+    assert (back.samples == 7).all()
+
+
+def test_from_av_refuses_planar_float() -> None:
+    import av
+
+    frame = av.AudioFrame.from_ndarray(np.zeros((1, 480), np.float32), format="fltp", layout="mono")
+    with pytest.raises(ValueError, match="packed s16"):
+        mg.AudioFrame.from_av(frame)
+
+
+def test_rtc_round_trip_without_copies() -> None:
+    samples = stereo()
+    f = mg.AudioFrame(samples=samples, sample_rate=48000, channels=2, timestamp=12)
+    rtc_frame = f.to_rtc()
+    assert (rtc_frame.sample_rate, rtc_frame.num_channels, rtc_frame.samples_per_channel) == (48000, 2, 480)
+    assert np.shares_memory(np.frombuffer(rtc_frame.data, np.int16), samples)
+    back = mg.AudioFrame.from_rtc(rtc_frame, timestamp=12)
+    assert np.shares_memory(back.samples, samples)
+    np.testing.assert_array_equal(back.samples, samples)
+    assert back.timestamp == 12
+
+
+def test_format_constraints() -> None:
+    any_format = mg.AudioFormat()
+    mono48 = mg.AudioFormat(sample_rate=48000, channels=1)
+    assert any_format.accepts(mono48) and mono48.accepts(any_format)
+    assert not mono48.accepts(mg.AudioFormat(sample_rate=16000))
+    assert str(mono48) == "48000 Hz, 1 ch"
+    with pytest.raises(ValueError, match="channels must be positive"):
+        mg.AudioFormat(channels=0)
+
+
+def test_other_messages() -> None:
+    v = mg.VideoFrame(pixels=np.zeros((2, 2, 3), np.uint8), pts=3, time_base=Fraction(1, 30))
+    assert v.time == pytest.approx(0.1)
+    assert mg.TextChunk(text="hi").final is False
+    assert isinstance(mg.Flush(), mg.Control) and isinstance(mg.Interrupt(), mg.Control)
+    assert isinstance(mg.EndOfStream(), mg.Control)

@@ -1,0 +1,309 @@
+"""The runtime: lifecycle order, supervision, mailboxes and their policies, stop and cancel, the clock."""
+
+import io
+import json
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+import mediagraph as mg
+
+_v = attrs.validators
+
+
+@attrs.frozen(kw_only=True)
+class SlowSinkConfig:
+    delay: float = 0.0  # seconds of graph time spent on each message
+    fail_at: int = -1  # raise on this message (0-based); -1 never
+    capacity: int = 4
+    overflow: str = "block"
+    cleanup_delay: float = 0.0
+
+
+SEEN: dict[str, list[Any]] = {}
+CLEANED: list[str] = []
+
+
+@mg.node_type("core_test_slow_sink", config=SlowSinkConfig)
+class SlowSink(mg.Actor):
+    """Takes each message slowly, with its own task; records what it saw in SEEN[name]."""
+
+    @staticmethod
+    def ports(config: SlowSinkConfig) -> mg.Ports:
+        policy = mg.Overflow(config.overflow)
+        return mg.Ports(inlets=[mg.InletSpec(name="audio", capacity=config.capacity, overflow=policy)])
+
+    def __init__(self, config: SlowSinkConfig) -> None:
+        self.config = config
+
+    async def run(self, io: mg.NodeIO) -> None:
+        self.name = io.name
+        seen = SEEN.setdefault(io.name, [])
+        async for msg in io.inlets["audio"]:
+            if len(seen) == self.config.fail_at:
+                raise RuntimeError(f"boom at {len(seen)}")
+            seen.append(msg.timestamp)
+            if self.config.delay:
+                await trio.sleep(self.config.delay)
+
+    async def cleanup(self) -> None:
+        await trio.sleep(self.config.cleanup_delay)
+        CLEANED.append(self.name)
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> None:
+    SEEN.clear()
+    CLEANED.clear()
+
+
+def chain(frames: int = 20, paced: bool = False, **sink: Any) -> mg.Graph:
+    g = mg.Graph("chain")
+    g.add("tone", "tone_source", duration=frames / 100, paced=paced)
+    g.add("id", "identity")
+    g.add("sink", "core_test_slow_sink", **sink)
+    g.link("tone.audio", "id.audio")
+    g.link("id.audio", "sink.audio")
+    return g
+
+
+def lifecycle(log: mg.EventLog) -> list[tuple[str | None, str, str | None]]:
+    return [(e.node, e.event, e.fields.get("reason")) for e in log if e.event.startswith(("graph_", "node_"))]
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+async def test_lifecycle_order_sinks_start_first_and_everything_arrives(fuse: bool) -> None:
+    result = await mg.run(chain(), fuse=fuse)
+    assert lifecycle(result.log) == [
+        (None, "graph_started", None),
+        ("sink", "node_started", None),
+        ("id", "node_started", None),
+        ("tone", "node_started", None),
+        ("tone", "node_finished", "completed"),
+        ("id", "node_finished", "completed"),
+        ("sink", "node_finished", "completed"),
+        (None, "graph_finished", "completed"),
+    ]
+    assert SEEN["sink"] == [480 * i for i in range(20)]
+    assert result.statistics["id"].fused is fuse
+    assert result.statistics["sink"].frames_in == 20
+    assert [e.seq for e in result.log] == list(range(len(result.log)))
+
+
+async def test_backpressure_blocks_the_source_without_loss(autojump_clock: trio.testing.MockClock) -> None:
+    result = await mg.run(chain(frames=50, delay=0.01, capacity=4))
+    assert SEEN["sink"] == [480 * i for i in range(50)]
+    stats = result.statistics["sink"]
+    assert stats.dropped == 0 and stats.peak_mailbox <= 4
+
+
+async def test_drop_oldest_counts_what_it_drops(autojump_clock: trio.testing.MockClock) -> None:
+    result = await mg.run(chain(frames=50, delay=0.01, capacity=4, overflow="drop_oldest"))
+    stats = result.statistics["sink"]
+    assert stats.dropped > 0
+    assert len(SEEN["sink"]) + stats.dropped == 50
+    assert SEEN["sink"] == sorted(SEEN["sink"])
+    assert SEEN["sink"][-1] == 49 * 480  # the newest survive
+
+
+async def test_fail_policy_fails_the_receiving_node(autojump_clock: trio.testing.MockClock) -> None:
+    with pytest.raises(mg.NodeFailedError, match="node 'sink' failed: MailboxOverflowError: inlet sink.audio") as e:
+        await mg.run(chain(frames=50, delay=0.01, capacity=4, overflow="fail"))
+    assert isinstance(e.value.__cause__, mg.MailboxOverflowError)
+
+
+async def test_failure_names_the_node_keeps_the_cause_and_cancels_the_rest() -> None:
+    log = mg.EventLog()
+    with pytest.raises(mg.NodeFailedError, match="node 'sink' failed: RuntimeError: boom at 3") as info:
+        await mg.run(chain(fail_at=3), log=log)
+    assert info.value.node == "sink"
+    assert isinstance(info.value.__cause__, RuntimeError)
+    finished = {e.node: e.fields for e in log.of("node_finished")}
+    assert finished["sink"] == {"reason": "failed", "error": "RuntimeError: boom at 3"}
+    assert log.events[-1].event == "graph_finished" and log.events[-1].fields["reason"] == "failed"
+    assert CLEANED == ["sink"]  # cleanup ran despite the failure
+
+
+async def test_isolate_lets_the_rest_go_on() -> None:
+    g = mg.Graph()
+    g.add("tone", "tone_source", duration=0.2, paced=False)
+    g.add("bad", "core_test_slow_sink", fail_at=2, supervision=mg.Isolate())
+    g.add("good", "core_test_slow_sink")
+    g.link("tone.audio", "bad.audio")
+    g.link("tone.audio", "good.audio")
+    result = await mg.run(g)
+    assert result.reason == "completed"
+    assert len(SEEN["good"]) == 20 and len(SEEN["bad"]) == 2
+    assert str(result.isolated["bad"]) == "boom at 2"
+    assert result.statistics["bad"].state == "finished"
+    assert result.statistics["bad"].dropped > 0  # what reached the dead node is counted, and never blocks
+
+
+@attrs.frozen(kw_only=True)
+class FlakyConfig:
+    failures: int = 2
+
+
+FLAKY_RUNS: list[int] = []
+
+
+@mg.node_type("core_test_flaky", config=FlakyConfig)
+class Flaky(mg.Actor):
+    """Fails on its first message the first ``failures`` times it runs."""
+
+    @staticmethod
+    def ports(config: FlakyConfig) -> mg.Ports:
+        return mg.Ports(inlets=[mg.InletSpec(name="audio")])
+
+    def __init__(self, config: FlakyConfig) -> None:
+        self.config = config
+
+    async def run(self, io: mg.NodeIO) -> None:
+        FLAKY_RUNS.append(len(FLAKY_RUNS))
+        async for _ in io.inlets["audio"]:
+            if len(FLAKY_RUNS) <= self.config.failures:
+                raise ConnectionError("flaky")
+
+
+async def test_restart_with_backoff(autojump_clock: trio.testing.MockClock) -> None:
+    FLAKY_RUNS.clear()
+    g = mg.Graph()
+    g.add("tone", "tone_source", duration=0.1, paced=False)
+    g.add("f", "core_test_flaky", failures=2, supervision=mg.Restart(max_restarts=3, backoff=0.5))
+    g.link("tone.audio", "f.audio")
+    result = await mg.run(g)
+    restarts = result.log.of("node_restarted")
+    assert [(e.fields["attempt"], e.t) for e in restarts] == [(1, 0.0), (2, 0.5)]
+    assert result.statistics["f"].restarts == 2
+    assert result.log.of("node_finished", "f")[0].fields["reason"] == "completed"
+    FLAKY_RUNS.clear()
+    g2 = mg.Graph()
+    g2.add("tone", "tone_source", duration=0.1, paced=False)
+    g2.add("f", "core_test_flaky", failures=5, supervision=mg.Restart(max_restarts=1, backoff=0))
+    g2.link("tone.audio", "f.audio")
+    with pytest.raises(mg.NodeFailedError, match="node 'f' failed: ConnectionError: flaky"):
+        await mg.run(g2)
+
+
+async def test_fused_transform_failure_is_reported_with_its_own_name() -> None:
+    g = mg.Graph()
+    g.add("tone", "tone_source", duration=0.1, paced=False, frame_ms=10)
+    g.add("wide", "core_test_wideband_sink_for_failure")
+    g.link("tone.audio", "wide.audio")
+    log = mg.EventLog()
+    with pytest.raises(mg.NodeFailedError, match="node 'wide' failed: ValueError: bad frame") as info:
+        await mg.run(g, log=log)
+    assert info.value.node == "wide"
+    reasons = {e.node: e.fields["reason"] for e in log.of("node_finished")}
+    assert reasons == {"wide": "failed", "tone": "cancelled"}
+
+
+@mg.node_type("core_test_wideband_sink_for_failure", config=SlowSinkConfig)
+class Refuses(mg.Transform):
+    """Raises on the second frame."""
+
+    @staticmethod
+    def ports(config: SlowSinkConfig) -> mg.Ports:
+        return mg.Ports(inlets=[mg.InletSpec(name="audio")])
+
+    def __init__(self, config: SlowSinkConfig) -> None:
+        self.n = 0
+
+    def start(self, io: mg.NodeIO) -> None:
+        pass
+
+    def process(self, inlet: str, msg: Any) -> None:
+        self.n += 1
+        if self.n == 2:
+            raise ValueError("bad frame")
+
+
+async def test_graceful_stop_drains_and_completes(autojump_clock: trio.testing.MockClock) -> None:
+    g = mg.Graph()
+    g.add("tone", "tone_source")  # endless, paced
+    g.add("sink", "core_test_slow_sink", delay=0.005)
+    g.link("tone.audio", "sink.audio")
+    result = await mg.run(g, duration=60.0)
+    assert result.reason == "stopped"
+    reasons = {e.node: e.fields["reason"] for e in result.log.of("node_finished")}
+    assert reasons == {"tone": "completed", "sink": "completed"}
+    sent = result.statistics["tone"].frames_out
+    assert SEEN["sink"] == [480 * i for i in range(sent)]  # drained: everything sent arrived
+    assert 5990 <= sent <= 6001
+    assert result.log.events[-1].t == pytest.approx(60.0, abs=0.02)
+
+
+async def test_cancel_finishes_every_node_as_cancelled_and_runs_cleanup_shielded(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    g = mg.Graph()
+    g.add("tone", "tone_source")
+    g.add("sink", "core_test_slow_sink", cleanup_delay=1.0)
+    g.link("tone.audio", "sink.audio")
+    async with mg.open_runtime() as rt:
+        running = await rt.start(g)
+        await trio.sleep(0.5)
+        running.cancel()
+        result = await running.wait()
+    assert result.reason == "cancelled"
+    assert {e.node: e.fields["reason"] for e in result.log.of("node_finished")} == {
+        "tone": "cancelled",
+        "sink": "cancelled",
+    }
+    assert CLEANED == ["sink"]
+    assert result.log.of("node_finished", "sink")[0].t == pytest.approx(1.5)
+
+
+async def test_cleanup_is_time_bounded(autojump_clock: trio.testing.MockClock) -> None:
+    async with mg.open_runtime() as rt:
+        running = await rt.start(chain(frames=3, cleanup_delay=100.0), cleanup_timeout=2.0)
+        result = await running.wait()
+    assert CLEANED == []
+    assert result.log.of("cleanup_timeout")[0].fields == {"seconds": 2.0}
+    assert result.log.of("node_finished", "sink")[0].t == pytest.approx(2.0)
+
+
+async def test_paced_minute_on_the_mock_clock(autojump_clock: trio.testing.MockClock) -> None:
+    g = mg.Graph()
+    g.add("tone", "tone_source", duration=60.0)
+    g.add("sink", "null_sink")
+    g.link("tone.audio", "sink.audio")
+    result = await mg.run(g)
+    total = result.log.of("sink_total")[0]
+    assert total.fields == {"frames": 6000, "samples": 2_880_000, "seconds": 60.0}
+    assert total.t == pytest.approx(59.99)
+
+
+async def test_event_log_as_json_lines() -> None:
+    result = await mg.run(chain(frames=2))
+    buf = io.StringIO()
+    result.log.write_jsonl(buf)
+    rows = [json.loads(line) for line in buf.getvalue().splitlines()]
+    assert rows[0] == {"seq": 0, "t": 0.0, "node": None, "event": "graph_started", "graph": "chain"}
+    assert rows[-1]["event"] == "graph_finished"
+    assert all(set(r) >= {"seq", "t", "node", "event"} for r in rows)
+
+
+async def test_fan_in_ends_when_every_link_closed() -> None:
+    g = mg.Graph()
+    g.add("a", "tone_source", duration=0.05, paced=False)
+    g.add("b", "tone_source", duration=0.3, paced=False)
+    g.add("sink", "core_test_slow_sink")
+    g.link("a.audio", "sink.audio")
+    g.link("b.audio", "sink.audio")
+    result = await mg.run(g)
+    assert len(SEEN["sink"]) == 35
+    assert result.statistics["sink"].frames_in == 35
+
+
+async def test_statistics_and_reprs() -> None:
+    async with mg.open_runtime() as rt:
+        running = await rt.start(chain(frames=5))
+        await running.wait()
+    links = running.link_statistics()
+    assert [(s.src, s.dst, s.frames) for s in links] == [("tone.audio", "id.audio", 5), ("id.audio", "sink.audio", 5)]
+    assert "completed" in repr(running)
+    assert "Runtime" in repr(rt)
