@@ -1,1 +1,103 @@
-"""Tools for testing graphs: event-log checkers, hypothesis strategies, test nodes."""
+"""Tools for testing graphs: test node types, event-log capture, invariant checkers, hypothesis strategies.
+
+Importing this module registers the test node types, which pass :class:`ProbeFrame` messages on ports named
+``in`` and ``out``:
+
+==============  ==========================================================================================
+``test_source`` a :class:`mediagraph.Source` emitting ``count`` frames with timestamps 0, 1, 2..., paced on
+                the graph clock or as fast as possible, with an optional payload size.
+``test_map``    a :class:`mediagraph.Transform` pass-through (fused by the runtime when it can be).
+``test_actor``  a :class:`mediagraph.Actor` pass-through with its own task.
+``test_merge``  a transform with inlets ``in0``, ``in1``... forwarding everything to ``out`` (fan-in).
+``test_sink``   a transform recording every arrival into the :class:`Recorder` of its config.
+==============  ==========================================================================================
+
+Every node but the sink can be given a :class:`FaultSpec` (raise, sleep or hang at a given frame). Each
+pass-through adds the inlet it crossed to the frame's ``path``, so a sink knows each frame's route and
+:func:`check_frames` checks conservation and order route by route, through fan-out and fan-in.
+
+The strategies (:func:`graphs`, :func:`faults`, :func:`schedules`, in :mod:`mediagraph.testing.strategies`)
+need ``hypothesis``; they are imported on first use, so the rest of this module works without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._capture import Cancel, Captured, Schedule, Stop, capture
+from ._checks import (
+    InvariantError,
+    Violation,
+    check_failure,
+    check_frames,
+    check_lifecycle,
+    event_multiset,
+    failure_violations,
+    format_event,
+    frame_violations,
+    lifecycle_violations,
+    node_sequences,
+)
+from ._nodes import (
+    ActorConfig,
+    Arrival,
+    FaultSpec,
+    InjectedFault,
+    MapConfig,
+    MergeConfig,
+    ProbeFrame,
+    Recorder,
+    Route,
+    SinkConfig,
+    SourceConfig,
+)
+from ._plans import Fault, GraphPlan, LinkPlan, NodePlan
+
+if TYPE_CHECKING:
+    from .strategies import faults, graphs, schedules
+
+__all__ = [
+    "ActorConfig",
+    "Arrival",
+    "Cancel",
+    "Captured",
+    "Fault",
+    "FaultSpec",
+    "GraphPlan",
+    "InjectedFault",
+    "InvariantError",
+    "LinkPlan",
+    "MapConfig",
+    "MergeConfig",
+    "NodePlan",
+    "ProbeFrame",
+    "Recorder",
+    "Route",
+    "Schedule",
+    "SinkConfig",
+    "SourceConfig",
+    "Stop",
+    "Violation",
+    "capture",
+    "check_failure",
+    "check_frames",
+    "check_lifecycle",
+    "event_multiset",
+    "failure_violations",
+    "faults",
+    "format_event",
+    "frame_violations",
+    "graphs",
+    "lifecycle_violations",
+    "node_sequences",
+    "schedules",
+]
+
+_STRATEGIES = frozenset({"faults", "graphs", "schedules"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _STRATEGIES:
+        return getattr(importlib.import_module(f"{__name__}.strategies"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
