@@ -1,0 +1,216 @@
+"""``python -m bench [W1] [W2] [W3] [options]``: run the workloads, one line per configuration on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final
+
+from . import _floors, _mg
+from ._work import PERIOD, LatencyProbe
+
+W1_PEERS: Final[dict[str, Callable[[int, int], float]]] = {
+    "direct-sync": _floors.w1_direct_sync,
+    "asyncio-queue-64": _floors.w1_asyncio_queue,
+    "trio-chan-64": _floors.w1_trio_chan,
+    **{v: functools.partial(_mg.w1, v) for v in _mg.VARIANTS},
+}
+W2_PEERS: Final[dict[str, Callable[[int, Path], float]]] = {
+    "direct-sync": _floors.w2_direct_sync,
+    "asyncio-queue-64": _floors.w2_asyncio_queue,
+    "trio-chan-64": _floors.w2_trio_chan,
+    **{v: functools.partial(_mg.w2, v) for v in _mg.VARIANTS},
+}
+W3Run = Callable[[int, float, float, LatencyProbe], _floors.Window]
+W3_PEERS: Final[dict[str, W3Run]] = {
+    "direct-asyncio": _floors.w3_direct_asyncio,
+    "direct-trio": _floors.w3_direct_trio,
+    "asyncio-queue-64": _floors.w3_asyncio_queue,
+    "trio-chan-64": _floors.w3_trio_chan,
+    **{v: functools.partial(_mg.w3, v) for v in _mg.VARIANTS},
+}
+#: Peers run when ``--peers`` is not given (the other mediagraph variants are there to look into the runtime).
+DEFAULT_PEERS: Final = (
+    "direct-sync",
+    "direct-asyncio",
+    "direct-trio",
+    "asyncio-queue-64",
+    "trio-chan-64",
+    "mediagraph",
+    "mediagraph-plain",
+)
+W3_HOPS: Final = _floors.W3_K + 1
+W2_HOPS: Final = 5  # src->resample, resample->gain, gain->tee, tee->wav, tee->sink
+P99_LIMIT_MS: Final = 20.0
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("workloads", nargs="*", metavar="{W1,W2,W3}", help="default: all three")
+    p.add_argument("--k", type=_ints, help="W1 chain lengths (default 1,5,20)")
+    p.add_argument("--frames", type=int, help="W1/W2 frames per run (default 20000; --quick 2000)")
+    p.add_argument("--sessions", type=_ints, help="W3 session counts (default 10,50,200,400,600; --quick 10,50)")
+    p.add_argument("--seconds", type=float, help="W3 measured window (default 5; --quick 1)")
+    p.add_argument("--warmup", type=float, help="W3 seconds after the last session started (default 0.5)")
+    p.add_argument("--repeat", type=int, help="W1/W2 runs per configuration (default 3; --quick 1)")
+    p.add_argument("--stat", choices=["best", "median"], default="best", help="how repeats combine")
+    p.add_argument("--peers", type=lambda s: s.split(","), help="comma-separated peer names to run")
+    p.add_argument("--search", action="store_true", help="W3: try more sessions for mediagraph, +200 up to 1000")
+    p.add_argument("--search-max", type=int, default=1000)
+    p.add_argument("--quick", action="store_true", help="a fast smoke run (well under a minute)")
+    return p
+
+
+def _line(peer: str, workload: str, **fields: object) -> None:
+    def fmt(value: object) -> str:
+        if isinstance(value, float):
+            if math.isnan(value):
+                return "nan"
+            return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+        return str(value)
+
+    text = " ".join(f"{k}={fmt(v)}" for k, v in fields.items())
+    print(f"peer={peer} workload={workload} {text}", flush=True)
+
+
+def _measure(fn: Callable[[], float], repeat: int, stat: str) -> float:
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        times.append(fn())
+    return min(times) if stat == "best" else statistics.median(times)
+
+
+def run_w1(peers: Sequence[str], ks: Sequence[int], n: int, repeat: int, stat: str) -> None:
+    for peer in (p for p in W1_PEERS if p in peers):
+        per_frame: dict[int, float] = {}
+        for k in ks:
+            per_frame[k] = _measure(functools.partial(W1_PEERS[peer], k, n), repeat, stat) / n
+            fields: dict[str, object] = {
+                "k": k,
+                "frames": n,
+                "hops_per_frame": k + 1,
+                "frames_per_s": 1 / per_frame[k],
+                "us_per_hop": per_frame[k] / (k + 1) * 1e6,
+                "us_per_frame": per_frame[k] * 1e6,
+            }
+            lo, hi = min(ks), max(ks)
+            if k == hi and lo < hi and lo in per_frame:
+                fields["us_per_hop_marginal"] = (per_frame[hi] - per_frame[lo]) / (hi - lo) * 1e6
+            _line(peer, "W1", **fields)
+
+
+def run_w2(peers: Sequence[str], n: int, repeat: int, stat: str) -> None:
+    floor: float | None = None
+    with tempfile.TemporaryDirectory(prefix="mediagraph-bench-") as tmp:
+        for peer in (p for p in W2_PEERS if p in peers):
+            path = Path(tmp) / f"{peer}.wav"
+            per_frame = _measure(functools.partial(W2_PEERS[peer], n, path), repeat, stat) / n
+            if peer == "direct-sync":
+                floor = per_frame
+            fields: dict[str, object] = {
+                "frames": n,
+                "hops_per_frame": W2_HOPS,
+                "frames_per_s": 1 / per_frame,
+                "us_per_hop": per_frame / W2_HOPS * 1e6,
+                "us_per_frame": per_frame * 1e6,
+            }
+            if floor is not None:
+                fields["vs_direct_sync"] = floor / per_frame
+            _line(peer, "W2", **fields)
+
+
+def _w3_once(peer: str, n: int, seconds: float, warmup: float) -> float:
+    """Run one W3 configuration, print its line, return its p99 lateness in ms."""
+    gc.collect()
+    probe = LatencyProbe()
+    window = W3_PEERS[peer](n, seconds, warmup, probe)
+    frames = len(probe.lateness)
+    p50, p99, worst = probe.percentiles_ms()
+    _line(
+        peer,
+        "W3",
+        frames=frames,
+        hops_per_frame=W3_HOPS,
+        frames_per_s=frames / window.wall,
+        us_per_hop=window.cpu / max(frames, 1) / W3_HOPS * 1e6,  # CPU time
+        sessions=n,
+        p50_late_ms=p50,
+        p99_late_ms=p99,
+        cpu_pct=window.cpu / window.wall * 100,
+        max_late_ms=worst,
+        delivered_pct=frames / (n * window.wall / PERIOD) * 100,
+    )
+    return p99
+
+
+def run_w3(peers: Sequence[str], sizes: Sequence[int], seconds: float, warmup: float, search: int | None) -> None:
+    results: dict[str, dict[int, float]] = {}
+    for n in sizes:
+        for peer in (p for p in W3_PEERS if p in peers):
+            results.setdefault(peer, {})[n] = _w3_once(peer, n, seconds, warmup)
+    if search is not None and "mediagraph" in peers:
+        tried = results.setdefault("mediagraph", {})
+        n = max(sizes, default=0)
+        while n + 200 <= search and (not tried or tried[max(tried)] <= P99_LIMIT_MS):
+            n += 200
+            tried[n] = _w3_once("mediagraph", n, seconds, warmup)
+    for peer, tried in results.items():
+        ok = [n for n, p99 in tried.items() if p99 <= P99_LIMIT_MS]
+        best = max(ok, default=0)
+        _line(
+            peer,
+            "W3-max",
+            hops_per_frame=W3_HOPS,
+            sessions_tried=",".join(map(str, sorted(tried))),
+            p99_late_ms=tried.get(best, math.nan),
+            max_sessions_p99_le_20ms=best,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    quick = args.quick
+    workloads = args.workloads or ["W1", "W2", "W3"]
+    if not set(workloads) <= {"W1", "W2", "W3"}:
+        _parser().error(f"unknown workload(s) {', '.join(sorted(set(workloads) - {'W1', 'W2', 'W3'}))}")
+    peers = args.peers or list(DEFAULT_PEERS)
+    known = set(W1_PEERS) | set(W2_PEERS) | set(W3_PEERS)
+    unknown = [p for p in peers if p not in known]
+    if unknown:
+        _parser().error(f"unknown peer(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    frames = args.frames or (2000 if quick else 20000)
+    repeat = args.repeat or (1 if quick else 3)
+    print(
+        f"# mediagraph bench {time.strftime('%Y-%m-%d %H:%M')} python {platform.python_version()} "
+        f"{platform.machine()} cpus={os.cpu_count()} stat={args.stat} repeat={repeat}",
+        file=sys.stderr,
+        flush=True,
+    )
+    if "W1" in workloads:
+        run_w1(peers, args.k or [1, 5, 20], frames, repeat, args.stat)
+    if "W2" in workloads:
+        run_w2(peers, frames, repeat, args.stat)
+    if "W3" in workloads:
+        run_w3(
+            peers,
+            args.sessions or ([10, 50] if quick else [10, 50, 200, 400, 600]),
+            args.seconds or (1.0 if quick else 5.0),
+            args.warmup if args.warmup is not None else (0.3 if quick else 0.5),
+            args.search_max if args.search else None,
+        )
+    return 0
