@@ -39,6 +39,8 @@ from ._runtime import (
     open_runtime,
     run,
 )
+from ._segments import PlaybackEvent, PlaybackTracker
+from ._slot import ChildSpec, SlotConfig
 
 __version__ = "0.1.0"
 
@@ -72,14 +74,18 @@ __all__ = [
     "Outlet",
     "OutletSpec",
     "Overflow",
+    "PlaybackEvent",
     "PlaybackFinished",
     "PlaybackStarted",
+    "PlaybackTracker",
     "PortRef",
     "Ports",
     "ProviderError",
     "Restart",
     "RunningGraph",
     "Runtime",
+    "ChildSpec",
+    "SlotConfig",
     "SameAs",
     "Source",
     "Supervision",

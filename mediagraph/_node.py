@@ -175,9 +175,10 @@ def _load_plugins() -> None:
 
 
 def node_types() -> Mapping[str, NodeType]:
-    """Every registered node type, the installed plugins (entry point group ``mediagraph.nodes``) included."""
+    """Every registered node type, the installed plugins (entry point group ``mediagraph.nodes``) included;
+    names starting with ``_`` are the runtime's own and not listed."""
     _load_plugins()
-    return dict(sorted(_registry.items()))
+    return {name: nt for name, nt in sorted(_registry.items()) if not name.startswith("_")}
 
 
 def closest(name: str, known: typing.Iterable[str]) -> str:
@@ -195,11 +196,11 @@ def get_node_type(name: str) -> NodeType:
     Raises:
         GraphDefinitionError: no such type; the message lists the closest known names.
     """
-    types_ = node_types()
+    _load_plugins()
     try:
-        return types_[name]
+        return _registry[name]
     except KeyError:
-        raise GraphDefinitionError(f"unknown node type {name!r}{closest(name, types_)}") from None
+        raise GraphDefinitionError(f"unknown node type {name!r}{closest(name, node_types())}") from None
 
 
 # --- configs from mappings -------------------------------------------------------------------------------

@@ -30,10 +30,10 @@ import trio
 
 from ._errors import MediaGraphError, NodeFailedError
 from ._events import EventLog
-from ._frames import EndOfStream
+from ._frames import EndOfStream, Interrupt
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart
 from ._mailbox import Mailbox, wait_room
-from ._node import Actor, Node, Source, Transform
+from ._node import Actor, Node, Source, Transform, closest
 from ._pacer import Pacer
 from ._ports import Overflow
 
@@ -408,12 +408,28 @@ class GraphResult:
 class RunningGraph:
     """A graph started on a :class:`Runtime`. ``stop()`` drains, ``cancel()`` cancels, ``wait()`` waits."""
 
-    def __init__(self, graph: Graph, *, fuse: bool, log: EventLog, pacer: Pacer | None, cleanup_timeout: float) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        *,
+        fuse: bool,
+        log: EventLog,
+        pacer: Pacer | None,
+        cleanup_timeout: float,
+        prefix: str = "",
+        quiet: frozenset[str] = frozenset(),
+        t0: float | None = None,
+    ) -> None:
         validated = graph.validate()
         self.graph = graph
         self.name = graph.name
         self.log = log
-        self.t0 = trio.current_time()
+        self.fuse = fuse
+        # A graph nested in a slot records its nodes as "slot/node", its bridges not at all, and no graph events.
+        self.prefix = prefix
+        self._quiet = quiet
+        self.t0 = trio.current_time() if t0 is None else t0
+        self._clock_given = t0 is not None  # a nested graph keeps its parent's graph clock
         self._pacer = pacer
         self._cleanup_timeout = cleanup_timeout
         self.cancelling = False
@@ -424,11 +440,12 @@ class RunningGraph:
         self._observed = False
         self._isolated: dict[str, BaseException] = {}
         self.result: GraphResult | None = None
-        try:
-            self.nodes = {name: _NodeRun(self, graph.nodes[name], fuse) for name in validated.order}
-        except Exception as exc:
-            bad = next(n for n in validated.order if n not in getattr(self, "nodes", {}))
-            raise NodeFailedError(bad, exc) from exc
+        self.nodes: dict[str, _NodeRun] = {}
+        for name in validated.order:
+            try:
+                self.nodes[name] = _NodeRun(self, graph.nodes[name], fuse)
+            except Exception as exc:
+                raise NodeFailedError(name, exc) from exc
         self.links: list[Link] = []
         for spec in graph.links:
             target = self.nodes[spec.dst.node]
@@ -452,7 +469,11 @@ class RunningGraph:
         return f"<RunningGraph {self.name!r} {state}, {len(self.nodes)} nodes>"
 
     def record(self, node: str | None, event: str, **fields: Any) -> None:
-        self.log.record(trio.current_time() - self.t0, node, event, **fields)
+        if node is None:
+            if not self.prefix:
+                self.log.record(trio.current_time() - self.t0, None, event, **fields)
+        elif node not in self._quiet:
+            self.log.record(trio.current_time() - self.t0, self.prefix + node, event, **fields)
 
     # --- control ------------------------------------------------------------------------------------------
 
@@ -463,6 +484,46 @@ class RunningGraph:
             if not node.in_links and not node.fused:
                 node.stopping = True
                 node.scope.cancel()
+
+    def interrupt(self, node: str, inlet: str = "audio") -> None:
+        """Deliver an :class:`Interrupt` to ``node``'s ``inlet`` now, behind what is already queued there.
+
+        Raises:
+            MediaGraphError: no such node or inlet.
+        """
+        run = self._node(node)
+        if run.spec.ports.inlet(inlet) is None:
+            raise MediaGraphError(f"node {node!r} has no inlet {inlet!r} to interrupt")
+        self.record(node, "interrupt_requested", inlet=inlet)
+        if run.state != "running":
+            return
+        if run.fused:
+            self._guard_fused(run, lambda: run.impl.process(inlet, Interrupt()))  # type: ignore[union-attr]
+        else:
+            run.mailboxes[inlet].put(Interrupt())
+
+    async def swap(self, slot: str, child: Any, policy: str = "cut") -> None:
+        """Replace the child of slot node ``slot`` (see the ``slot`` node type), waiting until done.
+
+        Args:
+            child: ``{"type": ..., **params}``, or ``None`` to empty the slot.
+            policy: ``"cut"`` or ``"boundary"``.
+
+        Raises:
+            MediaGraphError: ``slot`` is not a running slot; GraphDefinitionError: the child is invalid or its
+                ports differ from the slot's.
+        """
+        impl = self._node(slot).impl
+        swap = getattr(impl, "swap", None)
+        if swap is None:
+            raise MediaGraphError(f"node {slot!r} is not a slot, it cannot swap its child")
+        await swap(child, policy)
+
+    def _node(self, name: str) -> _NodeRun:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise MediaGraphError(f"graph {self.name!r} has no node {name!r}{closest(name, self.nodes)}") from None
 
     def cancel(self) -> None:
         """Cancel every node now; they finish as cancelled."""
@@ -512,8 +573,10 @@ class RunningGraph:
         self._scope.cancel()
 
     async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self.t0 = trio.current_time()
-        self.log.record(0.0, None, "graph_started", graph=self.name)
+        if not self._clock_given:
+            self.t0 = trio.current_time()
+        if not self.prefix:
+            self.log.record(0.0, None, "graph_started", graph=self.name)
         try:
             with self._scope:
                 async with trio.open_nursery() as nursery:
