@@ -14,7 +14,7 @@ whatever the interleaving.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -79,6 +79,10 @@ class InjectedFault(Exception):
 FaultAction = Literal["raise", "sleep", "hang"]
 
 
+def _optional_tuple(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class FaultSpec:
     """When and how a test node misbehaves.
@@ -86,6 +90,9 @@ class FaultSpec:
     Args:
         at: the timestamp of the frame that triggers the fault.
         source: only frames of this source trigger it (``None``: any source).
+        path: only frames whose ``path`` (the inlets crossed since the source, this node's excluded) is this
+            one trigger it (``None``: any path). With ``source`` and ``path`` set, exactly one message can
+            trigger a fault that does not ``repeat``, even when a frame reaches the node by several routes.
         action: ``raise`` :class:`InjectedFault` *after* forwarding the frame (so the node itself loses
             nothing; whatever a restart loses is the runtime's), ``sleep`` for ``seconds`` before forwarding
             it, or ``hang`` (sleep forever: only cancelling the graph ends the node). Only actors can sleep
@@ -97,12 +104,17 @@ class FaultSpec:
 
     at: int = attrs.field(validator=_v.ge(0))
     source: str | None = None
+    path: tuple[str, ...] | None = attrs.field(default=None, converter=_optional_tuple)
     action: FaultAction = attrs.field(default="raise", validator=_v.in_(("raise", "sleep", "hang")))
     seconds: float = attrs.field(default=0.0, validator=_v.ge(0))
     repeat: bool = False
 
     def matches(self, frame: Any) -> bool:
-        if type(frame) is not ProbeFrame or (self.source is not None and frame.source != self.source):
+        if type(frame) is not ProbeFrame:
+            return False
+        if (self.source is not None and frame.source != self.source) or (
+            self.path is not None and frame.path != self.path
+        ):
             return False
         return frame.timestamp >= self.at if self.repeat else frame.timestamp == self.at
 

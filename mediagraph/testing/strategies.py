@@ -24,10 +24,10 @@ import hypothesis.strategies as st
 import mediagraph as mg
 
 from ._capture import Cancel, Schedule, Stop
-from ._nodes import ActorConfig, FaultAction, FaultSpec, MapConfig, MergeConfig, SinkConfig, SourceConfig
+from ._nodes import ActorConfig, FaultAction, FaultSpec, MapConfig, MergeConfig, Route, SinkConfig, SourceConfig
 from ._plans import Fault, GraphPlan, LinkPlan, NodePlan
 
-__all__ = ["faults", "graphs", "schedules"]
+__all__ = ["Policy", "faults", "graphs", "schedules"]
 
 Policy = Literal["fail", "restart", "isolate"]
 InnerKind = Literal["map", "actor", "merge"]
@@ -116,13 +116,18 @@ def _fault(
 ) -> Fault:
     node = plan.node(draw(st.sampled_from(candidates)))
     sources = plan.sources
-    source = draw(st.sampled_from(sorted(s for s in plan.upstream_sources(node.name) if sources[s] > 0)))
+    if isinstance(node.config, SourceConfig):
+        route: Route = (node.name,)
+    else:
+        route = draw(st.sampled_from(sorted(r for r, count in plan.routes(node.name).items() if count > 0)))[:-1]
+    source = route[0]
     allowed = sorted(actions if isinstance(node.config, ActorConfig) else set(actions) & {"raise"})
     action = draw(st.sampled_from(allowed))
     choices = [p for p in policies if not (p == "restart" and isinstance(node.config, SourceConfig))]
     spec = FaultSpec(
         at=draw(st.integers(0, sources[source] - 1)),
         source=source,
+        path=route[1:],
         action=action,
         seconds=draw(st.sampled_from((0.001, 0.05, 1.0))) if action == "sleep" else 0.0,
         repeat=persistent,
@@ -139,15 +144,15 @@ def faults(
 ) -> st.SearchStrategy[Fault]:
     """Faults for ``plan``: a node that raises, sleeps or hangs at a frame it will receive, and its policy.
 
-    The node is a map, merge or actor (or, except under ``restart``, a source); the trigger is a frame of a
-    source that reaches it. Sources, maps and merges only ``raise``; actors take any of ``actions``. A
-    ``raise`` forwards the frame first, so the faulty node itself loses no frame. Apply the fault with
-    :meth:`GraphPlan.with_fault`.
+    The node is a map, merge or actor (or, except under ``restart``, a source); the trigger is one frame on
+    one route into it (its source and path are in the spec), so a fault that does not repeat fires once.
+    Sources, maps and merges only ``raise``; actors take any of ``actions``. A ``raise`` forwards the frame
+    first, so the faulty node itself loses no frame. Apply the fault with :meth:`GraphPlan.with_fault`.
 
     Args:
         actions: what the node may do (``raise``, ``sleep``, ``hang``; a hang needs a :class:`Cancel`).
         policies: the supervision policies to draw from.
-        persistent: the node fails again at every later frame of the source (a restarted node fails again
+        persistent: the node fails again at every later frame of that route (a restarted node fails again
             until its restarts run out), instead of only once.
 
     Returns:
