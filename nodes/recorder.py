@@ -1,0 +1,569 @@
+"""``recorder``: what was heard and what was played, as one stereo file (left: user, right: agent), with PyAV.
+
+Theory of operation. The pure core, :class:`Conversation`, places audio on a 48 kHz stereo timeline and says
+how much of it is final; the actor around it only drains its inlets in batches into the core and writes what
+the core releases. The rules, which the property tests check:
+
+- **Timeline.** A frame's timestamp (in samples at its own rate, counted from media time 0, the same origin
+  for both sides) is where it lands: ``timestamp * 48000 / sample_rate``. Other rates are resampled (soxr),
+  several channels are averaged to one. Where a side sent nothing the file holds silence. A frame that starts
+  before the end of the previous one on its side is placed right after it, never mixed over it
+  (``overlaps`` counts them).
+- **Segments.** The agent's audio is cut into segments by the control messages on the ``agent`` inlet:
+  segment 0 is the agent frames before the first :class:`~mediagraph.Flush` or :class:`~mediagraph.Interrupt`,
+  segment ``n`` the frames between the ``n``-th and the ``n + 1``-th. A
+  :class:`~mediagraph.PlaybackFinished` for segment ``n`` with ``interrupted=True`` keeps the first
+  ``round(position * sample_rate)`` samples of the segment (its frames end to end, whatever their timestamps)
+  and drops the rest, which was never played. ``interrupted=False`` keeps the whole segment.
+- **Holding back.** With ``playback`` linked, a segment's audio is held until its ``PlaybackFinished`` came
+  (whichever arrives first, the event or the audio, is fine), and nothing after the first held sample is
+  written meanwhile. A segment held longer than ``max_hold`` seconds of audio, or still open when the
+  ``playback`` inlet ends or the recorder finalizes, is written whole.
+- **Finality.** The timeline is written up to the point both sides have passed; a side that is quiet is
+  waited for at most ``max_lag`` seconds of media behind the other, then its silence is written. Audio that
+  arrives for a part already written is dropped and counted (``late_samples``).
+"""
+
+from __future__ import annotations
+
+import typing
+from collections import deque
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import av
+import numpy as np
+import numpy.typing as npt
+import soxr
+import trio
+
+import mediagraph as mg
+
+from ._audio import Samples, map_channels
+
+_v = attrs.validators
+
+#: The file's sample rate.
+RATE: Final = 48000
+#: Audio is written in pieces of at least this many samples (100 ms), or at the end.
+COMMIT_SAMPLES: Final = RATE // 10
+
+
+@attrs.frozen(kw_only=True)
+class _Format:
+    container: str
+    codec: str
+    options: dict[str, str] = attrs.field(factory=dict)
+    video: bool = False
+
+
+_FORMATS: Final = {
+    # A page at least every 250 ms, and pages reach the file as soon as they are written.
+    ".ogg": _Format(container="ogg", codec="libopus", options={"page_duration": "250000", "flush_packets": "1"}),
+    ".opus": _Format(container="ogg", codec="libopus", options={"page_duration": "250000", "flush_packets": "1"}),
+    ".wav": _Format(container="wav", codec="pcm_s16le"),
+    ".mp4": _Format(container="mp4", codec="aac", video=True),
+}
+
+
+def _check_path(_: object, attribute: attrs.Attribute[Any], path: Path) -> None:
+    if path.suffix.lower() not in _FORMATS:
+        known = ", ".join(_FORMATS)
+        raise ValueError(f"recorder path {str(path)!r}: unsupported extension {path.suffix!r} (known: {known})")
+
+
+@attrs.frozen(kw_only=True)
+class RecorderConfig:
+    """Args:
+    path: the file to write; its extension picks the format: ``.ogg``/``.opus`` (Opus in Ogg, the default
+        format), ``.wav`` (16-bit PCM), ``.mp4`` (AAC, plus H.264 when ``video`` is linked). Missing parent
+        folders are created. An existing file is replaced.
+    max_lag: seconds of media a quiet side is waited for behind the other before its silence is written.
+    max_hold: seconds of agent audio held for a ``PlaybackFinished`` before it is written untrimmed.
+    """
+
+    path: Path = attrs.field(default=Path("recording.ogg"), converter=Path, validator=_check_path)
+    max_lag: float = attrs.field(default=1.0, validator=[_v.ge(0), _v.le(3600)])
+    max_hold: float = attrs.field(default=30.0, validator=[_v.gt(0), _v.le(3600)])
+
+    @property
+    def format(self) -> _Format:
+        return _FORMATS[self.path.suffix.lower()]
+
+
+# --- the pure core ---------------------------------------------------------------------------------------
+
+
+class _Track:
+    """One side: frames turned into mono 48 kHz runs placed by timestamp."""
+
+    def __init__(self) -> None:
+        self.end = 0  # first position on the timeline after this side's audio
+        self.overlaps = 0
+        self._rate = 0
+        self._next: int | None = None  # the timestamp that would continue the current run
+        self._resampler: soxr.ResampleStream | None = None
+
+    def __repr__(self) -> str:
+        return f"<_Track end={self.end} rate={self._rate}>"
+
+    def add(self, frame: mg.AudioFrame) -> list[tuple[int, Samples]]:
+        """The pieces ``(position, mono samples)`` this frame puts on the timeline (the tail of a previous
+        resampled run included when this frame does not continue it)."""
+        out: list[tuple[int, Samples]] = []
+        if frame.sample_rate != self._rate or frame.timestamp != self._next:
+            out = self.flush()
+            position = max(0, round(frame.timestamp * RATE / frame.sample_rate))
+            if position < self.end:
+                self.overlaps += 1
+                position = self.end
+            self.end = position
+            self._rate = frame.sample_rate
+            if frame.sample_rate != RATE:
+                self._resampler = soxr.ResampleStream(frame.sample_rate, RATE, 1, dtype="int16", quality="HQ")
+        self._next = frame.timestamp + frame.samples_per_channel
+        mono = map_channels(frame.samples, 1)[:, 0]
+        if self._resampler is not None:
+            mono = self._resampler.resample_chunk(mono)
+        out.append((self.end, mono))
+        self.end += len(mono)
+        return out
+
+    def flush(self) -> list[tuple[int, Samples]]:
+        """End the current run: the resampler's last samples."""
+        resampler, self._resampler, self._next = self._resampler, None, None
+        if resampler is None:
+            return []
+        tail: Samples = resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
+        position = self.end
+        self.end += len(tail)
+        return [(position, tail)]
+
+
+class _Timeline:
+    """Stereo samples from ``written`` on; each side writes its own column; what nobody wrote is silence."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.high = 0  # first position after every sample placed so far
+        self.late_samples = 0
+        self._buf: npt.NDArray[np.int16] = np.zeros((0, 2), dtype=np.int16)
+
+    def __repr__(self) -> str:
+        return f"<_Timeline written={self.written} high={self.high}>"
+
+    def place(self, column: int, position: int, samples: Samples) -> None:
+        if position < self.written:
+            cut = min(self.written - position, len(samples))
+            self.late_samples += cut
+            samples, position = samples[cut:], self.written
+        if not len(samples):
+            return
+        start = position - self.written
+        stop = start + len(samples)
+        if stop > len(self._buf):
+            grown = np.zeros((max(stop, 2 * len(self._buf)), 2), dtype=np.int16)
+            grown[: len(self._buf)] = self._buf
+            self._buf = grown
+        self._buf[start:stop, column] = samples
+        self.high = max(self.high, position + len(samples))
+
+    def take(self, upto: int) -> npt.NDArray[np.int16]:
+        """The samples from ``written`` to ``upto``, now written."""
+        count = upto - self.written
+        out = np.zeros((count, 2), dtype=np.int16)
+        have = min(count, len(self._buf))
+        out[:have] = self._buf[:have]
+        rest = self._buf[have : max(have, self.high - self.written)]
+        self._buf = np.zeros((max(len(rest), 1024), 2), dtype=np.int16)
+        self._buf[: len(rest)] = rest
+        self.written = upto
+        return out
+
+
+@attrs.define
+class _Segment:
+    index: int
+    frames: list[mg.AudioFrame] = attrs.field(factory=list)
+    closed: bool = False
+    passed: int = 0  # samples of this segment released so far (kept or trimmed)
+
+
+_KEEP_ALL: Final = -1
+
+
+class _AgentGate:
+    """Holds the agent's frames until their segment's ``PlaybackFinished`` says how much of it was played."""
+
+    def __init__(self, *, hold: bool, max_hold: float) -> None:
+        self.hold = hold
+        self.max_hold = max_hold
+        self.trimmed_samples = 0
+        self.unconfirmed = 0  # segments written whole because no PlaybackFinished came in time
+        self._current = _Segment(0)
+        self._pending: deque[_Segment] = deque()  # segments holding frames, oldest first
+        self._verdicts: dict[int, float] = {}  # segment -> seconds played (or _KEEP_ALL)
+        self._held_seconds = 0.0
+
+    def __repr__(self) -> str:
+        return f"<_AgentGate segment={self._current.index} pending={len(self._pending)}>"
+
+    @property
+    def segment(self) -> int:
+        """The segment the next agent frame belongs to."""
+        return self._current.index
+
+    def first_held(self) -> mg.AudioFrame | None:
+        for seg in self._pending:
+            if seg.frames:
+                return seg.frames[0]
+        return None
+
+    def frame(self, frame: mg.AudioFrame) -> list[mg.AudioFrame]:
+        seg = self._current
+        if not self._pending or self._pending[-1] is not seg:
+            self._pending.append(seg)
+        seg.frames.append(frame)
+        self._held_seconds += frame.duration
+        return self._release()
+
+    def boundary(self) -> list[mg.AudioFrame]:
+        """A Flush or Interrupt: the current segment is complete."""
+        seg = self._current
+        seg.closed = True
+        if self._pending and self._pending[-1] is seg and not seg.frames and seg.passed == 0:
+            self._pending.pop()
+        self._current = _Segment(seg.index + 1)
+        return self._release()
+
+    def finished(self, event: mg.PlaybackFinished) -> list[mg.AudioFrame]:
+        if event.segment >= self._current.index or any(s.index == event.segment for s in self._pending):
+            self._verdicts[event.segment] = event.position if event.interrupted else _KEEP_ALL
+        return self._release()
+
+    def release_all(self) -> list[mg.AudioFrame]:
+        """No verdict can come any more (the playback inlet ended, or the recorder is finalizing)."""
+        self.hold = False
+        return self._release()
+
+    def _release(self) -> list[mg.AudioFrame]:
+        out: list[mg.AudioFrame] = []
+        while self._pending:
+            seg = self._pending[0]
+            verdict = self._verdicts.get(seg.index)
+            if verdict is None and self.hold:
+                if self._held_seconds <= self.max_hold:
+                    break
+                self.unconfirmed += 1
+                verdict = self._verdicts[seg.index] = _KEEP_ALL
+            for frame in seg.frames:
+                self._held_seconds -= frame.duration
+                kept = self._trim(seg, frame, verdict)
+                if kept is not None:
+                    out.append(kept)
+            seg.frames.clear()
+            if not seg.closed:
+                break
+            self._pending.popleft()
+            self._verdicts.pop(seg.index, None)
+        return out
+
+    def _trim(self, seg: _Segment, frame: mg.AudioFrame, verdict: float | None) -> mg.AudioFrame | None:
+        n = frame.samples_per_channel
+        start, seg.passed = seg.passed, seg.passed + n
+        if verdict is None or verdict == _KEEP_ALL:
+            return frame
+        keep = max(0, min(n, round(verdict * frame.sample_rate) - start))
+        self.trimmed_samples += n - keep
+        if keep == n:
+            return frame
+        return attrs.evolve(frame, samples=frame.samples[:keep]) if keep else None
+
+
+class Conversation:
+    """The recorder's pure core: feed it what arrives on each inlet, take the stereo samples that are final.
+
+    Args:
+        sides: the linked audio inlets, a subset of ``{"user", "agent"}``.
+        playback: whether the ``playback`` inlet is linked (then agent audio waits for playback events).
+        max_lag: seconds a quiet side is waited for, behind the other.
+        max_hold: seconds of agent audio held at most for a ``PlaybackFinished``.
+    """
+
+    def __init__(self, *, sides: set[str], playback: bool, max_lag: float = 1.0, max_hold: float = 30.0) -> None:
+        self.tracks = {side: _Track() for side in sorted(sides)}
+        self.open = set(self.tracks)
+        self.gate = _AgentGate(hold=playback and "agent" in sides, max_hold=max_hold)
+        self.timeline = _Timeline()
+        self.max_lag = round(max_lag * RATE)
+
+    def __repr__(self) -> str:
+        return f"<Conversation open={sorted(self.open)} {self.timeline!r} {self.gate!r}>"
+
+    def user(self, msg: object) -> None:
+        if isinstance(msg, mg.AudioFrame):
+            self._place("user", self.tracks["user"].add(msg))
+
+    def agent(self, msg: object) -> None:
+        if isinstance(msg, mg.AudioFrame):
+            released = self.gate.frame(msg)
+        elif isinstance(msg, mg.Flush | mg.Interrupt):
+            released = self.gate.boundary()
+        else:
+            return
+        self._agent(released)
+
+    def playback(self, msg: object) -> None:
+        if isinstance(msg, mg.PlaybackFinished):
+            self._agent(self.gate.finished(msg))
+
+    def end(self, inlet: str) -> None:
+        """``inlet`` (user, agent or playback) has ended."""
+        if inlet == "playback":
+            self._agent(self.gate.release_all())
+        elif inlet in self.open:
+            self.open.discard(inlet)
+            self._place(inlet, self.tracks[inlet].flush())
+
+    def take(self, minimum: int = 0) -> npt.NDArray[np.int16] | None:
+        """The stereo samples that became final, if there are at least ``minimum`` of them."""
+        upto = self._frontier()
+        if upto - self.timeline.written < max(minimum, 1):
+            return None
+        return self.timeline.take(upto)
+
+    def finish(self) -> npt.NDArray[np.int16]:
+        """Everything not written yet: ends every inlet, releases held agent audio whole."""
+        for inlet in ("playback", *sorted(self.open)):
+            self.end(inlet)
+        return self.timeline.take(max(self.timeline.high, self.timeline.written))
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "written": self.timeline.written,
+            "late_samples": self.timeline.late_samples,
+            "trimmed_samples": self.gate.trimmed_samples,
+            "unconfirmed_segments": self.gate.unconfirmed,
+            "overlaps": sum(t.overlaps for t in self.tracks.values()),
+        }
+
+    def _agent(self, frames: list[mg.AudioFrame]) -> None:
+        if not frames:
+            return
+        track = self.tracks["agent"]
+        for frame in frames:
+            self._place("agent", track.add(frame))
+        if "agent" not in self.open:  # released after the inlet ended: nothing will continue it
+            self._place("agent", track.flush())
+
+    def _place(self, side: str, pieces: list[tuple[int, Samples]]) -> None:
+        column = 0 if side == "user" else 1
+        for position, samples in pieces:
+            self.timeline.place(column, position, samples)
+
+    def _frontier(self) -> int:
+        ends = [t.end for t in self.tracks.values()]
+        leader = max(ends, default=0)
+        bounds = [max(self.tracks[side].end, leader - self.max_lag) for side in self.open]
+        held = self.gate.first_held()
+        if held is not None:
+            bounds.append(round(held.timestamp * RATE / held.sample_rate))
+        return max(self.timeline.written, min(bounds, default=max(leader, self.timeline.high)))
+
+
+# --- the file ---------------------------------------------------------------------------------------------
+
+
+class _Writer:
+    """One output file at 48 kHz stereo, with an H.264 video stream added at the first picture if wanted.
+
+    Resource handling: the constructor opens the file (creating missing parent folders); :meth:`close`
+    finalizes it and must be called exactly once by whoever constructed it.
+
+    Raises:
+        mg.ProviderError: the file cannot be created or written; the message names it.
+    """
+
+    def __init__(self, path: Path, fmt: _Format, *, video: bool) -> None:
+        self.path = path
+        self.samples = 0
+        self.pictures = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._container = av.open(str(path), "w", format=fmt.container, options=fmt.options)
+        except (OSError, av.FFmpegError) as exc:
+            raise mg.ProviderError(f"cannot create recording {str(path)!r}: {exc}") from exc
+        self._audio = typing.cast(av.AudioStream, self._container.add_stream(fmt.codec, rate=RATE, layout="stereo"))
+        self._video: av.VideoStream | None = None
+        self.waiting_for_video = video  # the muxer needs every stream before the first packet
+        self._last_pts = -1
+
+    def __repr__(self) -> str:
+        return f"<_Writer {str(self.path)!r} {self.samples} samples {self.pictures} pictures>"
+
+    def _fail(self, exc: Exception) -> mg.ProviderError:
+        return mg.ProviderError(f"writing recording {str(self.path)!r}: {exc}")
+
+    def write_audio(self, samples: npt.NDArray[np.int16]) -> None:
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = RATE
+        frame.pts = self.samples
+        frame.time_base = Fraction(1, RATE)
+        self.samples += len(samples)
+        try:
+            for packet in self._audio.encode(frame):
+                self._container.mux(packet)
+        except (OSError, av.FFmpegError) as exc:
+            raise self._fail(exc) from exc
+
+    def write_video(self, picture: mg.VideoFrame) -> None:
+        pixels = picture.pixels
+        frame = pixels if isinstance(pixels, av.VideoFrame) else av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        if self._video is None:
+            self._video = self._container.add_stream("libx264", rate=30)
+            self._video.width, self._video.height = frame.width, frame.height
+            self._video.pix_fmt = "yuv420p"
+            self._video.codec_context.time_base = Fraction(1, 90000)
+            self.waiting_for_video = False
+        pts = round(picture.time * 90000)
+        if pts <= self._last_pts:  # the encoder needs increasing times; a repeat adds nothing
+            return
+        self._last_pts = pts
+        out = frame.reformat(width=self._video.width, height=self._video.height, format="yuv420p")
+        out.pts = pts
+        out.time_base = Fraction(1, 90000)
+        self.pictures += 1
+        try:
+            for packet in self._video.encode(out):
+                self._container.mux(packet)
+        except (OSError, av.FFmpegError) as exc:
+            raise self._fail(exc) from exc
+
+    def close(self) -> None:
+        """Flush the encoders and finalize the file (header sizes, index)."""
+        try:
+            for stream in (self._audio, self._video):
+                if stream is not None:
+                    for packet in stream.encode(None):
+                        self._container.mux(packet)
+        finally:
+            self._container.close()
+
+
+# --- the node ---------------------------------------------------------------------------------------------
+
+
+@mg.node_type("recorder", config=RecorderConfig)
+class ConversationRecorder(mg.Actor):
+    """Records what was heard (``user``) and played (``agent``) as one stereo 48 kHz file, optional video.
+
+    Inlets (each optional, at least one of ``user`` and ``agent`` linked): ``user`` and ``agent``
+    (``AudioFrame``, any rate and channels), ``playback`` (feedback: the sink's ``PlaybackStarted`` and
+    ``PlaybackFinished``, used to trim interrupted agent audio to what was played), and, for ``.mp4`` paths
+    only, ``video`` (``VideoFrame``, numpy ``rgb24`` or ``av.VideoFrame`` pictures). The module docstring
+    defines placement, segments and trimming exactly.
+
+    Raises:
+        mg.GraphDefinitionError: (when the node starts) neither ``user`` nor ``agent`` is linked.
+        mg.ProviderError: the file cannot be created or written.
+
+    Resource handling: the file is opened when the node starts and finalized in :meth:`cleanup`, which the
+    runtime runs shielded however the graph ends (stopped, cancelled, another node failed), so the file is
+    always valid. Ogg pages reach the disk at least every 250 ms; audio is written as soon as both sides have
+    passed it, so a killed process loses about the last second (plus ``max_lag`` while a side is quiet, and
+    held agent audio waiting for its playback event).
+
+    Cancellation: reading the inlets is cancelled with the node; what was received is still written by
+    :meth:`cleanup`.
+    """
+
+    @staticmethod
+    def ports(config: RecorderConfig) -> mg.Ports:
+        inlets = [
+            mg.InletSpec(name="user", required=False),
+            mg.InletSpec(name="agent", required=False),
+            mg.InletSpec(
+                name="playback", types=(mg.PlaybackStarted, mg.PlaybackFinished), feedback=True, required=False
+            ),
+        ]
+        if config.format.video:
+            inlets.append(mg.InletSpec(name="video", types=mg.VideoFrame, required=False))
+        return mg.Ports(inlets=inlets)
+
+    def __init__(self, config: RecorderConfig) -> None:
+        self.config = config
+        self._core: Conversation | None = None
+        self._writer: _Writer | None = None
+        self._io: mg.NodeIO | None = None
+
+    def __repr__(self) -> str:
+        return f"<ConversationRecorder {str(self.config.path)!r} {self._core!r}>"
+
+    async def run(self, io: mg.NodeIO) -> None:
+        self._io = io
+        linked = {name for name, inlet in io.inlets.items() if inlet.mailbox is not None}
+        sides = linked & {"user", "agent"}
+        if not sides:
+            raise mg.GraphDefinitionError(
+                f"recorder {io.name!r}: link at least one of its inlets 'user' and 'agent' (none is linked)",
+                node=io.name,
+            )
+        cfg = self.config
+        self._core = Conversation(
+            sides=sides, playback="playback" in linked, max_lag=cfg.max_lag, max_hold=cfg.max_hold
+        )
+        self._writer = _Writer(cfg.path, cfg.format, video="video" in linked)
+        io.log("recording_started", path=str(cfg.path))
+        async with trio.open_nursery() as nursery:
+            for name in sorted(linked):
+                nursery.start_soon(self._drain, io.inlets[name])
+
+    async def _drain(self, inlet: mg.Inlet) -> None:
+        core, writer = self._core, self._writer
+        assert core is not None and writer is not None
+        handle = {"user": core.user, "agent": core.agent, "playback": core.playback, "video": self._video}
+        receive = handle[inlet.name]
+        while True:
+            try:
+                batch = await inlet.receive_batch()
+            except trio.EndOfChannel:
+                break
+            for msg in batch:
+                receive(msg)
+            self._commit(COMMIT_SAMPLES)
+        if inlet.name == "video":
+            writer.waiting_for_video = False
+        else:
+            core.end(inlet.name)
+        self._commit(1)
+
+    def _video(self, msg: object) -> None:
+        if isinstance(msg, mg.VideoFrame):
+            assert self._writer is not None
+            self._writer.write_video(msg)
+
+    def _commit(self, minimum: int) -> None:
+        assert self._core is not None and self._writer is not None
+        if self._writer.waiting_for_video:
+            return
+        samples = self._core.take(minimum)
+        if samples is not None:
+            self._writer.write_audio(samples)
+
+    async def cleanup(self) -> None:
+        """Write what is left and finalize the file (shielded and time-bounded by the runtime)."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        try:
+            if self._core is not None:
+                rest = self._core.finish()
+                if len(rest):
+                    writer.write_audio(rest)
+        finally:
+            writer.close()
+        if self._io is not None:
+            stats = self._core.statistics() if self._core is not None else {}
+            self._io.log("recording_finished", path=str(self.config.path), pictures=writer.pictures, **stats)
