@@ -425,18 +425,28 @@ class _Loader:
             return {}
         if not isinstance(node, MappingNode):
             self.fail(node, f"{what} must be a mapping, got {_kind(self.value(node))}")
+        if node.tag != "tag:yaml.org,2002:map":
+            self.value(node)  # an explicit tag (`!!python/...`): the constructor refuses it with its location
+        own: dict[str, Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.value(key_node)
+            if not isinstance(key, str) or not isinstance(key_node, ScalarNode):
+                self.fail(key_node, f"keys of {what} must be strings, got {_kind(key)}")
+            if key in own:
+                first = own[key].start_mark.line + 1
+                self.fail(key_node, f"duplicate key {key!r} in {what} (first at line {first})")
+            own[key] = key_node
         try:
-            self.constructor.flatten_mapping(node)
+            self.constructor.flatten_mapping(node)  # `<<: *anchor` merges; the mapping's own keys win
         except yaml.MarkedYAMLError as exc:
             self.yaml_error(exc)
         entries: dict[str, Entry] = {}
         for key_node, value_node in node.value:
             key = self.value(key_node)
-            if not isinstance(key, str) or not isinstance(key_node, ScalarNode):
+            if not isinstance(key, str):
                 self.fail(key_node, f"keys of {what} must be strings, got {_kind(key)}")
-            if key in entries:
-                first = entries[key][0].start_mark.line + 1
-                self.fail(key_node, f"duplicate key {key!r} in {what} (first at line {first})")
             entries[key] = (key_node, value_node)
         return entries
 
@@ -445,6 +455,8 @@ class _Loader:
             return []
         if not isinstance(node, SequenceNode):
             self.fail(node, f"{what} must be a list, got {_kind(self.value(node))}")
+        if node.tag != "tag:yaml.org,2002:seq":
+            self.value(node)
         return list(node.value)
 
     # -- the file
