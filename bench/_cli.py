@@ -69,8 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, help="W1/W2 runs per configuration (default 3; --quick 1)")
     p.add_argument("--stat", choices=["best", "median"], default="best", help="how repeats combine")
     p.add_argument("--peers", type=lambda s: s.split(","), help="comma-separated peer names to run")
-    p.add_argument("--search", action="store_true", help="W3: try more sessions for mediagraph, +200 up to 1000")
-    p.add_argument("--search-max", type=int, default=1000)
+    p.add_argument(
+        "--search", action="store_true", help="W3: then try mediagraph at 200-session steps until p99 > 20 ms"
+    )
+    p.add_argument("--search-max", type=int, default=1000, help="W3 --search: the most sessions to try")
     p.add_argument("--quick", action="store_true", help="a fast smoke run (well under a minute)")
     return p
 
@@ -165,10 +167,10 @@ def run_w3(peers: Sequence[str], sizes: Sequence[int], seconds: float, warmup: f
             results.setdefault(peer, {})[n] = _w3_once(peer, n, seconds, warmup)
     if search is not None and "mediagraph" in peers:
         tried = results.setdefault("mediagraph", {})
-        n = max(sizes, default=0)
-        while n + 200 <= search and (not tried or tried[max(tried)] <= P99_LIMIT_MS):
-            n += 200
+        n = (max(sizes, default=0) // 200 + 1) * 200  # the next multiple of 200 above what was tried
+        while n <= search and (not tried or tried[max(tried)] <= P99_LIMIT_MS):
             tried[n] = _w3_once("mediagraph", n, seconds, warmup)
+            n += 200
     for peer, tried in results.items():
         ok = [n for n, p99 in tried.items() if p99 <= P99_LIMIT_MS]
         best = max(ok, default=0)
