@@ -1,0 +1,141 @@
+"""PlaybackTracker: the segment invariants hold for any sequence of queue / play / flush / interrupt."""
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+import mediagraph as mg
+from mediagraph.testing._playback import playback_violations
+
+RATE = 1000
+
+
+def as_log(events: list[mg.PlaybackEvent]) -> list[mg.Event]:
+    out = []
+    for i, e in enumerate(events):
+        if isinstance(e, mg.PlaybackStarted):
+            out.append(
+                mg.Event(
+                    seq=i,
+                    t=e.t,
+                    node="sink",
+                    event="playback_started",
+                    fields={"segment": e.segment, "generation": e.generation},
+                )
+            )
+        else:
+            out.append(
+                mg.Event(
+                    seq=i,
+                    t=e.t,
+                    node="sink",
+                    event="playback_finished",
+                    fields={
+                        "segment": e.segment,
+                        "generation": e.generation,
+                        "position": e.position,
+                        "interrupted": e.interrupted,
+                    },
+                )
+            )
+    return out
+
+
+class TrackerMachine(RuleBasedStateMachine):
+    """Reference model: one stream of queued chunks ``[segment, samples]`` and a play cursor over it; an
+    interrupt drops every chunk past the cursor. Per segment, what was played is what the cursor crossed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tracker = mg.PlaybackTracker(RATE)
+        self.events: list[mg.PlaybackEvent] = []
+        self.chunks: list[list[int]] = []  # [segment, samples not yet played]
+        self.played: dict[int, int] = {}
+        self.queued: dict[int, int] = {}
+        self.opened = 0
+        self.open: int | None = None
+        self.closed: set[int] = set()
+        self.t = 0.0
+
+    @rule(n=st.integers(1, 40))
+    def queue(self, n: int) -> None:
+        if self.open is None:
+            self.open, self.opened = self.opened, self.opened + 1
+        assert self.tracker.queue(n) == self.open
+        self.chunks.append([self.open, n])
+        self.queued[self.open] = self.queued.get(self.open, 0) + n
+
+    @rule()
+    def flush(self) -> None:
+        if self.open is None:  # an empty segment
+            self.open, self.opened = self.opened, self.opened + 1
+        self.closed.add(self.open)
+        self.open = None
+        self.events += self.tracker.flush(self.t)
+
+    @rule()
+    def end(self) -> None:
+        if self.open is not None:
+            self.closed.add(self.open)
+        self.open = None
+        self.events += self.tracker.end(self.t)
+
+    @rule()
+    def interrupt(self) -> None:
+        events, discard = self.tracker.interrupt(self.t)
+        assert discard == sum(n for _, n in self.chunks)
+        self.chunks.clear()
+        if self.open is not None:
+            self.closed.add(self.open)
+        self.open = None
+        self.events += events
+        assert all(isinstance(e, mg.PlaybackFinished) and e.interrupted for e in events)
+
+    @rule(n=st.integers(1, 60), dt=st.floats(0, 0.05))
+    def play(self, n: int, dt: float) -> None:
+        self.t += dt
+        self.events += self.tracker.played(n, self.t)
+        while n and self.chunks:
+            take = min(n, self.chunks[0][1])
+            self.played[self.chunks[0][0]] = self.played.get(self.chunks[0][0], 0) + take
+            self.chunks[0][1] -= take
+            n -= take
+            if not self.chunks[0][1]:
+                self.chunks.pop(0)
+
+    @invariant()
+    def invariants_hold(self) -> None:
+        sent = {s: q / RATE for s, q in self.queued.items()}
+        assert playback_violations(as_log(self.events), "sink", sent=sent) == []
+
+    @invariant()
+    def positions_are_what_was_played(self) -> None:
+        for e in self.events:
+            if isinstance(e, mg.PlaybackFinished):
+                assert e.position * RATE == self.played.get(e.segment, 0)
+
+    @invariant()
+    def a_segment_finishes_once_closed_and_played_out(self) -> None:
+        finished = {e.segment for e in self.events if isinstance(e, mg.PlaybackFinished)}
+        pending = {seg for seg, _ in self.chunks}
+        assert finished == self.closed - pending - {s for s in self.closed if any(p < s for p in pending)}
+
+
+TestTracker = TrackerMachine.TestCase
+
+
+def test_started_comes_with_the_first_sample_and_finished_after_the_last() -> None:
+    tr = mg.PlaybackTracker(100)
+    assert tr.queue(50) == 0
+    assert tr.played(10, 0.5) == [mg.PlaybackStarted(segment=0, t=0.5)]
+    assert tr.flush(0.6) == []
+    assert tr.queue(30) == 1  # a frame after the flush opens segment 1
+    assert tr.played(60, 0.7) == [
+        mg.PlaybackFinished(segment=0, position=0.5, interrupted=False, t=0.7),
+        mg.PlaybackStarted(segment=1, t=0.7),
+    ]
+    events, discard = tr.interrupt(0.8)
+    assert discard == 10
+    assert events == [mg.PlaybackFinished(segment=1, position=0.2, interrupted=True, t=0.8)]
+    assert tr.generation == 1
+    assert tr.flush(0.9) == [mg.PlaybackFinished(segment=2, position=0.0, interrupted=False, generation=1, t=0.9)]
+    assert tr.end(1.0) == []  # the end of the stream never invents an empty segment
