@@ -90,9 +90,10 @@ class FaultSpec:
     Args:
         at: the timestamp of the frame that triggers the fault.
         source: only frames of this source trigger it (``None``: any source).
-        path: only frames whose ``path`` (the inlets crossed since the source, this node's excluded) is this
-            one trigger it (``None``: any path). With ``source`` and ``path`` set, exactly one message can
-            trigger a fault that does not ``repeat``, even when a frame reaches the node by several routes.
+        path: only frames whose ``path`` is this one once they entered the node (so its last element is the
+            node's ``"node.inlet"``; ``()`` for a source's own frames) trigger it (``None``: any path). With
+            ``source`` and ``path`` set, exactly one message triggers a fault that does not ``repeat``, even
+            when a frame reaches the node by several routes.
         action: ``raise`` :class:`InjectedFault` *after* forwarding the frame (so the node itself loses
             nothing; whatever a restart loses is the runtime's), ``sleep`` for ``seconds`` before forwarding
             it, or ``hang`` (sleep forever: only cancelling the graph ends the node). Only actors can sleep
@@ -110,6 +111,7 @@ class FaultSpec:
     repeat: bool = False
 
     def matches(self, frame: Any) -> bool:
+        """Whether ``frame`` (as the node forwards it, its own inlet added to the path) triggers the fault."""
         if type(frame) is not ProbeFrame:
             return False
         if (self.source is not None and frame.source != self.source) or (
@@ -302,8 +304,9 @@ class _PassThrough(mg.Transform):
             self._emit(msg)
             return
         self.frames += 1
-        self._emit(msg.hop(f"{self._name}.{inlet}"))
-        if self.fault is not None and self.fault.matches(msg):
+        out = msg.hop(f"{self._name}.{inlet}")
+        self._emit(out)
+        if self.fault is not None and self.fault.matches(out):
             raise InjectedFault(f"{self._name!r}: injected fault at frame {msg.source}/{msg.timestamp}")
 
 
@@ -389,10 +392,11 @@ class ProbeActor(mg.Actor):
                 await out.send(msg)
                 continue
             self.frames += 1
-            hit = fault is not None and fault.matches(msg)
+            forwarded = msg.hop(hop)
+            hit = fault is not None and fault.matches(forwarded)
             if hit and fault is not None and fault.action != "raise":
                 await trio.sleep(math.inf if fault.action == "hang" else fault.seconds)
-            await out.send(msg.hop(hop))
+            await out.send(forwarded)
             if hit and fault is not None and fault.action == "raise":
                 raise InjectedFault(f"{io.name!r}: injected fault at frame {msg.source}/{msg.timestamp}")
 

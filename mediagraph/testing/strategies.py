@@ -119,7 +119,7 @@ def _fault(
     if isinstance(node.config, SourceConfig):
         route: Route = (node.name,)
     else:
-        route = draw(st.sampled_from(sorted(r for r, count in plan.routes(node.name).items() if count > 0)))[:-1]
+        route = draw(st.sampled_from(sorted(r for r, count in plan.routes(node.name).items() if count > 0)))
     source = route[0]
     allowed = sorted(actions if isinstance(node.config, ActorConfig) else set(actions) & {"raise"})
     action = draw(st.sampled_from(allowed))
