@@ -9,9 +9,11 @@ the core releases. The rules, which the property tests check:
   several channels are averaged to one. Where a side sent nothing the file holds silence. A frame that starts
   before the end of the previous one on its side is placed right after it, never mixed over it
   (``overlaps`` counts them).
-- **Segments.** The agent's audio is cut into segments by the control messages on the ``agent`` inlet:
-  segment 0 is the agent frames before the first :class:`~mediagraph.Flush` or :class:`~mediagraph.Interrupt`,
-  segment ``n`` the frames between the ``n``-th and the ``n + 1``-th. A
+- **Segments.** The agent's audio is cut into segments by the control messages on the ``agent`` inlet,
+  numbered from 0 exactly as :class:`mediagraph.PlaybackTracker` numbers them in the sink below: the first
+  frame after a boundary opens the next segment; a :class:`~mediagraph.Flush` closes the open segment (or
+  makes an empty one when none is open: every flush uses one number); an :class:`~mediagraph.Interrupt`
+  closes the open segment, if any (an interrupt with no open segment uses no number). A
   :class:`~mediagraph.PlaybackFinished` for segment ``n`` with ``interrupted=True`` keeps the first
   ``round(position * sample_rate)`` samples of the segment (its frames end to end, whatever their timestamps)
   and drops the rest, which was never played. ``interrupted=False`` keeps the whole segment.
@@ -187,6 +189,7 @@ class _Timeline:
 class _Segment:
     index: int
     frames: list[mg.AudioFrame] = attrs.field(factory=list)
+    opened: bool = False  # a frame arrived: the segment exists for the sink too
     closed: bool = False
     passed: int = 0  # samples of this segment released so far (kept or trimmed)
 
@@ -223,15 +226,18 @@ class _AgentGate:
 
     def frame(self, frame: mg.AudioFrame) -> list[mg.AudioFrame]:
         seg = self._current
+        seg.opened = True
         if not self._pending or self._pending[-1] is not seg:
             self._pending.append(seg)
         seg.frames.append(frame)
         self._held_seconds += frame.duration
         return self._release()
 
-    def boundary(self) -> list[mg.AudioFrame]:
-        """A Flush or Interrupt: the current segment is complete."""
+    def boundary(self, *, interrupt: bool) -> list[mg.AudioFrame]:
+        """A Flush (``interrupt=False``) or an Interrupt: the open segment is complete."""
         seg = self._current
+        if interrupt and not seg.opened:
+            return []
         seg.closed = True
         if self._pending and self._pending[-1] is seg and not seg.frames and seg.passed == 0:
             self._pending.pop()
@@ -310,7 +316,7 @@ class Conversation:
         if isinstance(msg, mg.AudioFrame):
             released = self.gate.frame(msg)
         elif isinstance(msg, mg.Flush | mg.Interrupt):
-            released = self.gate.boundary()
+            released = self.gate.boundary(interrupt=isinstance(msg, mg.Interrupt))
         else:
             return
         self._agent(released)
