@@ -275,7 +275,11 @@ class _Gain(Processor):
 
 
 class _ResampleStream(ProcessorStream):
-    """soxr's streaming resampler; a gap in timestamps or a new input format starts a new run."""
+    """soxr's streaming resampler; a gap in timestamps or a new input format starts a new run.
+
+    Channels are mapped before resampling when they decrease and after when they increase, so soxr always
+    works on the fewest channels and upmixed channels are exact copies.
+    """
 
     def __init__(self, config: ResampleConfig) -> None:
         self.config = config
@@ -295,31 +299,38 @@ class _ResampleStream(ProcessorStream):
                 self._resampler = soxr.ResampleStream(
                     frame.sample_rate,
                     self.config.sample_rate,
-                    self.config.channels or frame.channels,
+                    min(frame.channels, self._target),
                     dtype="int16",
                     quality=self.config.quality,
                 )
         self._next = frame.timestamp + frame.samples_per_channel
-        samples = map_channels(frame.samples, self.config.channels or frame.channels)
+        samples = frame.samples
+        if self._target < frame.channels:
+            samples = map_channels(samples, self._target)
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples)
         return out + self._frames(samples)
+
+    @property
+    def _target(self) -> int:
+        return self.config.channels or self._channels
 
     def flush(self) -> list[mg.AudioFrame]:
         resampler, self._resampler, self._next = self._resampler, None, None
         if resampler is None:
             return []
-        channels = self.config.channels or self._channels
-        return self._frames(resampler.resample_chunk(np.zeros((0, channels), dtype=np.int16), last=True))
+        empty = np.zeros((0, min(self._channels, self._target)), dtype=np.int16)
+        return self._frames(resampler.resample_chunk(empty, last=True))
 
     def discard(self) -> None:
         self._resampler, self._next = None, None
 
     def _frames(self, samples: Samples) -> list[mg.AudioFrame]:
-        if samples.ndim == 1:
-            samples = samples[:, None]
         if not len(samples):
             return []
+        if samples.ndim == 1:
+            samples = samples[:, None]
+        samples = map_channels(samples, self._target)
         frame = mg.AudioFrame(
             samples=samples, sample_rate=self.config.sample_rate, channels=samples.shape[1], timestamp=self._out
         )
