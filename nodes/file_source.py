@@ -44,17 +44,17 @@ def probe(path: Path) -> MediaInfo:
     try:
         container = av.open(str(path))
     except FileNotFoundError:
-        raise ValueError(f"media file {str(path)!r} does not exist") from None
+        raise ValueError(f"path {str(path)!r}: no such file") from None
     except (av.FFmpegError, EOFError, OSError) as exc:
-        raise ValueError(f"{str(path)!r} is not a media file FFmpeg can read: {exc}") from exc
+        raise ValueError(f"path {str(path)!r}: not a media file FFmpeg can read ({exc})") from exc
     with container:
         if not container.streams.audio:
             kinds = ", ".join(f"{s.type} {s.codec_context.name}" for s in container.streams) or "none"
-            raise ValueError(f"media file {str(path)!r} has no audio stream (streams: {kinds})")
+            raise ValueError(f"path {str(path)!r}: the file has no audio stream (streams: {kinds})")
         audio = container.streams.audio[0]
         duration = float(audio.duration * audio.time_base) if audio.duration and audio.time_base else None
         if audio.sample_rate <= 0 or audio.channels <= 0:
-            raise ValueError(f"media file {str(path)!r}: its audio stream has no sample rate or channel count")
+            raise ValueError(f"path {str(path)!r}: its audio stream has no sample rate or channel count")
         return MediaInfo(
             sample_rate=audio.sample_rate,
             channels=audio.channels,
