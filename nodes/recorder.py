@@ -370,13 +370,14 @@ class Conversation:
             self.timeline.place(column, position, samples)
 
     def _frontier(self) -> int:
-        ends = [t.end for t in self.tracks.values()]
-        leader = max(ends, default=0)
+        """Where the final part of the timeline ends: no open side may still place audio before it."""
+        leader = max((t.end for t in self.tracks.values()), default=0)
         bounds = [max(self.tracks[side].end, leader - self.max_lag) for side in self.open]
+        limit = min(bounds, default=self.timeline.high)
         held = self.gate.first_held()
         if held is not None:
-            bounds.append(round(held.timestamp * RATE / held.sample_rate))
-        return max(self.timeline.written, min(bounds, default=max(leader, self.timeline.high)))
+            limit = min(limit, round(held.timestamp * RATE / held.sample_rate))
+        return max(self.timeline.written, limit)
 
 
 # --- the file ---------------------------------------------------------------------------------------------
@@ -448,8 +449,10 @@ class _Writer:
             raise self._fail(exc) from exc
 
     def close(self) -> None:
-        """Flush the encoders and finalize the file (header sizes, index)."""
+        """Flush the encoders and finalize the file (header sizes, index); an empty recording is still a file."""
         try:
+            if not self.samples and not self.pictures:
+                self._container.start_encoding()  # PyAV writes the header only with the first packet
             for stream in (self._audio, self._video):
                 if stream is not None:
                     for packet in stream.encode(None):
