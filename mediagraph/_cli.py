@@ -24,7 +24,6 @@ from typing import IO, Any, Protocol
 
 import attrs
 import trio
-import trio.testing
 
 from . import __version__
 from ._draw import to_dot, to_mermaid
@@ -317,7 +316,11 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         live = not virtual and sys.stderr.isatty()
         display: _Display = _LiveStatus(sys.stderr) if live else _PlainLog(sys.stderr)
         run = functools.partial(_run_graph, gf, duration=args.duration, events=events, display=display)
-        clock = trio.testing.MockClock(autojump_threshold=0) if virtual else None
+        clock = None
+        if virtual:
+            from trio.testing import MockClock  # only here: it imports pytest, a tenth of a second at every start
+
+            clock = MockClock(autojump_threshold=0)
         return trio.run(run, clock=clock)
     finally:
         if events is not None:
