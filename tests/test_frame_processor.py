@@ -4,9 +4,14 @@ stream metadata (in order, clearing once), processor configs and their errors.""
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
+import av
 import hypothesis.strategies as st
 import numpy as np
 import numpy.typing as npt
@@ -518,3 +523,49 @@ def test_processor_config_errors_name_the_node_and_the_problem(processor: Any, m
     assert message in str(info.value)
     assert info.value.node == "ns"
     assert info.value.param == "processor"
+
+
+# --- the bundled demo: graphs/noisy_speech_demo.yaml ------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "graphs" / "noisy_speech_demo.yaml"
+SAMPLE = ROOT / "graphs" / "media" / "noisy_speech.ogg"
+
+
+def decode_stereo(path: Path) -> npt.NDArray[np.float64]:
+    with av.open(str(path)) as container:
+        resampler = av.AudioResampler(format="s16", layout="stereo", rate=48000)
+        frames = [f for decoded in container.decode(audio=0) for f in resampler.resample(decoded)]
+        frames += resampler.resample(None)
+    return np.concatenate([np.asarray(f.to_ndarray(), np.int16).reshape(-1, 2) for f in frames]).astype(np.float64)
+
+
+def test_the_noisy_speech_demo_runs_from_the_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "demo.ogg"
+    command = [sys.executable, "-m", "mediagraph", "run", str(DEMO), "--clock", "virtual"]
+    done = subprocess.run([*command, "--set", f"recorder.path={out}"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "graph 'noisy_speech_demo' finished: completed" in done.stdout + done.stderr
+    x = decode_stereo(out)
+    assert len(x) == pytest.approx(13.35 * 48000, abs=4800)
+    noise_only = slice(4800, 21600)  # the half second of noise before the voice
+    assert level_db(x[noise_only, 0]) - level_db(x[noise_only, 1]) >= 6.0  # right: after suppression
+    assert abs(level_db(x[:, 0]) - level_db(x[:, 1])) < 3.0  # the voice is kept
+
+
+def test_the_bundled_sample_is_small_and_readable() -> None:
+    assert SAMPLE.stat().st_size < 200_000
+    g = mg.Graph()
+    g.add("mic", "file_source", path=SAMPLE)  # probed: exists, has audio
+    assert g.nodes["mic"].ports.outlet("audio") == mg.OutletSpec(
+        name="audio", format=mg.AudioFormat(sample_rate=48000, channels=1)
+    )
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_the_sample_script_regenerates_the_sample(tmp_path: Path) -> None:
+    out = tmp_path / "sample.ogg"
+    script = ROOT / "graphs" / "media" / "make_sample.py"
+    subprocess.run([sys.executable, str(script), str(out)], check=True, capture_output=True, timeout=600)
+    assert out.stat().st_size < 200_000
+    assert len(decode_stereo(out)) == pytest.approx(len(decode_stereo(SAMPLE)), abs=4800)
