@@ -137,7 +137,7 @@ def run_w2(peers: Sequence[str], n: int, repeat: int, stat: str) -> None:
 
 
 def _w3_once(peer: str, n: int, seconds: float, warmup: float) -> float:
-    """Run one W3 configuration, print its line, return its p99 lateness in ms."""
+    """Run one W3 configuration, print its line, return its p99 lateness in ms (inf if not all started)."""
     gc.collect()
     probe = LatencyProbe()
     window = W3_PEERS[peer](n, seconds, warmup, probe)
@@ -156,8 +156,10 @@ def _w3_once(peer: str, n: int, seconds: float, warmup: float) -> float:
         cpu_pct=window.cpu / window.wall * 100,
         max_late_ms=worst,
         delivered_pct=frames / (n * window.wall / PERIOD) * 100,
+        started=window.started,
+        load1=os.getloadavg()[0],
     )
-    return p99
+    return p99 if window.started == n else math.inf
 
 
 def run_w3(peers: Sequence[str], sizes: Sequence[int], seconds: float, warmup: float, search: int | None) -> None:
@@ -180,6 +182,7 @@ def run_w3(peers: Sequence[str], sizes: Sequence[int], seconds: float, warmup: f
             hops_per_frame=W3_HOPS,
             sessions_tried=",".join(map(str, sorted(tried))),
             p99_late_ms=tried.get(best, math.nan),
+            load1=os.getloadavg()[0],
             max_sessions_p99_le_20ms=best,
         )
 
@@ -199,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeat = args.repeat or (1 if quick else 3)
     print(
         f"# mediagraph bench {time.strftime('%Y-%m-%d %H:%M')} python {platform.python_version()} "
-        f"{platform.machine()} cpus={os.cpu_count()} stat={args.stat} repeat={repeat}",
+        f"{platform.machine()} cpus={os.cpu_count()} load1={os.getloadavg()[0]:.2f} stat={args.stat} repeat={repeat}",
         file=sys.stderr,
         flush=True,
     )

@@ -310,7 +310,8 @@ W3_K: Final = 5
 class Window:
     """The paced window of a W3 run: process CPU seconds and wall seconds while the probe was active."""
 
-    def __init__(self) -> None:
+    def __init__(self, started: int = 0) -> None:
+        self.started = started  # sessions that were running during the window
         self.cpu = 0.0
         self.wall = 0.0
 
@@ -383,7 +384,7 @@ async def _w3_asyncio(
     base = loop.time() + 0.05 + n * 1e-4
     tasks = [asyncio.ensure_future(aw) for t0 in _phases(n, base) for aw in session(tone, t0)]
     await asyncio.sleep(base + warmup - loop.time())
-    window = Window()
+    window = Window(started=n)
     await window.measure(probe, seconds, asyncio.sleep)
     for task in tasks:
         task.cancel()
@@ -433,7 +434,7 @@ async def _w3_trio(
     probe: LatencyProbe,
 ) -> Window:
     tone = ToneFrames()
-    window = Window()
+    window = Window(started=n)
     async with trio.open_nursery() as nursery:
         base = trio.current_time() + 0.05 + n * 1e-4
         for t0 in _phases(n, base):
