@@ -10,6 +10,7 @@ errors as ``mediagraph: error: MESSAGE``. Nothing starts, and no file is written
 from __future__ import annotations
 
 import argparse
+import enum
 import functools
 import json
 import math
@@ -19,7 +20,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import IO, Any, Protocol
 
 import attrs
@@ -29,7 +30,7 @@ from . import __version__
 from ._draw import to_dot, to_mermaid
 from ._errors import GraphDefinitionError, MediaGraphError, NodeFailedError
 from ._events import Event, EventLog
-from ._frames import AudioFormat
+from ._frames import AudioFrame
 from ._node import closest, node_types
 from ._ports import InletSpec, OutletSpec, Ports, SameAs
 from ._runtime import GraphResult, RunningGraph, open_runtime
@@ -221,10 +222,12 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def _format(fmt: AudioFormat | SameAs | None) -> str:
-    if isinstance(fmt, SameAs):
-        return f"format of inlet {fmt.inlet!r}"
-    return str(fmt) if fmt is not None else "any format"
+def _format(port: InletSpec | OutletSpec) -> str:
+    if not any(issubclass(t, AudioFrame) for t in port.types):
+        return "-"  # formats constrain audio only
+    if isinstance(port.format, SameAs):
+        return f"format of inlet {port.format.inlet!r}"
+    return str(port.format) if port.format is not None else "any format"
 
 
 def _ports(config: type, ports: Callable[[Any], Ports]) -> str:
@@ -239,18 +242,26 @@ def _ports(config: type, ports: Callable[[Any], Ports]) -> str:
         for p in inlets:
             flags = ["required" if p.required else "optional"]
             flags.append("feedback, unbounded" if p.feedback else f"mailbox {p.capacity}, {p.overflow.value}")
-            rows.append([p.name, p.type_names, _format(p.format), ", ".join(flags)])
+            rows.append([p.name, p.type_names, _format(p), ", ".join(flags)])
         lines += ["inlets:", *_table(rows)]
     outlets: list[OutletSpec] = list(declared.outlets)
     if outlets:
-        lines += ["outlets:", *_table([[p.name, p.type_names, _format(p.format)] for p in outlets])]
+        lines += ["outlets:", *_table([[p.name, p.type_names, _format(p)] for p in outlets])]
     return "\n".join(lines or ["ports: none"]) + "\n(ports as declared with the default parameters)"
 
 
 def _type_name(tp: Any) -> str:
     if isinstance(tp, type):
         return tp.__name__
-    return re.sub(r"\b(?:typing|pathlib)\.", "", str(tp))
+    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(tp))  # mediagraph._slot.ChildSpec | None -> ChildSpec | None
+
+
+def _default(value: Any) -> str:
+    if isinstance(value, PurePath):
+        return repr(str(value))
+    if isinstance(value, enum.Enum):
+        return repr(value.value)
+    return repr(value)
 
 
 def _param_docs(config: type) -> dict[str, str]:
@@ -274,7 +285,7 @@ def _param_docs(config: type) -> dict[str, str]:
 
 def _params(config: type) -> str:
     attrs.resolve_types(config)
-    fields = attrs.fields(config)
+    fields = [f for f in attrs.fields(config) if f.init]
     if not fields:
         return "parameters: none"
     docs = _param_docs(config)
@@ -285,7 +296,7 @@ def _params(config: type) -> str:
         elif isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
             default = "(computed)"
         else:
-            default = f"default {f.default!r}"
+            default = f"default {_default(f.default)}"
         rows.append([f.name, _type_name(f.type), default, docs.get(f.name, "")])
     return "parameters:\n" + "\n".join(_table(rows))
 
