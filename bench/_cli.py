@@ -98,6 +98,7 @@ def _measure(fn: Callable[[], float], repeat: int, stat: str) -> float:
 
 
 def run_w1(peers: Sequence[str], ks: Sequence[int], n: int, repeat: int, stat: str) -> None:
+    ks = sorted(set(ks))
     for peer in (p for p in W1_PEERS if p in peers):
         per_frame: dict[int, float] = {}
         for k in ks:
@@ -110,8 +111,8 @@ def run_w1(peers: Sequence[str], ks: Sequence[int], n: int, repeat: int, stat: s
                 "us_per_hop": per_frame[k] / (k + 1) * 1e6,
                 "us_per_frame": per_frame[k] * 1e6,
             }
-            lo, hi = min(ks), max(ks)
-            if k == hi and lo < hi and lo in per_frame:
+            lo, hi = ks[0], ks[-1]
+            if k == hi and lo < hi:
                 fields["us_per_hop_marginal"] = (per_frame[hi] - per_frame[lo]) / (hi - lo) * 1e6
             _line(peer, "W1", **fields)
 
