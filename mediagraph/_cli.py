@@ -500,7 +500,8 @@ class _LiveStatus:
             return []
         stats = running.statistics()
         width = max(map(len, stats), default=0)
-        room = max(shutil.get_terminal_size().lines - 2, 2)
+        terminal = shutil.get_terminal_size()
+        room = max(terminal.lines - 2, 2)
         lines = [f"graph {running.name!r}  t={trio.current_time() - running.t0:.2f}s"]
         for name, s in list(stats.items())[: room - 1]:
             rate = f"{self.rates[name]:8.1f}/s" if name in self.rates else " " * 10
@@ -511,7 +512,7 @@ class _LiveStatus:
             )
         if len(stats) > room - 1:
             lines.append(f"  ... and {len(stats) - room + 1} more nodes")
-        return lines
+        return [line[: terminal.columns - 1] for line in lines]  # a wrapped line would break the redraw
 
     def redraw(self, above: str | None = None) -> None:
         # Up to the first line of the block, clear to the end of the screen, then write it all in one go.
