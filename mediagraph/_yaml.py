@@ -490,11 +490,11 @@ class _Loader:
             locations=locations,
         )
 
-    def params(self, entries: Mapping[str, Entry]) -> dict[str, _Param]:
+    def params(self, entries: Mapping[str, Entry], reserved: Sequence[str] = ()) -> dict[str, _Param]:
         return {
             key: _Param(self.value(value_node), self.at(key_node), self.at(value_node), self.base_dir)
             for key, (key_node, value_node) in entries.items()
-            if key not in NODE_KEYS
+            if key not in reserved
         }
 
     def config(self, cls: type, params: Mapping[str, _Param], *, where: str, entry_at: str) -> Any:
@@ -522,7 +522,10 @@ class _Loader:
                 hint = closest(type_name, known) or " (no resource types are installed)"
                 self.fail(entries["type"][1], f"resource {name!r}: unknown resource type {type_name!r}{hint}")
             config = self.config(
-                rt.config, self.params(entries), where=f"resource {name!r} ({rt.name})", entry_at=self.at(key_node)
+                rt.config,
+                self.params(entries, ("type",)),
+                where=f"resource {name!r} ({rt.name})",
+                entry_at=self.at(key_node),
             )
             try:
                 rt.attach(graph, name, config)
@@ -564,7 +567,7 @@ class _Loader:
         except GraphDefinitionError as exc:
             raise self.relocate(exc, self.at(entries["type"][1]), f"node {name!r}: {exc.message}") from exc
         supervision = self.supervision(entries["supervision"][1]) if "supervision" in entries else FailGraph()
-        params = self.params(entries)
+        params = self.params(entries, NODE_KEYS)
         cwd = Path.cwd()
         for o in overrides:
             if o.param in NODE_KEYS:
