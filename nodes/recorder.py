@@ -194,7 +194,7 @@ class _Segment:
     passed: int = 0  # samples of this segment released so far (kept or trimmed)
 
 
-_KEEP_ALL: Final = -1
+_KEEP_ALL: Final = -1.0  # the verdict of a segment played whole (a real position is never negative)
 
 
 class _AgentGate:
@@ -212,11 +212,6 @@ class _AgentGate:
 
     def __repr__(self) -> str:
         return f"<_AgentGate segment={self._current.index} pending={len(self._pending)}>"
-
-    @property
-    def segment(self) -> int:
-        """The segment the next agent frame belongs to."""
-        return self._current.index
 
     def first_held(self) -> mg.AudioFrame | None:
         for seg in self._pending:
