@@ -168,6 +168,20 @@ async def test_video_goes_into_mp4_as_h264(tmp_path: Path, autojump_clock: trio.
     got, _ = read_any(out)
     assert abs(len(got) - RATE) <= 2048
 
+    # And round again: the recording, read by file_source, recorded again, pictures and sound included.
+    again = tmp_path / "again.mp4"
+    g = mg.Graph()
+    g.add("src", "file_source", path=out)
+    g.add("rec", "recorder", path=again)
+    g.link("src.audio", "rec.user")
+    g.link("src.video", "rec.video")
+    result = await mg.run(g)
+    assert result.log.of("recording_finished")[0].fields["pictures"] == 20
+    regot, _ = read_any(again)
+    assert abs(len(regot) - len(got)) <= 2048
+    # The stereo recording (user left, silence right) comes back averaged to one channel: half the level.
+    assert rms(regot[4800:-4800, 0]) == pytest.approx(rms(got[4800:-4800, 0]) / 2, rel=0.1)
+
 
 def test_video_is_an_inlet_of_mp4_recorders_only() -> None:
     g = mg.Graph()
