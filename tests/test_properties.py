@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 import hypothesis.strategies as st
+import pytest
 import trio
 import trio.testing
 from hypothesis import given, note, settings
@@ -23,6 +24,7 @@ from mediagraph.testing import (
     Recorder,
     Route,
     Schedule,
+    SinkConfig,
     SourceConfig,
     capture,
     check_failure,
@@ -45,19 +47,24 @@ PROPERTY = settings(deadline=None)
 FAULTY = graphs(min_inner=1, min_frames=1)
 
 
-def run_plan(
-    plan: GraphPlan, *, fuse: bool = True, pace: bool = True, schedule: Schedule | None = None
-) -> tuple[Captured, Recorder]:
-    """Build ``plan`` with a fresh recorder and run it to its end under a mock clock."""
-    note(f"plan:\n{plan}")
-    recorder = Recorder()
-    graph = plan.build(recorder)
+def run_graph(graph: mg.Graph, *, fuse: bool = True, pace: bool = True, schedule: Schedule | None = None) -> Captured:
+    """Run ``graph`` to its end under a mock clock."""
 
     async def main() -> Captured:
         with trio.fail_after(TIMEOUT):
             return await capture(graph, fuse=fuse, pace=pace, schedule=schedule)
 
-    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0)), recorder
+    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def run_plan(
+    plan: GraphPlan, *, fuse: bool = True, pace: bool = True, schedule: Schedule | None = None
+) -> tuple[Captured, Recorder]:
+    """Build ``plan`` with a fresh recorder and run it to its end under a mock clock."""
+    note(f"plan:\n{plan}")
+    note(f"fuse={fuse} pace={pace} schedule={schedule}")
+    recorder = Recorder()
+    return run_graph(plan.build(recorder), fuse=fuse, pace=pace, schedule=schedule), recorder
 
 
 def with_fault(policy: Policy, *, persistent: bool = False) -> st.SearchStrategy[tuple[GraphPlan, Fault]]:
@@ -146,10 +153,10 @@ def test_fast_path_and_plain_path_agree(plan: GraphPlan) -> None:
 
 
 @PROPERTY
-@given(case=with_fault("fail"), fuse=st.booleans())
-def test_failure_surfaces_with_the_failing_node_name(case: tuple[GraphPlan, Fault], fuse: bool) -> None:
+@given(case=with_fault("fail"), fuse=st.booleans(), pace=st.booleans())
+def test_failure_surfaces_with_the_failing_node_name(case: tuple[GraphPlan, Fault], fuse: bool, pace: bool) -> None:
     plan, fault = case
-    captured, recorder = run_plan(plan, fuse=fuse)
+    captured, recorder = run_plan(plan, fuse=fuse, pace=pace)
     check_lifecycle(captured.log)
     check_failure(captured.log, captured.error)
     assert captured.error is not None
@@ -159,10 +166,10 @@ def test_failure_surfaces_with_the_failing_node_name(case: tuple[GraphPlan, Faul
 
 
 @PROPERTY
-@given(case=with_fault("isolate"), fuse=st.booleans())
-def test_isolate_keeps_the_rest_going(case: tuple[GraphPlan, Fault], fuse: bool) -> None:
+@given(case=with_fault("isolate"), fuse=st.booleans(), pace=st.booleans())
+def test_isolate_keeps_the_rest_going(case: tuple[GraphPlan, Fault], fuse: bool, pace: bool) -> None:
     plan, fault = case
-    captured, recorder = run_plan(plan, fuse=fuse)
+    captured, recorder = run_plan(plan, fuse=fuse, pace=pace)
     assert captured.error is None
     assert captured.reason == "completed"
     check_lifecycle(captured.log, nodes=all_nodes(plan))
@@ -183,13 +190,15 @@ def test_isolate_keeps_the_rest_going(case: tuple[GraphPlan, Fault], fuse: bool)
 
 
 @PROPERTY
-@given(case=with_fault("restart"), fuse=st.booleans())
-def test_restart_after_a_transient_fault_conserves_frames(case: tuple[GraphPlan, Fault], fuse: bool) -> None:
+@given(case=with_fault("restart"), fuse=st.booleans(), pace=st.booleans())
+def test_restart_after_a_transient_fault_conserves_frames(
+    case: tuple[GraphPlan, Fault], fuse: bool, pace: bool
+) -> None:
     """A node that fails once and is restarted loses nothing: the frame that made it fail was forwarded
     before it raised, and whatever it had taken from its mailbox but not yet handled goes to the new
     instance."""
     plan, fault = case
-    captured, recorder = run_plan(plan, fuse=fuse)
+    captured, recorder = run_plan(plan, fuse=fuse, pace=pace)
     assert captured.error is None, captured.error
     check_lifecycle(captured.log, nodes=all_nodes(plan))
     assert set(reasons(captured).values()) == {"completed"}
@@ -259,7 +268,7 @@ def test_graceful_stop_drains_every_node(case: tuple[GraphPlan, Schedule], fuse:
 @PROPERTY
 @given(
     case=with_schedule(graphs(min_inner=1, min_frames=1), "cancel").flatmap(
-        lambda c: faults(c[0], actions={"sleep", "hang"}, policies=("fail",)).map(
+        lambda c: faults(c[0], actions={"raise", "sleep", "hang"}, policies=("restart", "isolate")).map(
             lambda f: (c[0].with_fault(f), f, c[1])
         )
     ),
@@ -269,8 +278,8 @@ def test_graceful_stop_drains_every_node(case: tuple[GraphPlan, Schedule], fuse:
 def test_cancel_at_any_time_finishes_every_node(
     case: tuple[GraphPlan, Fault, Schedule], fuse: bool, pace: bool
 ) -> None:
-    """Cancelled at any time, even with a node asleep or hung: every node that started finishes once, and
-    each route has delivered a prefix of its frames (a lost tail, never a gap)."""
+    """Cancelled at any time, even with a node asleep, hung, restarting or isolated: every node finishes
+    once, and each route has delivered a prefix of its frames (a lost tail, never a gap)."""
     plan, fault, cancel = case
     assert isinstance(cancel, Cancel)
     captured, recorder = run_plan(plan, fuse=fuse, pace=pace, schedule=cancel)
@@ -280,5 +289,78 @@ def test_cancel_at_any_time_finishes_every_node(
     if fault.spec.action == "hang":
         assert captured.reason == "cancelled"
     if captured.reason == "completed":
-        assert set(reasons(captured).values()) == {"completed"}
+        isolated = fault.spec.action == "raise" and isinstance(fault.supervision, mg.Isolate)
+        assert reasons(captured) == {
+            n: "failed" if isolated and n == fault.node else "completed" for n in all_nodes(plan)
+        }
     check_all_frames(plan, recorder, prefixes(plan))
+
+
+# --- minimal reproductions of what the properties above found ------------------------------------------------
+
+
+def test_a_node_failing_while_the_graph_starts_surfaces_as_node_failed_error() -> None:
+    """Found by ``test_failure_surfaces_with_the_failing_node_name``: ``bad`` fails while the runtime is
+    still starting ``late``; the graph's scope is cancelled before ``Runtime.start`` is told the graph
+    started, and trio's ``RuntimeError("child exited without calling task_status.started()")`` escapes."""
+    g = mg.Graph()
+    g.add("late", "test_source", count=1, paced=True, start=0.005)  # started last
+    g.add("bad", "test_source", count=1, fault={"at": 0})  # raises in its first produce()
+    captured = run_graph(g)
+    check_failure(captured.log, captured.error)
+    assert captured.error is not None
+    assert captured.error.node == "bad"
+
+
+def test_a_restarted_transform_keeps_the_messages_it_had_taken() -> None:
+    """Found by ``test_restart_after_a_transient_fault_conserves_frames``: a transform with its own task takes
+    its mailbox in batches; when it raises at the first message, the rest of the batch is dropped, not handed
+    to the restarted instance."""
+    recorder = Recorder()
+    g = mg.Graph()
+    g.add("src", "test_source", count=3)
+    g.add("map", "test_map", fault={"at": 0}, supervision=mg.Restart(max_restarts=1, backoff=0))
+    g.add("sink", "test_sink", config=SinkConfig(recorder=recorder))
+    g.link("src.out", "map.in")
+    g.link("map.out", "sink.in")
+    captured = run_graph(g)
+    assert [e.event for e in captured.log.of(node="map")] == ["node_started", "node_restarted", "node_finished"]
+    assert [a.timestamp for a in recorder.arrivals("sink")] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("supervision", [mg.FailGraph(), mg.Isolate()], ids=["fail", "isolate"])
+def test_a_transform_with_two_inlets_fails_with_the_original_exception(supervision: mg.Supervision) -> None:
+    """Found by ``test_isolate_keeps_the_rest_going``: a transform with several inlets and its own task reads
+    them in a nursery, so its failure is reported as ``ExceptionGroup: Exceptions from Trio nursery`` (in
+    ``node_finished``'s error, ``NodeFailedError.__cause__``, ``GraphResult.isolated``), not as what it raised."""
+    g = mg.Graph()
+    g.add("a", "test_source", count=1)
+    g.add("b", "test_source", count=1)
+    g.add("merge", "test_merge", fault={"at": 0, "source": "a"}, supervision=supervision)
+    g.link("a.out", "merge.in0")
+    g.link("b.out", "merge.in1")
+    captured = run_graph(g, fuse=False)
+    [finished] = captured.log.of("node_finished", "merge")
+    assert finished.fields["error"].startswith("InjectedFault: ")
+    if captured.error is not None:
+        assert isinstance(captured.error.__cause__, InjectedFault)
+    else:
+        assert captured.result is not None
+        assert isinstance(captured.result.isolated["merge"], InjectedFault)
+
+
+def test_a_node_failing_as_the_graph_is_cancelled_is_still_supervised() -> None:
+    """Found by ``test_cancel_at_any_time_finishes_every_node``: when a node's nursery ends with its error
+    *and* the graph's cancellation, the group is a ``BaseExceptionGroup`` that ``except Exception`` misses: the
+    node is recorded as ``completed`` and the error escapes ``open_runtime`` as a nested ``ExceptionGroup``.
+    trio shuffles each scheduling batch, so the race is run many times (it shows about every other run)."""
+    g = mg.Graph()
+    g.add("src", "test_source", count=2)
+    g.add("merge", "test_merge", capacity=1, fault={"at": 0, "path": ["merge.in0"]}, supervision=mg.Isolate())
+    g.link("src.out", "merge.in0")
+    g.link("src.out", "merge.in1")
+    for _ in range(40):
+        captured = run_graph(g, schedule=Cancel(at=0))
+        check_lifecycle(captured.log, nodes=["src", "merge"])
+        [finished] = captured.log.of("node_finished", "merge")
+        assert finished.fields["reason"] in ("failed", "cancelled")
