@@ -513,10 +513,12 @@ class RunningGraph:
             MediaGraphError: ``slot`` is not a running slot; GraphDefinitionError: the child is invalid or its
                 ports differ from the slot's.
         """
-        impl = self._node(slot).impl
-        swap = getattr(impl, "swap", None)
+        run = self._node(slot)
+        swap = getattr(run.impl, "swap", None)
         if swap is None:
             raise MediaGraphError(f"node {slot!r} is not a slot, it cannot swap its child")
+        if run.state != "running":
+            raise MediaGraphError(f"slot {slot!r} is {run.state}; there is nothing to swap")
         await swap(child, policy)
 
     def _node(self, name: str) -> _NodeRun:

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 import trio
 
-from ._errors import GraphDefinitionError
+from ._errors import GraphDefinitionError, MediaGraphError
 from ._frames import AudioFrame, Flush, Interrupt, PlaybackFinished, PlaybackStarted
 from ._graph import Graph
 from ._node import Actor, Transform, get_node_type, node_type
@@ -178,8 +178,10 @@ class Slot(Actor):
         self.open: int | None = None  # id of the segment frames go to, if one is open
         self._finished: set[int] = set()
         self.discarded = 0  # frames that reached an empty slot
+        self._sent: dict[int, float] = {}  # seconds forwarded per unfinished segment
         self._pending: tuple[ChildSpec | None, str, trio.Event] | None = None
         self._lock = trio.Lock()  # held while a message is handed to the child, and during a swap
+        self.closing = False  # input ended: the last child is being stopped
 
     def __repr__(self) -> str:
         child = self.child.spec if self.child else "empty"
@@ -196,11 +198,14 @@ class Slot(Actor):
             async with trio.open_nursery() as readers:
                 for inlet in inlets:
                     readers.start_soon(self._forward, inlet.name)
-            if self._pending is not None:  # a boundary swap still waiting when the input ended
-                await self._swap_now(*self._pending)
-            await self._stop_child(interrupt=False)
-        if self.discarded:
-            io.log("slot_discarded", frames=self.discarded)
+            async with self._lock:
+                self.closing = True
+                if self._pending is not None:  # a boundary swap still waiting when the input ended
+                    await self._swap_now(*self._pending)
+                if self.child is None and self.open is not None:
+                    self._answer_empty(self.open)
+                await self._stop_child(interrupt=False)
+        io.log("slot_total", segments=self.next_segment, discarded=self.discarded, children=self.children)
 
     # --- segments ----------------------------------------------------------------------------------------
 
@@ -210,6 +215,7 @@ class Slot(Actor):
             if self.open is None:
                 self.open = self.next_segment
                 self.next_segment += 1
+            self._sent[self.open] = self._sent.get(self.open, 0.0) + msg.duration
             return None
         if isinstance(msg, Flush):
             if self.open is None:  # a flush with nothing queued finishes an empty segment
@@ -231,6 +237,7 @@ class Slot(Actor):
                 generation=event.generation,
                 position=round(event.position, 6),
                 interrupted=event.interrupted,
+                sent=round(self._sent.pop(event.segment, 0.0), 6),
             )
         else:
             self.io.log("playback_started", segment=event.segment, generation=event.generation)
@@ -282,7 +289,8 @@ class Slot(Actor):
             )
         self.children += 1
         send, receive = trio.open_memory_channel[tuple[str, Any]](0)
-        hosted = _Hosted(spec, self.children, self.next_segment if self.open is None else self.open, send)
+        assert self.open is None, "a child always starts between segments"
+        hosted = _Hosted(spec, self.children, self.next_segment, send)
         name = f"child{hosted.number}"
         g = Graph(f"{self.io.name}/{name}")
         g.add("feed", "_slot_feed", config=_FeedConfig(ports=ports, receive=receive))
@@ -316,6 +324,7 @@ class Slot(Actor):
         assert hosted.running is not None
         await hosted.running._done.wait()
         self.child = None
+        self.open = None  # the child finished the open segment: interrupted, or closed by its end of input
         if hosted.running._failure is not None:
             raise hosted.running._failure
 
@@ -337,20 +346,27 @@ class Slot(Actor):
                 f"the slot has {_describe(self.config.ports())}"
             )
         done = trio.Event()
-        if policy == "boundary" and self.open is not None and self.child is not None:
+        if policy == "boundary" and self.open is not None and self.child is not None and not self.closing:
             self._pending = (spec, policy, done)  # the forwarder swaps after the flush closing the segment
             await done.wait()
             return
         async with self._lock:
+            if self.closing:
+                raise MediaGraphError(f"slot {self.io.name!r} has ended its input; there is nothing to swap")
             await self._swap_now(spec, policy, done)
 
     async def _swap_now(self, spec: ChildSpec | None, policy: str, done: trio.Event) -> None:
         self._pending = None
         old = str(self.child.spec) if self.child else None
         self.io.log("swap_started", old=old, new=str(spec) if spec else None, policy=policy)
-        await self._stop_child(interrupt=policy == "cut" and self.open is not None)
-        if policy == "cut" and self.open is not None:
-            self.open = None  # the cut finished it; the next frame opens a new segment
+        if self.child is None:
+            if self.open is not None:  # the empty slot played nothing of it, whatever the policy
+                self._answer_empty(self.open)
+                self.open = None
+        else:
+            # After a cut the next frame opens a new segment; a boundary swap happens when none is open, or at
+            # the end of the input, when the old child's end closes it.
+            await self._stop_child(interrupt=policy == "cut" and self.open is not None)
         self.generation += 1
         if spec is not None:
             await self._start(spec)

@@ -72,7 +72,8 @@ class Speaker(mg.Actor):
         self.tracker = mg.PlaybackTracker(config.sample_rate)
         self.buffer: deque[npt.NDArray[np.int16]] = deque()
         self.buffered = 0
-        self.played = 0
+        self.received = 0  # frames
+        self.played = 0  # samples
         self.underruns = 0
         self.input_done = False
         self._wake = trio.Event()
@@ -91,11 +92,12 @@ class Speaker(mg.Actor):
             nursery.start_soon(self._read)
             await self._virtual_device()
             nursery.cancel_scope.cancel()
-        io.log("speaker_total", played=self.played, underruns=self.underruns)
+        io.log("speaker_total", received=self.received, played=self.played, underruns=self.underruns)
 
     async def _read(self) -> None:
         async for msg in self.io.inlets["audio"]:
             if isinstance(msg, mg.AudioFrame):
+                self.received += 1
                 self.tracker.queue(msg.samples_per_channel)
                 self.buffer.append(msg.samples)
                 self.buffered += msg.samples_per_channel

@@ -24,8 +24,8 @@ def playback_violations(
 
     Rules, per segment: at most one start; at most one finish; start before finish; nothing after the
     finish; segments finish in id order; generations never go back (no stale event). With ``closed``, each
-    of the segments ``0 .. closed-1`` finished exactly once. With ``sent`` (seconds queued per segment), no
-    position exceeds what was sent.
+    of the segments ``0 .. closed-1`` finished exactly once. No position exceeds what was sent: the event's
+    own ``sent`` field (a slot records it), else ``sent[segment]`` (seconds queued) when given.
     """
     events = [e for e in (log.events if isinstance(log, mg.EventLog) else log) if e.node == node and e.event in _KINDS]
     out: list[Violation] = []
@@ -54,11 +54,12 @@ def playback_violations(
         if last_finished is not None and seg < int(last_finished.fields["segment"]):
             out.append(bad("finish_order", f"segment {seg} finished after a later segment", (last_finished, e)))
         last_finished = e
-        if sent is not None and e.fields["position"] > sent.get(seg, 0.0) + 1e-6:
+        limit = e.fields.get("sent", sent.get(seg, 0.0) if sent is not None else None)
+        if limit is not None and e.fields["position"] > limit + 1e-6:
             out.append(
                 bad(
                     "position_bound",
-                    f"segment {seg}: position {e.fields['position']} > {sent.get(seg, 0.0)} sent",
+                    f"segment {seg}: position {e.fields['position']} > {limit} sent",
                     (e,),
                 )
             )

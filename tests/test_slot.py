@@ -1,0 +1,253 @@
+"""Slots: hot-swap without losing the chain above, ordered playback events, empty slots answer flushes."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mediagraph as mg
+from mediagraph.testing._playback import playback_violations
+
+RATE = 48000
+FRAME = 480  # 10 ms
+
+
+@attrs.frozen(kw_only=True)
+class ScriptConfig:
+    #: steps: ("frame", 0) a 10 ms frame, ("flush", 0), ("interrupt", 0), ("wait", seconds)
+    script: tuple[tuple[str, float], ...] = ()
+
+
+@mg.node_type("core_test_script", config=ScriptConfig)
+class Script(mg.Source):
+    """Plays a script of frames, flushes, interrupts and pauses on the graph clock."""
+
+    @staticmethod
+    def ports(config: ScriptConfig) -> mg.Ports:
+        return mg.Ports(outlets=[mg.OutletSpec(name="audio", format=mg.AudioFormat(sample_rate=RATE, channels=1))])
+
+    def __init__(self, config: ScriptConfig) -> None:
+        self.steps = list(config.script)
+        self.at = 0.0
+        self.ts = 0
+
+    def start(self, io: mg.NodeIO) -> None:
+        self.emit = io.outlets["audio"].emit
+
+    def produce(self) -> float | None:
+        import numpy as np
+
+        while self.steps:
+            kind, value = self.steps.pop(0)
+            if kind == "frame":
+                self.emit(
+                    mg.AudioFrame(
+                        samples=np.zeros((FRAME, 1), np.int16), sample_rate=RATE, channels=1, timestamp=self.ts
+                    )
+                )
+                self.ts += FRAME
+                self.at += FRAME / RATE
+                return self.at
+            if kind == "wait":
+                self.at += value
+                return self.at
+            self.emit(mg.Flush() if kind == "flush" else mg.Interrupt())
+        return None
+
+
+@attrs.frozen(kw_only=True)
+class WrapperConfig:
+    pass
+
+
+ROTATIONS: list[int] = []
+
+
+@mg.node_type("core_test_wrapper", config=WrapperConfig)
+class Wrapper(mg.Actor):
+    """Sits above a sink like a transcript synchronizer: forwards audio, rotates its segment on each finish."""
+
+    @staticmethod
+    def ports(config: WrapperConfig) -> mg.Ports:
+        return mg.Ports(
+            inlets=[
+                mg.InletSpec(name="audio"),
+                mg.InletSpec(
+                    name="playback", types=(mg.PlaybackStarted, mg.PlaybackFinished), feedback=True, required=False
+                ),
+            ],
+            outlets=[mg.OutletSpec(name="audio", format=mg.SameAs("audio"))],
+        )
+
+    def __init__(self, config: WrapperConfig) -> None:
+        pass
+
+    async def run(self, io: mg.NodeIO) -> None:
+        async def events() -> None:
+            async for event in io.inlets["playback"]:
+                if isinstance(event, mg.PlaybackFinished):
+                    ROTATIONS.append(event.segment)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(events)
+            async for msg in io.inlets["audio"]:
+                await io.outlets["audio"].send(msg)
+            io.outlets["audio"].close()
+
+
+SPEAKER = {"type": "speaker"}
+
+
+def graph(script: Sequence[tuple[str, float]], child: dict[str, Any] | None = SPEAKER) -> mg.Graph:
+    g = mg.Graph("slot")
+    g.add("src", "core_test_script", script=tuple(script))
+    g.add("wrap", "core_test_wrapper")
+    g.add("out", "slot", child=child, like="speaker")
+    g.link("src.audio", "wrap.audio")
+    g.link("wrap.audio", "out.audio")
+    g.link("out.playback", "wrap.playback")
+    return g
+
+
+async def run(g: mg.Graph, actions: Sequence[tuple[float, str, Any]] = ()) -> mg.GraphResult:
+    ROTATIONS.clear()
+    async with mg.open_runtime() as rt:
+        running = await rt.start(g)
+        for at, what, arg in actions:
+            await trio.sleep_until(running.t0 + at)
+            if running.result is not None:
+                break
+            if what == "interrupt":
+                running.interrupt("out")
+                continue
+            slot = running.statistics()["out"]
+            if slot.state == "running" and not running.nodes["out"].impl.closing:  # type: ignore[union-attr]
+                await running.swap("out", arg, policy=what)
+            else:  # the slot's input already ended: refused, clearly
+                with pytest.raises(mg.MediaGraphError, match="nothing to swap"):
+                    await running.swap("out", arg, policy=what)
+        return await running.wait()
+
+
+def check(result: mg.GraphResult, script: Sequence[tuple[str, float]]) -> None:
+    total = result.log.of("slot_total", "out")[0].fields
+    assert playback_violations(result.log, "out", closed=total["segments"]) == []
+    assert list(range(total["segments"])) == ROTATIONS, "the wrapper sees every segment rotate exactly once"
+    frames = sum(1 for kind, _ in script if kind == "frame")
+    received = sum(e.fields["received"] for e in result.log.of("speaker_total"))
+    assert received + total["discarded"] == frames, "every frame reaches exactly one child (or an empty slot)"
+    sent = sum(e.fields["sent"] for e in result.log.of("playback_finished", "out"))
+    assert sent == pytest.approx(frames * FRAME / RATE)
+
+
+UTTERANCE: list[tuple[str, float]] = [("frame", 0.0)] * 30 + [("flush", 0.0)]
+
+
+async def test_cut_swap_mid_utterance(autojump_clock: trio.testing.MockClock) -> None:
+    script = UTTERANCE * 2
+    result = await run(graph(script), [(0.15, "cut", SPEAKER)])
+    check(result, script)
+    finished = result.log.of("playback_finished", "out")
+    assert [(e.fields["segment"], e.fields["interrupted"], e.fields["generation"]) for e in finished] == [
+        (0, True, 0),  # cut at the position reached
+        (1, False, 1),  # the rest of the utterance, on the new child
+        (2, False, 1),
+    ]
+    assert 0.1 <= finished[0].fields["position"] <= 0.15
+    swaps = [(e.event, e.fields.get("policy")) for e in result.log if e.event.startswith("swap_")]
+    assert swaps == [("swap_started", "cut"), ("swap_finished", None)]
+    started = [str(e.node) for e in result.log.of("node_started")]
+    assert [n for n in started if "/" not in n] == ["out", "wrap", "src"]  # sinks first
+    assert [n for n in started if "/" in n] == ["out/child1", "out/child2"]
+    assert started.index("out") < started.index("out/child1")
+
+
+async def test_boundary_swap_waits_for_the_end_of_the_segment(autojump_clock: trio.testing.MockClock) -> None:
+    script = UTTERANCE * 2
+    result = await run(graph(script), [(0.15, "boundary", SPEAKER)])
+    check(result, script)
+    finished = result.log.of("playback_finished", "out")
+    assert [(e.fields["segment"], e.fields["interrupted"], e.fields["position"]) for e in finished] == [
+        (0, False, 0.3),
+        (1, False, 0.3),
+    ]
+    swap_done = result.log.of("swap_finished", "out")[0]
+    assert swap_done.t >= finished[0].t
+
+
+async def test_an_empty_slot_answers_a_flush_with_a_message(autojump_clock: trio.testing.MockClock) -> None:
+    script = [("frame", 0)] * 3 + [("flush", 0), ("flush", 0)]
+    result = await run(graph(script, child=None))
+    check(result, script)
+    assert [(e.fields["segment"], e.fields["interrupted"]) for e in result.log.of("playback_finished", "out")] == [
+        (0, True),
+        (1, True),
+    ]
+
+
+async def test_interrupt_from_the_api(autojump_clock: trio.testing.MockClock) -> None:
+    script = [*UTTERANCE, ("wait", 0.5), *UTTERANCE]
+    result = await run(graph(script), [(0.1, "interrupt", None)])
+    check(result, script)
+    first = result.log.of("playback_finished", "out")[0]
+    assert first.fields["interrupted"]
+
+
+async def test_swap_refuses_a_child_with_other_ports(autojump_clock: trio.testing.MockClock) -> None:
+    async with mg.open_runtime() as rt:
+        running = await rt.start(graph(UTTERANCE))
+        with pytest.raises(mg.GraphDefinitionError, match="child null_sink has ports"):
+            await running.swap("out", {"type": "null_sink"})
+        with pytest.raises(mg.GraphDefinitionError, match="swap policy must be cut or boundary"):
+            await running.swap("out", SPEAKER, policy="later")
+        with pytest.raises(mg.MediaGraphError, match="node 'src' is not a slot"):
+            await running.swap("src", SPEAKER)
+        await running.wait()
+
+
+def test_slot_config_errors() -> None:
+    g = mg.Graph()
+    with pytest.raises(mg.GraphDefinitionError, match="a slot needs a child, or 'like: TYPE'"):
+        g.add("s", "slot")
+    with pytest.raises(mg.GraphDefinitionError, match="unknown node type 'speakr'"):
+        g.add("s", "slot", child={"type": "speakr"})
+    with pytest.raises(mg.GraphDefinitionError, match=r"unknown parameter 'devce'"):
+        g.add("s", "slot", child={"type": "speaker", "devce": "virtual"})
+
+
+steps = st.lists(
+    st.one_of(
+        st.lists(st.just(("frame", 0.0)), min_size=1, max_size=12),
+        st.just([("flush", 0.0)]),
+        st.just([("interrupt", 0.0)]),
+        st.floats(0.005, 0.2).map(lambda w: [("wait", w)]),
+    ),
+    max_size=12,
+).map(lambda chunks: [step for chunk in chunks for step in chunk])
+
+actions = st.lists(
+    st.tuples(
+        st.floats(0.0, 1.5),
+        st.sampled_from(["cut", "boundary", "interrupt"]),
+        st.sampled_from([SPEAKER, None, {"type": "speaker", "block_ms": 20.0}]),
+    ),
+    max_size=4,
+).map(lambda xs: sorted(xs, key=lambda a: a[0]))
+
+
+@settings(deadline=None)
+@given(script=steps, plan=actions, start_empty=st.booleans())
+def test_segment_invariants_over_generated_schedules(
+    script: Sequence[tuple[str, float]], plan: list[tuple[float, str, Any]], start_empty: bool
+) -> None:
+    async def main() -> None:
+        with trio.fail_after(600):  # on the mock clock: a deadlock becomes an error, at once
+            result = await run(graph(script, child=None if start_empty else SPEAKER), plan)
+        check(result, script)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
