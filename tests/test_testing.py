@@ -3,6 +3,10 @@ plans and strategies do what they say."""
 
 from __future__ import annotations
 
+import ast
+import pathlib
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -11,6 +15,7 @@ import trio.testing
 from hypothesis import given
 
 import mediagraph as mg
+import mediagraph.testing
 from mediagraph.testing import (
     Arrival,
     Cancel,
@@ -391,3 +396,33 @@ def test_generated_faults_target_a_frame_the_node_receives(data: tuple[GraphPlan
 def test_generated_schedules_fall_within_the_run(data: tuple[GraphPlan, Stop | Cancel]) -> None:
     plan, schedule = data
     assert 0 <= schedule.at <= plan.duration + 0.011
+
+
+# --- the package ---------------------------------------------------------------------------------------------
+
+
+def test_the_package_uses_only_the_public_api_of_the_core() -> None:
+    for path in pathlib.Path(mediagraph.testing.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module or ""]
+            for module in modules:
+                if module.startswith("mediagraph"):
+                    assert not any(part.startswith("_") for part in module.split(".")), (path.name, module)
+
+
+def test_all_is_exact_and_importable() -> None:
+    assert sorted(mediagraph.testing.__all__) == sorted(set(mediagraph.testing.__all__))
+    for name in mediagraph.testing.__all__:
+        assert hasattr(mediagraph.testing, name), name
+
+
+def test_hypothesis_is_imported_only_for_the_strategies() -> None:
+    code = (
+        "import sys, mediagraph.testing as t\n"
+        "assert 'hypothesis' not in sys.modules\n"
+        "t.graphs\n"
+        "assert 'hypothesis' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

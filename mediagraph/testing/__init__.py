@@ -12,9 +12,22 @@ Importing this module registers the test node types, which pass :class:`ProbeFra
 ``test_sink``   a transform recording every arrival into the :class:`Recorder` of its config.
 ==============  ==========================================================================================
 
+Checkers come in pairs: ``*_violations`` returns the broken rules as :class:`Violation` objects, ``check_*``
+raises :class:`InvariantError` (an ``AssertionError``) listing them: :func:`check_lifecycle`,
+:func:`check_failure`, :func:`check_frames`, :func:`check_playback`. :func:`capture` runs a graph and keeps
+its event log and its outcome, failure included, with an optional :class:`Stop` or :class:`Cancel` on
+schedule.
+
 Every node but the sink can be given a :class:`FaultSpec` (raise, sleep or hang at a given frame). Each
 pass-through adds the inlet it crossed to the frame's ``path``, so a sink knows each frame's route and
 :func:`check_frames` checks conservation and order route by route, through fan-out and fan-in.
+
+A fault is keyed on a frame's content (its source, path and timestamp), not on a count the node keeps: a
+node restarted by its policy is rebuilt from its config with fresh state, so a fault fires once (or, with
+``repeat``, again in every incarnation), and at the same frame in every run whatever the interleaving. A
+``raise`` forwards the frame first, so the node itself never loses one. The only mutable state the test
+nodes share is the :class:`Recorder` a test creates for each run and passes in its sinks' configs, so
+nothing leaks from one run, or one hypothesis example, to the next.
 
 The strategies (:func:`graphs`, :func:`faults`, :func:`schedules`, in :mod:`mediagraph.testing.strategies`)
 need ``hypothesis``; they are imported on first use, so the rest of this module works without it.
@@ -53,6 +66,7 @@ from ._nodes import (
     SourceConfig,
 )
 from ._plans import Fault, GraphPlan, LinkPlan, NodePlan
+from ._playback import check_playback, playback_violations
 
 if TYPE_CHECKING:
     from .strategies import faults, graphs, schedules
@@ -83,6 +97,7 @@ __all__ = [
     "check_failure",
     "check_frames",
     "check_lifecycle",
+    "check_playback",
     "event_multiset",
     "failure_violations",
     "faults",
@@ -91,6 +106,7 @@ __all__ = [
     "graphs",
     "lifecycle_violations",
     "node_sequences",
+    "playback_violations",
     "schedules",
 ]
 

@@ -13,7 +13,6 @@ whatever the interleaving.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -266,7 +265,7 @@ class ProbeSource(mg.Source):
         self._emit(frame)
         self.next += 1
         if cfg.fault is not None and cfg.fault.matches(frame):
-            raise InjectedFault(f"test_source {self._name!r}: injected fault at frame {frame.timestamp}")
+            raise InjectedFault(f"node {self._name!r}: injected fault at frame {frame.source}/{frame.timestamp}")
         if self.next >= cfg.count:
             return None
         return cfg.start + self.next * cfg.period if cfg.paced else 0.0
@@ -307,7 +306,7 @@ class _PassThrough(mg.Transform):
         out = msg.hop(f"{self._name}.{inlet}")
         self._emit(out)
         if self.fault is not None and self.fault.matches(out):
-            raise InjectedFault(f"{self._name!r}: injected fault at frame {msg.source}/{msg.timestamp}")
+            raise InjectedFault(f"node {self._name!r}: injected fault at frame {msg.source}/{msg.timestamp}")
 
 
 @mg.node_type("test_map", config=MapConfig)
@@ -386,19 +385,20 @@ class ProbeActor(mg.Actor):
     async def run(self, io: mg.NodeIO) -> None:
         out = io.outlets["out"]
         hop = f"{io.name}.in"
-        fault = self.fault
         async for msg in io.inlets["in"]:
             if type(msg) is not ProbeFrame:
                 await out.send(msg)
                 continue
             self.frames += 1
             forwarded = msg.hop(hop)
-            hit = fault is not None and fault.matches(forwarded)
-            if hit and fault is not None and fault.action != "raise":
-                await trio.sleep(math.inf if fault.action == "hang" else fault.seconds)
+            fault = self.fault if self.fault is not None and self.fault.matches(forwarded) else None
+            if fault is not None and fault.action == "sleep":
+                await trio.sleep(fault.seconds)
+            elif fault is not None and fault.action == "hang":
+                await trio.sleep_forever()
             await out.send(forwarded)
-            if hit and fault is not None and fault.action == "raise":
-                raise InjectedFault(f"{io.name!r}: injected fault at frame {msg.source}/{msg.timestamp}")
+            if fault is not None and fault.action == "raise":
+                raise InjectedFault(f"node {io.name!r}: injected fault at frame {msg.source}/{msg.timestamp}")
 
 
 # --- test_sink ---------------------------------------------------------------------------------------------
