@@ -1,14 +1,29 @@
 """``speaker``: plays audio and reports what was actually played, as playback events.
 
-``device: virtual`` plays out on the graph clock with no sound card (servers, tests, demos, virtual clock):
-every ``block_ms`` the virtual device consumes one block of what is buffered, exactly as a sound card's
-callback would. Events come from a :class:`mediagraph.PlaybackTracker`, so their order holds by construction.
+Theory of operation. The node writes the audio it receives into a :class:`DeviceBuffer`; a device consumes
+that buffer one block at a time and writes down, in the same buffer, what it observed for each block
+(samples consumed, when the first of them reaches the listener, whether it ran short). The node takes those
+observations in order and turns them into :class:`mediagraph.PlaybackTracker` calls, so the playback events
+are ordered by construction, whichever device plays:
+
+- ``device: virtual`` plays out on the graph clock with no sound card (servers, tests, demos, virtual
+  clock): a task of the node consumes one block every ``block_ms``, exactly as a sound card's callback would.
+- any other ``device`` is a PortAudio device (name or index): ``sounddevice``'s callback thread consumes the
+  buffer and pokes the node through ``TrioToken.run_sync_soon``. That thread never runs node code and never
+  touches node state: it only fills the sound card's block from the buffer, under the buffer's lock.
+
+``playback_started`` is stamped with the time the device actually played the segment's first sample: the
+virtual device's tick, or PortAudio's ``outputBufferDacTime`` of the block that held it, on the graph clock.
+An interrupt takes the observations not yet handled and empties the buffer in one step under the lock, so the
+position of an interrupted segment counts exactly the samples the device had taken.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import attrs
 import numpy as np
@@ -17,19 +32,29 @@ import trio
 
 import mediagraph as mg
 
+from . import _portaudio
+
 _v = attrs.validators
+
+Samples = npt.NDArray[np.int16]
+
+
+def _device_ok(_: object, attribute: attrs.Attribute[Any], value: str | int) -> None:
+    if value == "" or (isinstance(value, int) and value < 0):
+        raise ValueError(f"{attribute.name} must be 'virtual', a device name or an index >= 0, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
 class SpeakerConfig:
     """Args:
-    device: ``virtual`` (graph clock, no sound card) or a PortAudio device name or index.
+    device: ``virtual`` (graph clock, no sound card) or a PortAudio output device: a name, part of one
+        (``pulse``, ``default``), or an index, as ``python -m sounddevice`` lists them.
     sample_rate: Hz the device plays at; the inlet accepts only this rate.
     channels: channel count the device plays; the inlet accepts only this count.
     block_ms: how much the device consumes at a time.
     """
 
-    device: str = "virtual"
+    device: str | int = attrs.field(default="virtual", validator=_device_ok)
     sample_rate: int = attrs.field(default=48000, validator=[_v.ge(8000), _v.le(384000)])
     channels: int = attrs.field(default=1, validator=[_v.ge(1), _v.le(8)])
     block_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(200)])
@@ -39,11 +64,15 @@ PLAYBACK_TYPES = (mg.PlaybackStarted, mg.PlaybackFinished)
 
 
 def log_playback(io: mg.NodeIO, events: list[mg.PlaybackEvent], emit: Any) -> None:
-    """Send each event on the playback outlet and record it in the event log, in order."""
+    """Send each event on the playback outlet and record it in the event log, in order.
+
+    ``at`` is the event's own time (for ``playback_started``: when the first sample was played), which for
+    a real device can differ from the time the event was logged.
+    """
     for event in events:
         emit(event)
         if isinstance(event, mg.PlaybackStarted):
-            io.log("playback_started", segment=event.segment, generation=event.generation)
+            io.log("playback_started", segment=event.segment, generation=event.generation, at=event.t)
         else:
             io.log(
                 "playback_finished",
@@ -51,12 +80,228 @@ def log_playback(io: mg.NodeIO, events: list[mg.PlaybackEvent], emit: Any) -> No
                 generation=event.generation,
                 position=round(event.position, 6),
                 interrupted=event.interrupted,
+                at=event.t,
             )
+
+
+class Played(NamedTuple):
+    """What a device observed while consuming one block."""
+
+    samples: int  # taken from the buffer (the rest of the block was silence)
+    t: float  # when the first of them is played, on the device's clock
+    underrun: bool  # the buffer ran short while the segment was still open (upstream was late)
+    device_underflow: bool  # the device itself reported an output underflow (its callback was late)
+
+
+class DeviceBuffer:
+    """Audio waiting for the device, and the device's observations waiting for the node.
+
+    Thread-safe: the node writes and cuts from trio, a device reads from its callback thread; every method
+    holds the lock for a few list operations and one copy at most.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._chunks: deque[Samples] = deque()
+        self._observed: list[Played] = []
+        self.buffered = 0  # samples
+        self._open = False  # more audio of the current segment is expected
+
+    def __repr__(self) -> str:
+        return f"<DeviceBuffer {self.buffered} samples, {len(self._observed)} observations>"
+
+    def write(self, samples: Samples) -> None:
+        """Queue ``samples`` (never written to afterwards: frames are immutable)."""
+        with self._lock:
+            self._chunks.append(samples)
+            self.buffered += samples.shape[0]
+            self._open = True
+
+    def close_segment(self) -> None:
+        """No more audio of the current segment: running dry from now on is its end, not an underrun."""
+        with self._lock:
+            self._open = False
+
+    def take(self) -> list[Played]:
+        """The observations since the last call, oldest first."""
+        with self._lock:
+            observed, self._observed = self._observed, []
+        return observed
+
+    def cut(self) -> tuple[list[Played], int]:
+        """Empty the buffer: the observations not yet taken, and how many samples were discarded."""
+        with self._lock:
+            observed, self._observed = self._observed, []
+            discarded, self.buffered = self.buffered, 0
+            self._chunks.clear()
+            self._open = False
+        return observed, discarded
+
+    def read(self, count: int, t: float, out: Samples | None = None, device_underflow: bool = False) -> int:
+        """The device consumes a block of ``count`` samples, the first played at ``t`` (device clock).
+
+        Fills ``out`` (when given) with what is buffered and silence after it, and records the observation.
+        Returns how many buffered samples it took.
+        """
+        got = 0
+        with self._lock:
+            while got < count and self._chunks:
+                head = self._chunks[0]
+                take = min(count - got, head.shape[0])
+                if out is not None:
+                    out[got : got + take] = head[:take]
+                if take == head.shape[0]:
+                    self._chunks.popleft()
+                else:
+                    self._chunks[0] = head[take:]
+                got += take
+            self.buffered -= got
+            self._observed.append(Played(got, t, got < count and self._open, device_underflow))
+        if out is not None:
+            out[got:] = 0
+        return got
+
+
+class Device(Protocol):
+    """Where a speaker's buffer is played. The node pokes itself when observations are waiting."""
+
+    def graph_time(self, t: float) -> float:
+        """An observation's time (device clock) on the graph clock."""
+
+    def wake(self) -> None:
+        """Audio was written to the buffer."""
+
+    async def run(self) -> None:
+        """Play until cancelled."""
+
+    async def aclose(self) -> None:
+        """Stop playing and release the device; idempotent."""
+
+
+class VirtualDevice:
+    """Consumes one block every ``block`` samples of graph time; idle (no tick) while the buffer is empty."""
+
+    def __init__(self, io: mg.NodeIO, buffer: DeviceBuffer, config: SpeakerConfig, block: int, poke: Any) -> None:
+        self._io = io
+        self._buffer = buffer
+        self._block = block
+        self._period = block / config.sample_rate
+        self._poke = poke
+        self._audio = trio.Event()
+
+    def __repr__(self) -> str:
+        return f"<VirtualDevice block={self._block}>"
+
+    def graph_time(self, t: float) -> float:
+        return t
+
+    def wake(self) -> None:
+        self._audio.set()
+
+    async def run(self) -> None:
+        tick = self._io.time()
+        while True:
+            if not self._buffer.buffered:
+                # An idle virtual device waits for audio instead of spinning, then resumes on its grid.
+                self._audio = trio.Event()
+                await self._audio.wait()
+                now = self._io.time()
+                tick += max(0, -(-(now - tick) // self._period)) * self._period
+                continue
+            await self._io.sleep_until(tick)
+            self._buffer.read(self._block, tick)
+            self._poke()
+            tick += self._period
+
+    async def aclose(self) -> None:
+        pass
+
+
+class PortAudioDevice:
+    """A ``sounddevice.OutputStream`` whose callback thread plays the buffer and pokes the node.
+
+    Resource handling: :meth:`open` opens and starts the stream; :meth:`aclose` closes it (the speaker calls
+    it from its cleanup, so it runs however the node ends).
+    """
+
+    def __init__(self, io: mg.NodeIO, stream: Any) -> None:
+        self._io = io
+        self._stream = stream
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<PortAudioDevice {self._stream!r}>"
+
+    @classmethod
+    def open(cls, io: mg.NodeIO, buffer: DeviceBuffer, config: SpeakerConfig, block: int, poke: Any) -> PortAudioDevice:
+        """Open and start the stream.
+
+        Raises:
+            ProviderError: PortAudio is missing, the device does not exist or cannot play this format; the
+                message names the node and the device and lists the available devices.
+        """
+        who = f"speaker {io.name!r}"
+        sd = _portaudio.load_sounddevice(who)
+        info = _portaudio.find_device(sd, who, config.device, "output", config.channels)
+        token = trio.lowlevel.current_trio_token()
+
+        # Runs in PortAudio's thread: fill the block from the buffer, poke the node, nothing else.
+        def callback(outdata: Samples, frames: int, time: Any, status: Any) -> None:
+            t = time.outputBufferDacTime or time.currentTime
+            buffer.read(frames, t, outdata, bool(status.output_underflow))
+            # RunFinishedError: a last callback while the stream closes after trio.run ended.
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(poke)
+
+        try:
+            stream = sd.OutputStream(
+                device=info["index"],
+                samplerate=config.sample_rate,
+                channels=config.channels,
+                dtype="int16",
+                blocksize=block,
+                callback=callback,
+            )
+        except sd.PortAudioError as exc:
+            raise _portaudio.open_error(who, "output", config.device, config.sample_rate, config.channels, exc) from exc
+        try:
+            stream.start()
+        except sd.PortAudioError as exc:
+            stream.close(ignore_errors=True)
+            raise _portaudio.open_error(who, "output", config.device, config.sample_rate, config.channels, exc) from exc
+        return cls(io, stream)
+
+    def graph_time(self, t: float) -> float:
+        return _portaudio.map_clock(self._stream.time, self._io.time(), t)
+
+    def wake(self) -> None:
+        pass  # the stream plays continuously, silence included
+
+    async def run(self) -> None:
+        await trio.sleep_forever()  # the stream plays in PortAudio's thread
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            # Closing waits for a callback in progress to return: a few milliseconds, off the trio thread.
+            await trio.to_thread.run_sync(self._stream.close)
 
 
 @mg.node_type("speaker", config=SpeakerConfig, uses_device=lambda c: c.device != "virtual")
 class Speaker(mg.Actor):
-    """Plays audio; emits playback_started when the device consumes a segment's first sample."""
+    """Plays audio; emits playback_started when the device consumes a segment's first sample.
+
+    Inlet ``audio`` (the config's rate and channels); outlet ``playback`` (``PlaybackStarted`` and
+    ``PlaybackFinished``). Logs ``speaker_total`` at the end (frames received, samples played, underruns:
+    blocks that ran short mid-segment; device_underflows: PortAudio's own count of late callbacks) and an
+    ``underrun`` event at most once per second while they happen.
+
+    Raises:
+        ProviderError: at start, for a PortAudio device that is missing or cannot be opened.
+
+    Resource handling: the PortAudio stream is opened in ``run`` and closed in ``cleanup``.
+    Cancellation: cancelling stops playback at once; unfinished segments get no ``playback_finished``.
+    """
 
     @staticmethod
     def ports(config: SpeakerConfig) -> mg.Ports:
@@ -68,83 +313,122 @@ class Speaker(mg.Actor):
 
     def __init__(self, config: SpeakerConfig) -> None:
         self.config = config
-        self.block = round(config.sample_rate * config.block_ms / 1000)
+        self.block = max(1, round(config.sample_rate * config.block_ms / 1000))
         self.tracker = mg.PlaybackTracker(config.sample_rate)
-        self.buffer: deque[npt.NDArray[np.int16]] = deque()
-        self.buffered = 0
+        self.buffer = DeviceBuffer()
+        self.device: Device | None = None
         self.received = 0  # frames
         self.played = 0  # samples
         self.underruns = 0
+        self.device_underflows = 0
         self.input_done = False
-        self._wake = trio.Event()
+        # Stream positions in samples, to split each observation where a segment begins, so that segment's
+        # first sample gets its own time even in the middle of a block.
+        self._position = 0  # samples the device has played
+        self._end = 0  # position after the last sample queued and still to be played
+        self._starts: deque[int] = deque()  # positions where segments not yet started begin
+        self._last_segment: int | None = None
+        self._poked = trio.Event()
+        self._underrun_logged: float | None = None
+        self._underruns_logged = 0
 
     def __repr__(self) -> str:
-        return f"<Speaker {self.config.device} buffered={self.buffered} played={self.played} {self.tracker!r}>"
+        return (
+            f"<Speaker {self.config.device} buffered={self.buffer.buffered} played={self.played} "
+            f"underruns={self.underruns} {self.tracker!r}>"
+        )
 
     async def run(self, io: mg.NodeIO) -> None:
         self.io = io
         self.emit = io.outlets["playback"].emit
-        if self.config.device != "virtual":
-            raise mg.ProviderError(
-                f"speaker {io.name!r}: device {self.config.device!r}: only 'virtual' is available in this build"
-            )
+        if self.config.device == "virtual":
+            self.device = VirtualDevice(io, self.buffer, self.config, self.block, self._poke)
+        else:
+            self.device = PortAudioDevice.open(io, self.buffer, self.config, self.block, self._poke)
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.device.run)
             nursery.start_soon(self._read)
-            await self._virtual_device()
+            while not (self.input_done and self.tracker.unplayed == 0):
+                await self._poked.wait()
+                self._poked = trio.Event()
+                self._observe(self.buffer.take())
             nursery.cancel_scope.cancel()
-        io.log("speaker_total", received=self.received, played=self.played, underruns=self.underruns)
+        io.log(
+            "speaker_total",
+            received=self.received,
+            played=self.played,
+            underruns=self.underruns,
+            device_underflows=self.device_underflows,
+        )
+
+    async def cleanup(self) -> None:
+        if self.device is not None:
+            await self.device.aclose()
+
+    def _poke(self) -> None:
+        """Observations are waiting (called in the trio thread: directly, or through ``run_sync_soon``)."""
+        self._poked.set()
 
     async def _read(self) -> None:
+        assert self.device is not None
         async for msg in self.io.inlets["audio"]:
             if isinstance(msg, mg.AudioFrame):
                 self.received += 1
-                self.tracker.queue(msg.samples_per_channel)
-                self.buffer.append(msg.samples)
-                self.buffered += msg.samples_per_channel
+                segment = self.tracker.queue(msg.samples_per_channel)
+                if segment != self._last_segment:
+                    self._starts.append(self._end)
+                    self._last_segment = segment
+                self._end += msg.samples_per_channel
+                self.buffer.write(msg.samples)
+                self.device.wake()
             elif isinstance(msg, mg.Flush):
+                self.buffer.close_segment()
                 log_playback(self.io, self.tracker.flush(self.io.time()), self.emit)
             elif isinstance(msg, mg.Interrupt):
+                observed, _ = self.buffer.cut()
+                self._observe(observed)  # what the device took before the cut counts as played
+                self._end = self._position
+                self._starts.clear()
                 events, _ = self.tracker.interrupt(self.io.time())
-                self.buffer.clear()
-                self.buffered = 0
                 log_playback(self.io, events, self.emit)
-            self._wake.set()
+        self.buffer.close_segment()
         log_playback(self.io, self.tracker.end(self.io.time()), self.emit)
         self.input_done = True
-        self._wake.set()
+        self._poke()
 
-    def _consume(self, n: int) -> int:
-        """Take up to ``n`` samples from the buffer, as the device would; returns how many it got."""
-        got = 0
-        while got < n and self.buffer:
-            head = self.buffer[0]
-            take = min(n - got, head.shape[0])
-            if take == head.shape[0]:
-                self.buffer.popleft()
-            else:
-                self.buffer[0] = head[take:]
-            got += take
-        self.buffered -= got
-        return got
+    def _observe(self, observed: list[Played]) -> None:
+        """Turn the device's observations into tracker calls and playback events, in order."""
+        if not observed:
+            return
+        assert self.device is not None
+        graph_time = self.device.graph_time
+        for played in observed:
+            if played.samples:
+                self._play(played.samples, graph_time(played.t))
+            self.underruns += played.underrun
+            self.device_underflows += played.device_underflow
+        self._log_underruns()
 
-    async def _virtual_device(self) -> None:
-        period = self.block / self.config.sample_rate
-        tick = self.io.time()
-        while True:
-            if not self.buffered:
-                if self.input_done:
-                    return
-                # An idle virtual device waits for audio instead of spinning, then resumes on its grid.
-                self._wake = trio.Event()
-                await self._wake.wait()
-                now = self.io.time()
-                tick += max(0, -(-(now - tick) // period)) * period
-                continue
-            await self.io.sleep_until(tick)
-            got = self._consume(self.block)
-            if got:
-                self.played += got
-                log_playback(self.io, self.tracker.played(got, tick), self.emit)
-            if got < self.block and self.tracker.open_segment is not None:
-                self.underruns += 1
-            tick += period
+    def _play(self, samples: int, t: float) -> None:
+        """The device played ``samples``, the first at graph time ``t``: tell the tracker, one piece per segment."""
+        first, end = self._position, self._position + samples
+        at = first
+        while at < end:
+            while self._starts and self._starts[0] <= at:
+                self._starts.popleft()
+            upto = min(end, self._starts[0]) if self._starts else end
+            events = self.tracker.played(upto - at, t + (at - first) / self.config.sample_rate)
+            log_playback(self.io, events, self.emit)
+            at = upto
+        self._position = end
+        self.played += samples
+
+    def _log_underruns(self) -> None:
+        count = self.underruns + self.device_underflows
+        if count == self._underruns_logged:
+            return
+        now = self.io.time()
+        if self._underrun_logged is None or now - self._underrun_logged >= 1.0:
+            self.io.log("underrun", underruns=self.underruns, device_underflows=self.device_underflows)
+            self._underrun_logged = now
+            self._underruns_logged = count
