@@ -25,7 +25,22 @@ from ._frames import (
     VideoFrame,
 )
 from ._graph import FailGraph, Graph, Isolate, LinkSpec, NodeHandle, NodeSpec, PortRef, Restart, Supervision
-from ._node import Actor, NodeType, Source, Transform, config_from_mapping, get_node_type, node_type, node_types
+from ._node import (
+    Actor,
+    NodeType,
+    ResourceRef,
+    ResourceSpec,
+    ResourceType,
+    Source,
+    Transform,
+    config_from_mapping,
+    get_node_type,
+    get_resource_type,
+    node_type,
+    node_types,
+    register_resource_type,
+    resource_types,
+)
 from ._ports import InletSpec, OutletSpec, Overflow, Ports, SameAs
 from ._runtime import (
     GraphResult,
@@ -41,10 +56,42 @@ from ._runtime import (
 )
 from ._segments import PlaybackEvent, PlaybackTracker
 from ._slot import ChildSpec, SlotConfig
+from ._yaml import (
+    Action,
+    ActionRequest,
+    ActionType,
+    GraphFile,
+    Override,
+    ScheduledAction,
+    action_types,
+    dump_graph,
+    load_graph,
+    parse_graph,
+    register_action_type,
+    run_schedule,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ResourceRef",
+    "ResourceSpec",
+    "ResourceType",
+    "get_resource_type",
+    "register_resource_type",
+    "resource_types",
+    "Action",
+    "ActionRequest",
+    "ActionType",
+    "GraphFile",
+    "Override",
+    "ScheduledAction",
+    "action_types",
+    "dump_graph",
+    "load_graph",
+    "parse_graph",
+    "register_action_type",
+    "run_schedule",
     "Actor",
     "AudioFormat",
     "AudioFrame",

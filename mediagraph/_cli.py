@@ -31,10 +31,10 @@ from ._draw import to_dot, to_mermaid
 from ._errors import GraphDefinitionError, MediaGraphError, NodeFailedError
 from ._events import Event, EventLog
 from ._frames import AudioFrame
-from ._node import closest, node_types
+from ._node import closest, node_types, resource_types
 from ._ports import InletSpec, OutletSpec, Ports, SameAs
 from ._runtime import GraphResult, RunningGraph, open_runtime
-from ._yaml import GraphFile, Override, action_types, load_graph, resource_types, run_schedule
+from ._yaml import GraphFile, Override, action_types, load_graph, run_schedule
 
 __all__ = ["main"]
 

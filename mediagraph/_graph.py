@@ -10,7 +10,7 @@ import attrs
 
 from ._errors import GraphDefinitionError
 from ._frames import AudioFormat, Control
-from ._node import NodeType, closest, get_node_type
+from ._node import NodeType, ResourceSpec, closest, config_from_mapping, get_node_type, get_resource_type
 from ._ports import InletSpec, OutletSpec, Ports, SameAs
 
 __all__ = ["FailGraph", "Graph", "Isolate", "LinkSpec", "NodeSpec", "PortRef", "Restart", "Supervision"]
@@ -107,6 +107,7 @@ class Graph:
 
     def __init__(self, name: str = "graph") -> None:
         self.name = name
+        self.resources: dict[str, ResourceSpec] = {}
         self.nodes: dict[str, NodeSpec] = {}
         self.links: list[LinkSpec] = []
 
@@ -116,7 +117,34 @@ class Graph:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Graph):
             return NotImplemented
-        return (self.name, self.nodes, self.links) == (other.name, other.nodes, other.links)
+        return (self.name, self.resources, self.nodes, self.links) == (
+            other.name,
+            other.resources,
+            other.nodes,
+            other.links,
+        )
+
+    def add_resource(self, name: str, resource_type: str, /, *, config: Any = None, **params: Any) -> ResourceSpec:
+        """Declare a resource shared by several nodes; a node parameter that accepts a resource names it.
+
+        Resource handling: the runtime opens it once before its first user starts and closes it once after
+        its last user finishes (also when a user fails or is swapped out of a slot). Unused, it is never opened.
+
+        Raises:
+            GraphDefinitionError: a duplicate or malformed name, an unknown type, or invalid parameters.
+        """
+        if not name.isidentifier():
+            raise GraphDefinitionError(f"resource name {name!r} must be an identifier (letters, digits, _)")
+        if name in self.resources:
+            raise GraphDefinitionError(f"duplicate resource name {name!r}")
+        rt = get_resource_type(resource_type)
+        if config is None:
+            config = config_from_mapping(rt.config, params, where=f"resource {name!r} ({rt.name})")
+        elif params:
+            raise TypeError("pass either config= or parameters, not both")
+        spec = ResourceSpec(name=name, type=rt.name, config=config)
+        self.resources[name] = spec
+        return spec
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -142,7 +170,9 @@ class Graph:
         nt = get_node_type(node_type) if isinstance(node_type, str) else node_type
         if config is None:
             try:
-                config = nt.make_config(params, where=f"node {name!r} ({nt.name})")
+                config = config_from_mapping(
+                    nt.config, params, where=f"node {name!r} ({nt.name})", resources=self.resources
+                )
             except GraphDefinitionError as exc:
                 exc.node = name
                 raise

@@ -63,14 +63,14 @@ class Mailbox:
 
     @property
     def full(self) -> bool:
-        return len(self._q) >= self.capacity and not self.closed
+        return len(self._q) >= self.capacity
 
     def put(self, msg: Any) -> None:
+        if self.closed:
+            self.dropped += 1
+            return
         q = self._q
         if len(q) >= self.capacity:
-            if self.closed:
-                self.dropped += 1
-                return
             if self.overflow is Overflow.DROP_OLDEST:
                 q.popleft()
                 self.dropped += 1

@@ -12,6 +12,7 @@ A node type is a final class implementing one of three small interfaces, plus a 
 from __future__ import annotations
 
 import abc
+import contextvars
 import difflib
 import importlib.metadata
 import types
@@ -30,6 +31,12 @@ if TYPE_CHECKING:
 __all__ = [
     "Actor",
     "NodeType",
+    "ResourceRef",
+    "ResourceSpec",
+    "ResourceType",
+    "get_resource_type",
+    "register_resource_type",
+    "resource_types",
     "Source",
     "Transform",
     "config_from_mapping",
@@ -73,6 +80,10 @@ class Transform(abc.ABC):
     def finish(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Every inlet has ended: emit what is still buffered. The outlets close after this returns."""
 
+    def close(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Release what ``start`` acquired; called once after ``start``, however the node ended (completed,
+        cancelled, failed, or before a restart). Must not block."""
+
 
 class Source(abc.ABC):
     """A producer driven by the graph clock."""
@@ -89,6 +100,10 @@ class Source(abc.ABC):
             when to be called again, in seconds of graph time since the graph started (a time already past
             means "as soon as the graph can take it"), or ``None`` when the source is exhausted.
         """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Release what ``start`` acquired; called once after ``start``, however the node ended. Must not
+        block."""
 
 
 Node = Actor | Transform | Source
@@ -203,6 +218,108 @@ def get_node_type(name: str) -> NodeType:
         raise GraphDefinitionError(f"unknown node type {name!r}{closest(name, node_types())}") from None
 
 
+# --- resources --------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ResourceType:
+    """A kind of object shared by several nodes (a noise-suppression model, a session, a device).
+
+    Args:
+        name: the name graphs use (``type: apm`` under ``resources:``).
+        config: a frozen attrs class holding its parameters.
+        open: opens one from a config. The result has a synchronous ``close()``, which the runtime calls
+            exactly once, after the last node using it has finished.
+        summary: one line for ``mediagraph nodes``.
+    """
+
+    name: str
+    config: type
+    open: Callable[[Any], Any]
+    summary: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ResourceSpec:
+    """A resource declared in a graph: its name, type name and validated config."""
+
+    name: str
+    type: str
+    config: Any
+
+
+@attrs.frozen(kw_only=True)
+class ResourceRef:
+    """What a node's config holds where it names a graph resource (``processor: ns``).
+
+    The referenced config is carried along so ``ports(config)`` can depend on it; at run time
+    ``io.resource(ref)`` gives the opened object. Resource handling: the runtime opens and closes it; a node
+    never closes a resource it was given.
+    """
+
+    name: str
+    type: str
+    config: Any
+
+
+_resource_types: dict[str, ResourceType] = {}
+
+
+def register_resource_type(rt: ResourceType) -> None:
+    """Make ``type: rt.name`` usable under ``resources:``.
+
+    Raises:
+        ValueError: another resource type already has this name.
+    """
+    existing = _resource_types.get(rt.name)
+    if existing is not None and existing != rt:
+        raise ValueError(f"resource type {rt.name!r} is already registered")
+    _resource_types[rt.name] = rt
+
+
+def resource_types() -> Mapping[str, ResourceType]:
+    """Every registered resource type, the installed plugins' included."""
+    _load_plugins()
+    return dict(sorted(_resource_types.items()))
+
+
+def get_resource_type(name: str) -> ResourceType:
+    """The registered resource type ``name``.
+
+    Raises:
+        GraphDefinitionError: no such type; the message lists the closest known names.
+    """
+    types_ = resource_types()
+    try:
+        return types_[name]
+    except KeyError:
+        hint = closest(name, types_) or " (no resource types are installed)"
+        raise GraphDefinitionError(f"unknown resource type {name!r}{hint}") from None
+
+
+#: The resources of the graph whose configs are being built, so nested specs (a slot's child) resolve too.
+building_resources: contextvars.ContextVar[Mapping[str, ResourceSpec]] = contextvars.ContextVar(
+    "building_resources", default=types.MappingProxyType({})
+)
+
+
+def _accepts_ref(tp: Any) -> bool:
+    return tp is ResourceRef or ResourceRef in typing.get_args(tp)
+
+
+def resolve_ref(name: str, *, where: str) -> ResourceRef:
+    """The reference to resource ``name`` of the graph being built.
+
+    Raises:
+        GraphDefinitionError: the graph declares no such resource.
+    """
+    resources = building_resources.get()
+    spec = resources.get(name)
+    if spec is None:
+        raise GraphDefinitionError(f"{where}: unknown resource {name!r}{closest(name, resources)}")
+    return ResourceRef(name=spec.name, type=spec.type, config=spec.config)
+
+
 # --- configs from mappings -------------------------------------------------------------------------------
 
 _SCALARS: dict[type, tuple[type, ...]] = {float: (int, float), int: (int,), str: (str,), bool: (bool,)}
@@ -232,16 +349,29 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def config_from_mapping[C](cls: type[C], data: Mapping[str, Any], *, where: str) -> C:
+def config_from_mapping[C](
+    cls: type[C], data: Mapping[str, Any], *, where: str, resources: Mapping[str, ResourceSpec] | None = None
+) -> C:
     """Build the attrs config ``cls`` from a mapping (a YAML node's parameters, ``--set`` values...).
 
     Args:
         where: what the mapping belongs to, for messages (``"node 'tone'"``).
+        resources: the graph's resources; a string given to a field that accepts a :class:`ResourceRef`
+            names one of them. By default, those of the graph being built, if any.
 
     Raises:
         GraphDefinitionError: unknown parameter (with the closest names), wrong type, or a value its
             validator refuses; ``.param`` names the parameter.
     """
+    token = building_resources.set(resources) if resources is not None else None
+    try:
+        return _build(cls, data, where)
+    finally:
+        if token is not None:
+            building_resources.reset(token)
+
+
+def _build[C](cls: type[C], data: Mapping[str, Any], where: str) -> C:
     attrs.resolve_types(cls)  # type: ignore[type-var]
     fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
@@ -249,6 +379,13 @@ def config_from_mapping[C](cls: type[C], data: Mapping[str, Any], *, where: str)
         field = fields.get(key)
         if field is None:
             raise GraphDefinitionError(f"{where}: unknown parameter {key!r}{closest(key, fields)}", param=key)
+        if isinstance(value, str) and _accepts_ref(field.type):
+            try:
+                kwargs[key] = resolve_ref(value, where=f"{where}: parameter {key!r}")
+            except GraphDefinitionError as exc:
+                exc.param = key
+                raise
+            continue
         ok, coerced = _coerce(value, field.type)
         if not ok:
             raise GraphDefinitionError(

@@ -28,12 +28,12 @@ from typing import Any, Final, Literal
 import attrs
 import trio
 
-from ._errors import MediaGraphError, NodeFailedError
+from ._errors import MediaGraphError, NodeFailedError, ProviderError
 from ._events import EventLog
 from ._frames import EndOfStream, Interrupt
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart
 from ._mailbox import Mailbox, wait_room
-from ._node import Actor, Node, Source, Transform, closest
+from ._node import Actor, Node, ResourceRef, ResourceSpec, Source, Transform, closest, get_resource_type
 from ._pacer import Pacer
 from ._ports import Overflow
 
@@ -63,6 +63,19 @@ class _FusedFailure(Exception):
         super().__init__(node.name)
         self.node = node
         self.cause = cause
+
+
+def _failure_of(raised: BaseException) -> Exception | None:
+    """The node's own failure in what its body raised: ``None`` for a cancellation, the single exception
+    inside a group of one (a node's nursery wraps it), and never the ``Cancelled`` it may come with."""
+    if isinstance(raised, BaseExceptionGroup):
+        _, rest = raised.split(trio.Cancelled)
+        if rest is None:
+            return None
+        while isinstance(rest, BaseExceptionGroup) and len(rest.exceptions) == 1:
+            rest = rest.exceptions[0]
+        raised = rest
+    return raised if isinstance(raised, Exception) else None
 
 
 class Link:
@@ -164,6 +177,11 @@ class Outlet:
     def closed(self) -> bool:
         return self.emit == self._closed
 
+    @property
+    def linked(self) -> bool:
+        """Whether anything is linked to this outlet (what is sent on an unlinked outlet is discarded)."""
+        return bool(self.links)
+
     async def wait_room(self) -> None:
         """Wait until every blocking mailbox this outlet reaches has room."""
         await wait_room(self._reach)
@@ -210,6 +228,11 @@ class Inlet:
 
     def __repr__(self) -> str:
         return f"<Inlet {self.name} {self.mailbox!r}>"
+
+    @property
+    def linked(self) -> bool:
+        """Whether any link comes into this inlet (an unlinked inlet has already ended)."""
+        return self.mailbox is not None
 
     async def receive_batch(self) -> deque[Any]:
         """Every message waiting (at least one), in order.
@@ -290,6 +313,19 @@ class NodeIO:
         """Record an event of this node in the graph's event log."""
         self._run.graph.record(self.name, event, **fields)
 
+    def resource(self, ref: ResourceRef | str) -> Any:
+        """The opened resource a config parameter refers to.
+
+        Resource handling: the runtime opened it and will close it after its last user; never close it.
+
+        Raises:
+            MediaGraphError: this node's config does not refer to that resource.
+        """
+        name = ref if isinstance(ref, str) else ref.name
+        if name not in self._run.refs or name not in self._run.graph.resources.values:
+            raise MediaGraphError(f"node {self.name!r} has no resource {name!r}{closest(name, self._run.refs)}")
+        return self._run.graph.resources.values[name]
+
     async def sleep_until(self, t: float) -> None:
         """Sleep until graph time ``t``."""
         await trio.sleep_until(self._run.graph.t0 + t)
@@ -335,6 +371,9 @@ class _NodeRun:
         self.stopping = False
         self._reach: list[Mailbox] | None = None
         self.io: NodeIO | None = None
+        self.refs = _refs(spec.config)  # resources this node uses
+        self.holds: set[str] = set()  # resources acquired for it and not yet released
+        self.impl_started = False  # start() was called on the current Transform/Source instance
 
     def __repr__(self) -> str:
         kind = "fused" if self.fused else type(self.impl).__mro__[1].__name__.lower()
@@ -373,11 +412,28 @@ class _NodeRun:
         fields: dict[str, Any] = {"reason": reason}
         if error is not None:
             fields["error"] = f"{type(error).__name__}: {error}"
+        self.close_impl()
         # Recorded before the outlets close, so fused and unfused nodes downstream finish after this one.
         self.graph.record(self.name, "node_finished", **fields)
+        for inlet in self.io.inlets.values() if self.io is not None else ():
+            if inlet.mailbox is not None:  # taken from the mailbox, never handled
+                inlet.mailbox.dropped += len(inlet._buf)
+                inlet._buf.clear()
         for mb in self.mailboxes.values():
             mb.close_consumer()
         self.close_outlets()
+        held, self.holds = self.holds, set()
+        self.graph.resources.release(held)
+
+    def start_impl(self, io: NodeIO) -> None:
+        self.impl_started = True
+        self.impl.start(io)  # type: ignore[union-attr]
+
+    def close_impl(self) -> None:
+        """Call a Transform's or Source's ``close()`` once after its ``start()``, however it ended."""
+        if self.impl_started:
+            self.impl_started = False
+            self.impl.close()  # type: ignore[union-attr]
 
     def statistics(self) -> NodeStatistics:
         mbs = self.mailboxes.values()
@@ -392,6 +448,61 @@ class _NodeRun:
             peak_mailbox=max((mb.peak for mb in mbs), default=0),
             restarts=self.restarts,
         )
+
+
+def _refs(value: Any) -> set[str]:
+    """Names of the resources a config refers to, however deeply (a slot child's config included)."""
+    if isinstance(value, ResourceRef):
+        return {value.name}
+    if attrs.has(type(value)):
+        return set().union(*(_refs(getattr(value, f.name)) for f in attrs.fields(type(value))))
+    if isinstance(value, (list, tuple)):
+        return set().union(*map(_refs, value))
+    if isinstance(value, Mapping):
+        return set().union(*map(_refs, value.values()))
+    return set()
+
+
+class _Resources:
+    """The open resources of a graph and of the graphs nested in its slots, counted by user."""
+
+    def __init__(self, specs: Mapping[str, ResourceSpec], graph: RunningGraph) -> None:
+        self.specs = specs
+        self.graph = graph  # the top-level graph, which records the events
+        self.users: dict[str, int] = {}
+        self.values: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<resources open={sorted(self.values)} users={self.users}>"
+
+    def acquire(self, names: set[str]) -> None:
+        for name in sorted(names):
+            if name not in self.values:
+                spec = self.specs[name]
+                try:
+                    self.values[name] = get_resource_type(spec.type).open(spec.config)
+                except Exception as exc:
+                    raise ProviderError(f"resource {name!r} ({spec.type}) failed to open: {exc}") from exc
+                self.graph.log.record(self.graph.time(), None, "resource_opened", resource=name, type=spec.type)
+            self.users[name] = self.users.get(name, 0) + 1
+
+    def release(self, names: set[str]) -> None:
+        for name in sorted(names):
+            self.users[name] -= 1
+            if self.users[name] == 0:
+                self.close(name)
+
+    def close(self, name: str) -> None:
+        value = self.values.pop(name, None)
+        if value is None:
+            return
+        fields: dict[str, Any] = {"resource": name}
+        try:
+            value.close()
+        except Exception as exc:
+            fields["error"] = f"{type(exc).__name__}: {exc}"
+            self.graph._fail_with(ProviderError(f"resource {name!r} failed to close: {exc}"), exc)
+        self.graph.log.record(self.graph.time(), None, "resource_closed", **fields)
 
 
 @attrs.frozen(kw_only=True)
@@ -419,6 +530,7 @@ class RunningGraph:
         prefix: str = "",
         quiet: frozenset[str] = frozenset(),
         t0: float | None = None,
+        resources: _Resources | None = None,
     ) -> None:
         validated = graph.validate()
         self.graph = graph
@@ -436,7 +548,7 @@ class RunningGraph:
         self._stopped = False
         self._scope = trio.CancelScope()
         self._done = trio.Event()
-        self._failure: NodeFailedError | None = None
+        self._failure: MediaGraphError | None = None
         self._observed = False
         self._isolated: dict[str, BaseException] = {}
         self.result: GraphResult | None = None
@@ -446,6 +558,9 @@ class RunningGraph:
                 self.nodes[name] = _NodeRun(self, graph.nodes[name], fuse)
             except Exception as exc:
                 raise NodeFailedError(name, exc) from exc
+        # A graph nested in a slot shares its parent's resources: the parent opened them, the parent closes them.
+        self._owns_resources = resources is None
+        self.resources = _Resources(graph.resources, self) if resources is None else resources
         self.links: list[Link] = []
         for spec in graph.links:
             target = self.nodes[spec.dst.node]
@@ -467,6 +582,10 @@ class RunningGraph:
     def __repr__(self) -> str:
         state = self.result.reason if self.result else ("cancelling" if self.cancelling else "running")
         return f"<RunningGraph {self.name!r} {state}, {len(self.nodes)} nodes>"
+
+    def time(self) -> float:
+        """Graph clock: seconds since the graph started."""
+        return trio.current_time() - self.t0
 
     def record(self, node: str | None, event: str, **fields: Any) -> None:
         if node is None:
@@ -567,9 +686,11 @@ class RunningGraph:
     # --- running ------------------------------------------------------------------------------------------
 
     def _fail(self, node: _NodeRun, exc: BaseException) -> None:
+        self._fail_with(NodeFailedError(node.name, exc), exc)
+
+    def _fail_with(self, failure: MediaGraphError, cause: BaseException) -> None:
         if self._failure is None:
-            failure = NodeFailedError(node.name, exc)
-            failure.__cause__ = exc
+            failure.__cause__ = cause
             self._failure = failure
         self.cancelling = True
         self._scope.cancel()
@@ -579,8 +700,16 @@ class RunningGraph:
             self.t0 = trio.current_time()
         if not self.prefix:
             self.log.record(0.0, None, "graph_started", graph=self.name)
+        started = False
         try:
             with self._scope:
+                try:
+                    for node in self.nodes.values():  # every resource opens before its first user starts
+                        self.resources.acquire(node.refs)
+                        node.holds = node.refs
+                except ProviderError as exc:
+                    self._fail_with(exc, exc.__cause__ or exc)
+                    return
                 async with trio.open_nursery() as nursery:
                     for node in reversed(self.nodes.values()):  # sinks first
                         if node.fused:
@@ -588,6 +717,7 @@ class RunningGraph:
                         else:
                             await nursery.start(self._node_task, node)
                     task_status.started()
+                    started = True
                     for node in self.nodes.values():
                         if node.fused and node.open_links == 0 and node.state == "running":
                             node.open_links = 1
@@ -595,6 +725,12 @@ class RunningGraph:
         finally:
             for node in self.nodes.values():
                 node.finish("cancelled")
+                if node.holds:  # never started: give back what was taken for it
+                    self.resources.release(node.holds)
+                    node.holds = set()
+            if self._owns_resources:
+                for name in list(self.resources.values):
+                    self.resources.close(name)
             if self._failure is not None:
                 reason = "failed"
             elif self.cancelling:
@@ -606,11 +742,13 @@ class RunningGraph:
                 reason=reason, log=self.log, statistics=self.statistics(), isolated=dict(self._isolated)
             )
             self._done.set()
+            if not started:  # failed or cancelled while starting: the starter still gets its answer
+                task_status.started()
 
     def _start_fused(self, node: _NodeRun) -> None:
         node.state = "running"
         self.record(node.name, "node_started")
-        self._guard_fused(node, lambda: node.impl.start(NodeIO(node)))  # type: ignore[union-attr]
+        self._guard_fused(node, lambda: node.start_impl(NodeIO(node)))
 
     def _guard_fused(self, node: _NodeRun, fn: Callable[[], None]) -> None:
         try:
@@ -642,17 +780,21 @@ class RunningGraph:
                     if self.cancelling or (node.scope.cancelled_caught and not node.stopping):
                         reason = "cancelled"
                     break
-                except _FusedFailure as failure:
-                    self._fused_failed(failure)
-                    reason = "cancelled"
-                    break
-                except Exception as exc:
+                except BaseException as raised:
+                    exc = _failure_of(raised)
+                    if exc is None:  # cancelled (or interrupted): not the node's failure
+                        raise
+                    if isinstance(exc, _FusedFailure):
+                        self._fused_failed(exc)
+                        reason = "cancelled"
+                        break
                     policy = node.spec.supervision
                     if isinstance(policy, Restart) and node.restarts < policy.max_restarts:
                         node.restarts += 1
                         self.record(
                             node.name, "node_restarted", attempt=node.restarts, error=f"{type(exc).__name__}: {exc}"
                         )
+                        node.close_impl()
                         await trio.sleep(policy.backoff * 2 ** (node.restarts - 1))
                         node.impl = node.spec.type.factory(node.spec.config)
                         continue
@@ -662,7 +804,7 @@ class RunningGraph:
                     else:
                         self._fail(node, exc)
                     break
-        except trio.Cancelled:
+        except BaseException:
             reason = "cancelled"
             raise
         finally:
@@ -698,7 +840,7 @@ class RunningGraph:
             await self._drive_source(node, impl, io)
 
     async def _drive_transform(self, node: _NodeRun, impl: Transform, io: NodeIO) -> None:
-        impl.start(io)
+        node.start_impl(io)
         reach = node.reach()
         process = impl.process
 
@@ -708,9 +850,12 @@ class RunningGraph:
                     batch = await inlet.receive_batch()
                 except trio.EndOfChannel:
                     return
-                for msg in batch:
-                    await wait_room(reach)
-                    process(inlet.name, msg)
+                try:
+                    while batch:
+                        await wait_room(reach)
+                        process(inlet.name, batch.popleft())
+                finally:  # raised or cancelled: what was not handled goes back, for a restart to find
+                    inlet._buf.extendleft(reversed(batch))
 
         inlets = list(io.inlets.values())
         if len(inlets) == 1:
@@ -722,7 +867,7 @@ class RunningGraph:
         impl.finish()
 
     async def _drive_source(self, node: _NodeRun, impl: Source, io: NodeIO) -> None:
-        impl.start(io)
+        node.start_impl(io)
         reach = node.reach()
         t0 = self.t0
         pacer = self._pacer

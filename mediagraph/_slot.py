@@ -29,7 +29,7 @@ import trio
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._frames import AudioFrame, Flush, Interrupt, PlaybackFinished, PlaybackStarted
 from ._graph import Graph
-from ._node import Actor, Transform, get_node_type, node_type
+from ._node import Actor, Transform, building_resources, get_node_type, node_type
 from ._ports import InletSpec, OutletSpec, Ports
 from ._runtime import NodeIO, RunningGraph
 
@@ -310,6 +310,7 @@ class Slot(Actor):
             prefix=f"{parent.prefix}{self.io.name}/",
             quiet=frozenset({"feed", "tap"}),
             t0=parent.t0,
+            resources=parent.resources,
         )
         self.child = hosted
         await self._nursery.start(hosted.running._run)
@@ -339,7 +340,11 @@ class Slot(Actor):
         """
         if policy not in POLICIES:
             raise GraphDefinitionError(f"slot {self.io.name!r}: swap policy must be cut or boundary, got {policy!r}")
-        spec = _child(child)
+        token = building_resources.set(self._parent.graph.resources)  # a new child may name graph resources
+        try:
+            spec = _child(child)
+        finally:
+            building_resources.reset(token)
         if spec is not None and spec.ports() != self.config.ports():
             raise GraphDefinitionError(
                 f"slot {self.io.name!r}: child {spec.type} has ports {_describe(spec.ports())}, "

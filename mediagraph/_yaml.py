@@ -28,7 +28,7 @@ a config field whose type is a ``pathlib.Path`` (``Path | None`` included), or a
 
 Extension points, so later features need no change here:
 
-- resource types: :func:`register_resource_type` (the ``resources:`` section);
+- resource types: :func:`mediagraph.register_resource_type` (the ``resources:`` section);
 - schedule actions: :func:`register_action_type` (the ``schedule:`` section).
 """
 
@@ -49,7 +49,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ._errors import GraphDefinitionError
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart, Supervision
-from ._node import closest, config_from_mapping, get_node_type, node_types
+from ._node import closest, config_from_mapping, get_node_type, node_types, resource_types
 
 if TYPE_CHECKING:
     from ._runtime import RunningGraph
@@ -60,7 +60,6 @@ __all__ = [
     "ActionType",
     "GraphFile",
     "Override",
-    "ResourceType",
     "ScheduledAction",
     "Stop",
     "action_types",
@@ -68,8 +67,6 @@ __all__ = [
     "load_graph",
     "parse_graph",
     "register_action_type",
-    "register_resource_type",
-    "resource_types",
     "run_schedule",
     "to_mapping",
 ]
@@ -80,45 +77,6 @@ NODE_KEYS: typing.Final = ("type", "supervision")
 
 
 # --- registries ------------------------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class ResourceType:
-    """A kind of shared object a graph file may declare under ``resources:``.
-
-    Args:
-        name: the name files use (``type: apm``).
-        config: a frozen attrs class holding the resource's parameters (paths resolved like a node's).
-        attach: adds the resource ``name`` with its config to the graph being built; raising
-            :class:`GraphDefinitionError` reports the error at the resource's entry.
-        summary: one line for ``mediagraph nodes``.
-    """
-
-    name: str
-    config: type
-    attach: Callable[[Graph, str, Any], None]
-    summary: str = ""
-
-
-_resource_types: dict[str, ResourceType] = {}
-
-
-def register_resource_type(rt: ResourceType) -> None:
-    """Make ``type: rt.name`` usable under ``resources:``.
-
-    Raises:
-        ValueError: another resource type already has this name.
-    """
-    existing = _resource_types.get(rt.name)
-    if existing is not None and existing != rt:
-        raise ValueError(f"resource type {rt.name!r} is already registered")
-    _resource_types[rt.name] = rt
-
-
-def resource_types() -> Mapping[str, ResourceType]:
-    """Every registered resource type (the installed node plugins, which may register some, included)."""
-    node_types()  # loads the plugins
-    return dict(sorted(_resource_types.items()))
 
 
 class Action(Protocol):
@@ -370,6 +328,7 @@ class _Loader:
         self.filename = filename
         self.base_dir = base_dir
         self.constructor = SafeConstructor()
+        self.graph = Graph()  # the graph being built, replaced by load()
 
     # -- locations and errors
 
@@ -474,7 +433,7 @@ class _Loader:
             name = self.value(top["graph"][1])
             if not isinstance(name, str) or not name:
                 self.fail(top["graph"][1], f"the graph's name must be a string, got {_kind(name)}")
-        graph = Graph(name)
+        graph = self.graph = Graph(name)
         resources = self.resources(top["resources"][1], graph) if "resources" in top else {}
         if "nodes" not in top:
             self.fail(root, "no 'nodes:' section: a graph needs at least one node")
@@ -501,7 +460,7 @@ class _Loader:
         """The config ``cls`` built from ``params``, paths resolved; errors point at the parameter."""
         try:
             values = _resolve_paths(cls, {key: (p.value, p.base) for key, p in params.items()})
-            return config_from_mapping(cls, values, where=where)
+            return config_from_mapping(cls, values, where=where, resources=self.graph.resources)
         except GraphDefinitionError as exc:
             param = params.get(exc.param) if exc.param else None
             at = entry_at
@@ -528,7 +487,7 @@ class _Loader:
                 entry_at=self.at(key_node),
             )
             try:
-                rt.attach(graph, name, config)
+                graph.add_resource(name, rt.name, config=config)
             except GraphDefinitionError as exc:
                 raise self.relocate(exc, self.at(key_node)) from exc
             out[name] = config

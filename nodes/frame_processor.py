@@ -512,6 +512,21 @@ _PROCESSORS: Final[dict[str, type[ProcessorConfig]]] = {
 }
 
 
+def processor_or_resource(
+    value: Mapping[str, Any] | ProcessorConfig | mg.ResourceRef,
+) -> ProcessorConfig | mg.ResourceRef:
+    """An inline processor config, or a reference to a processor declared under the graph's ``resources:``.
+
+    Raises:
+        ValueError: as :func:`processor_config`, or a resource that is not a processor.
+    """
+    if isinstance(value, mg.ResourceRef):
+        if not isinstance(value.config, ApmConfig | GainConfig | ResampleConfig | PluginConfig):
+            raise ValueError(f"processor: resource {value.name!r} is a {value.type}, not a processor")
+        return value
+    return processor_config(value)
+
+
 def processor_config(value: Mapping[str, Any] | ProcessorConfig) -> ProcessorConfig:
     """A processor config from its mapping (``{type: apm, noise_suppression: true}``), as YAML gives it.
 
@@ -522,11 +537,6 @@ def processor_config(value: Mapping[str, Any] | ProcessorConfig) -> ProcessorCon
     if isinstance(value, ApmConfig | GainConfig | ResampleConfig | PluginConfig):
         return value
     known = ", ".join(_PROCESSORS)
-    if isinstance(value, str):
-        raise ValueError(
-            f"processor {value!r}: processors given by resource name are not supported yet; "
-            f"give one inline, as a mapping with a 'type' ({known})"
-        )
     if not isinstance(value, Mapping):
         raise ValueError(f"processor must be a mapping with a 'type' ({known}), got {type(value).__name__}")
     params = dict(value)
@@ -548,10 +558,16 @@ class FrameProcessorConfig:
     """Args:
     processor: the processor, inline: a mapping with its ``type`` (``apm``, ``gain``, ``resample``,
         ``plugin``) and that type's parameters (see :class:`ApmConfig`, :class:`GainConfig`,
-        :class:`ResampleConfig`, :class:`PluginConfig`).
+        :class:`ResampleConfig`, :class:`PluginConfig`); or the name of a processor declared under the
+        graph's ``resources:``, shared with the other nodes naming it.
     """
 
-    processor: ProcessorConfig = attrs.field(converter=processor_config)
+    processor: ProcessorConfig | mg.ResourceRef = attrs.field(converter=processor_or_resource)
+
+    @property
+    def processor_config(self) -> ProcessorConfig:
+        proc = self.processor
+        return proc.config if isinstance(proc, mg.ResourceRef) else proc
 
 
 @mg.node_type("frame_processor", config=FrameProcessorConfig)
@@ -568,12 +584,13 @@ class FrameProcessorNode(mg.Transform):
     processed (padded with silence, trimmed back) and sent. An ``Interrupt`` drops it. Control messages pass
     through in order.
 
-    Resource handling: the inline processor is opened when the node starts and closed when its input ends.
+    Resource handling: an inline processor is opened when the node starts and closed when the node ends,
+    however it ends; a processor given by resource name is the graph's, opened and closed by the runtime.
     """
 
     @staticmethod
     def ports(config: FrameProcessorConfig) -> mg.Ports:
-        proc = config.processor
+        proc = config.processor_config
         inlets = [
             mg.InletSpec(name="audio"),
             mg.InletSpec(name="metadata", types=(StreamMetadata, StreamMetadataCleared), required=False),
@@ -589,12 +606,16 @@ class FrameProcessorNode(mg.Transform):
         self._opened = ExitStack()  # exactly what this node opened, closed when it finishes
 
     def __repr__(self) -> str:
-        kind = type(self.config.processor).__name__.removesuffix("Config").lower()
+        kind = type(self.config.processor_config).__name__.removesuffix("Config").lower()
         return f"<FrameProcessorNode {kind} in={self.frames_in} out={self.frames_out}>"
 
     def start(self, io: mg.NodeIO) -> None:
         self._emit = io.outlets["audio"].emit
-        self._processor = self._opened.enter_context(self.config.processor.open())
+        proc = self.config.processor
+        if isinstance(proc, mg.ResourceRef):
+            self._processor = io.resource(proc)
+        else:
+            self._processor = self._opened.enter_context(proc.open())
         self._stream = self._processor.stream()
 
     def _send(self, frames: list[mg.AudioFrame]) -> None:
@@ -620,5 +641,18 @@ class FrameProcessorNode(mg.Transform):
             self._stream.reference(msg)
 
     def finish(self) -> None:
-        with self._opened:
-            self._send(self._stream.flush())
+        self._send(self._stream.flush())
+
+    def close(self) -> None:
+        self._opened.close()
+
+
+for _kind, _cls in _PROCESSORS.items():
+    mg.register_resource_type(
+        mg.ResourceType(
+            name=_kind,
+            config=_cls,
+            open=_cls.open,
+            summary=f"a {_kind} processor shared by the frame_processor nodes that name it",
+        )
+    )

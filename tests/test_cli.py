@@ -458,8 +458,8 @@ BAD = {
         "g.yaml:7:19: error: poke action: unknown node 'sink' (known: s, t)",
     ),
     "unknown resource type": (
-        CHAIN + "resources:\n  ns: {type: apm}\n",
-        "g.yaml:7:14: error: resource 'ns': unknown resource type 'apm' (no resource types are installed)",
+        CHAIN + "resources:\n  ns: {type: apn}\n",
+        "g.yaml:7:14: error: resource 'ns': unknown resource type 'apn' (did you mean 'apm'?)",
     ),
 }
 

@@ -512,14 +512,16 @@ def test_processor_configs_from_mappings() -> None:
         ({"type": "plugin", "plugin": "no_such_module_xyz:Thing"}, "cannot import 'no_such_module_xyz'"),
         ({"type": "plugin", "plugin": "collections:OrderedDict"}, "expected a livekit.rtc.FrameProcessor subclass"),
         ({"type": "plugin", "plugin": "just_a_module"}, "plugin must be 'package.module:Class'"),
-        ("denoiser", "processors given by resource name are not supported yet"),
+        ("denoiser", "unknown resource 'denoiser'"),
         (["apm"], "processor must be a mapping with a 'type'"),
     ],
 )
 def test_processor_config_errors_name_the_node_and_the_problem(processor: Any, message: str) -> None:
     with pytest.raises(mg.GraphDefinitionError) as info:
         mg.Graph().add("ns", "frame_processor", processor=processor)
-    assert str(info.value).startswith("node 'ns' (frame_processor): processor")
+    assert str(info.value).startswith(
+        ("node 'ns' (frame_processor): processor", "node 'ns' (frame_processor): parameter 'processor'")
+    )
     assert message in str(info.value)
     assert info.value.node == "ns"
     assert info.value.param == "processor"

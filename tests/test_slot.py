@@ -125,12 +125,11 @@ async def run(g: mg.Graph, actions: Sequence[tuple[float, str, Any]] = ()) -> mg
             if what == "interrupt":
                 running.interrupt("out")
                 continue
-            slot = running.statistics()["out"]
-            if slot.state == "running" and not running.nodes["out"].impl.closing:  # type: ignore[union-attr]
+            try:
                 await running.swap("out", arg, policy=what)
-            else:  # the slot's input already ended: refused, clearly
-                with pytest.raises(mg.MediaGraphError, match="nothing to swap"):
-                    await running.swap("out", arg, policy=what)
+            except mg.MediaGraphError as exc:  # the slot's input had ended: refused, clearly
+                if "nothing to swap" not in str(exc):
+                    raise
         return await running.wait()
 
 

@@ -19,7 +19,6 @@ from mediagraph._yaml import (
     ActionType,
     GraphFile,
     Override,
-    ResourceType,
     Stop,
     dump_graph,
     load_graph,
@@ -277,27 +276,58 @@ class ModelConfig:
     strength: float = attrs.field(default=1.0, validator=attrs.validators.le(1))
 
 
+class _Model:
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+
+    def close(self) -> None:
+        pass
+
+
+@attrs.frozen(kw_only=True)
+class _UserConfig:
+    model: mg.ResourceRef
+
+
+@mg.node_type("yaml_test_model_user", config=_UserConfig)
+class ModelUser(mg.Transform):
+    """Uses a model resource."""
+
+    @staticmethod
+    def ports(config: _UserConfig) -> mg.Ports:
+        return mg.Ports(inlets=[mg.InletSpec(name="audio")])
+
+    def __init__(self, config: _UserConfig) -> None:
+        pass
+
+    def start(self, io: mg.NodeIO) -> None:
+        pass
+
+    def process(self, inlet: str, msg: Any) -> None:
+        pass
+
+
 def test_resource_types_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    attached: list[tuple[str, Any]] = []
+    from mediagraph import _node
 
-    def attach(graph: mg.Graph, name: str, config: Any) -> None:
-        if name == "refused":
-            raise mg.GraphDefinitionError("refused by the resource type")
-        attached.append((name, config))
-
-    rt = ResourceType(name="yaml_test_model", config=ModelConfig, attach=attach, summary="a model")
-    monkeypatch.setitem(_yaml._resource_types, rt.name, rt)
+    rt = mg.ResourceType(name="yaml_test_model", config=ModelConfig, open=_Model, summary="a model")
+    monkeypatch.setitem(_node._resource_types, rt.name, rt)
     gf = load(
         """\
         resources:
           denoiser: {type: yaml_test_model, model: m.bin}
         nodes:
           tone: tone_source
+          user: {type: yaml_test_model_user, model: denoiser}
+        links:
+          - tone.audio -> user.audio
         """,
         base_dir="/models",
     )
-    assert attached == [("denoiser", ModelConfig(model=Path("/models/m.bin")))]
-    assert gf.resources == {"denoiser": ModelConfig(model=Path("/models/m.bin"))}
+    config = ModelConfig(model=Path("/models/m.bin"))
+    assert gf.graph.resources == {"denoiser": mg.ResourceSpec(name="denoiser", type="yaml_test_model", config=config)}
+    assert gf.resources == {"denoiser": config}
+    assert gf.graph.nodes["user"].config.model == mg.ResourceRef(name="denoiser", type="yaml_test_model", config=config)
     with pytest.raises(mg.GraphDefinitionError) as info:
         load("resources:\n  d: {type: yaml_test_model, model: m, strength: 2}\nnodes: {t: tone_source}\n")
     assert str(info.value).startswith("f.yaml:2:50: error: resource 'd' (yaml_test_model): ")
@@ -306,8 +336,15 @@ def test_resource_types_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(info.value) == (
         "f.yaml:2:13: error: resource 'd': unknown resource type 'yaml_test_modle' (did you mean 'yaml_test_model'?)"
     )
-    with pytest.raises(mg.GraphDefinitionError, match=r"^f.yaml:2:3: error: refused by the resource type$"):
-        load("resources:\n  refused: {type: yaml_test_model, model: m}\nnodes: {t: tone_source}\n")
+    with pytest.raises(mg.GraphDefinitionError) as info:
+        load(
+            "resources:\n  denoiser: {type: yaml_test_model, model: m}\n"
+            "nodes:\n  u: {type: yaml_test_model_user, model: denoser}\n"
+        )
+    assert str(info.value) == (
+        "f.yaml:4:42: error: node 'u' (yaml_test_model_user): parameter 'model': "
+        "unknown resource 'denoser' (did you mean 'denoiser'?)"
+    )
 
 
 @attrs.frozen
@@ -477,7 +514,11 @@ ERRORS = [
     (TONE_CHAIN + "schedule:\n  - {at: 2}\n", "9:5", "the schedule action at 2 says nothing to do"),
     (TONE_CHAIN + "schedule:\n  - {at: 2, stop: cancel, when: now}\n", "9:27", "stop action: unknown key 'when'"),
     # resources
-    (TONE_CHAIN + "resources:\n  d: {type: apm}\n", "9:13", "resource 'd': unknown resource type 'apm'"),
+    (
+        TONE_CHAIN + "resources:\n  d: {type: apn}\n",
+        "9:13",
+        "resource 'd': unknown resource type 'apn' (did you mean 'apm'?)",
+    ),
     (TONE_CHAIN + "resources:\n  d: {kind: apm}\n", "9:3", "resource 'd' has no 'type'"),
 ]
 
