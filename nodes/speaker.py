@@ -218,7 +218,10 @@ class VirtualDevice:
 
 
 class PortAudioDevice:
-    """A ``sounddevice.OutputStream`` whose callback thread plays the buffer and pokes the node.
+    """A ``sounddevice.RawOutputStream`` whose callback thread plays the buffer and pokes the node.
+
+    A raw stream hands the callback PortAudio's buffer as is; the node makes its own numpy view of it, so
+    nothing in the callback depends on how ``sounddevice`` builds arrays.
 
     Resource handling: :meth:`open` opens and starts the stream; :meth:`aclose` closes it (the speaker calls
     it from its cleanup, so it runs however the node ends).
@@ -245,16 +248,19 @@ class PortAudioDevice:
         info = _portaudio.find_device(sd, who, config.device, "output", config.channels)
         token = trio.lowlevel.current_trio_token()
 
+        channels = config.channels
+
         # Runs in PortAudio's thread: fill the block from the buffer, poke the node, nothing else.
-        def callback(outdata: Samples, frames: int, time: Any, status: Any) -> None:
+        def callback(outdata: Any, frames: int, time: Any, status: Any) -> None:
             t = time.outputBufferDacTime or time.currentTime
-            buffer.read(frames, t, outdata, bool(status.output_underflow))
+            out = np.frombuffer(outdata, dtype=np.int16).reshape(frames, channels)
+            buffer.read(frames, t, out, bool(status.output_underflow))
             # RunFinishedError: a last callback while the stream closes after trio.run ended.
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(poke)
 
         try:
-            stream = sd.OutputStream(
+            stream = sd.RawOutputStream(
                 device=info["index"],
                 samplerate=config.sample_rate,
                 channels=config.channels,
@@ -292,7 +298,7 @@ class Speaker(mg.Actor):
     """Plays audio; emits playback_started when the device consumes a segment's first sample.
 
     Inlet ``audio`` (the config's rate and channels); outlet ``playback`` (``PlaybackStarted`` and
-    ``PlaybackFinished``). Logs ``speaker_total`` at the end (frames received, samples played, underruns:
+    ``PlaybackFinished``). Logs ``speaker_total`` at the end (frames received, samples played, device blocks observed, underruns:
     blocks that ran short mid-segment; device_underflows: PortAudio's own count of late callbacks) and an
     ``underrun`` event at most once per second while they happen.
 
@@ -319,6 +325,7 @@ class Speaker(mg.Actor):
         self.device: Device | None = None
         self.received = 0  # frames
         self.played = 0  # samples
+        self.blocks = 0  # device blocks observed
         self.underruns = 0
         self.device_underflows = 0
         self.input_done = False
@@ -357,6 +364,7 @@ class Speaker(mg.Actor):
             "speaker_total",
             received=self.received,
             played=self.played,
+            blocks=self.blocks,
             underruns=self.underruns,
             device_underflows=self.device_underflows,
         )
@@ -402,6 +410,7 @@ class Speaker(mg.Actor):
             return
         assert self.device is not None
         graph_time = self.device.graph_time
+        self.blocks += len(observed)
         for played in observed:
             if played.samples:
                 self._play(played.samples, graph_time(played.t))
