@@ -202,20 +202,29 @@ class EndOfStream(Control):
 class PlaybackStarted:
     """A sink began playing ``segment``: its first sample was actually consumed at graph time ``t``.
 
+    ``start`` is the media time (seconds: the first frame's timestamp over its rate) where the segment
+    begins, so a node above can tell which of the audio it sent this is without counting segments.
     ``generation`` increases at each swap or interrupt; events of a superseded generation are dropped.
     """
 
     segment: int
     generation: int = 0
     t: float = 0.0
+    start: float | None = None
 
 
 @attrs.frozen(kw_only=True)
 class PlaybackFinished:
-    """A sink finished ``segment``: ``position`` seconds of it were played; ``interrupted`` if it was cut."""
+    """A sink finished ``segment``: ``position`` seconds of it were played; ``interrupted`` if it was cut.
+
+    ``start`` (media seconds) and ``sent`` (seconds queued) say which audio the segment was: the part from
+    ``start + position`` to ``start + sent`` was never played.
+    """
 
     segment: int
     position: float
     interrupted: bool
     generation: int = 0
     t: float = 0.0
+    start: float | None = None
+    sent: float = 0.0

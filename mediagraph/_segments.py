@@ -30,6 +30,7 @@ class _Segment:
     played: int = 0  # samples the device consumed
     closed: bool = False
     started: bool = False
+    start: float | None = None  # media seconds of the first sample queued
 
 
 class PlaybackTracker:
@@ -67,9 +68,12 @@ class PlaybackTracker:
             self.next_id += 1
         return self._segments[-1]
 
-    def queue(self, samples: int) -> int:
-        """``samples`` more of the current segment were handed to the device. Returns the segment id."""
+    def queue(self, samples: int, start: float | None = None) -> int:
+        """``samples`` more of the current segment were handed to the device; ``start`` is their media time
+        in seconds (the frame's timestamp over its rate). Returns the segment id."""
         seg = self._open()
+        if seg.queued == 0 and seg.start is None:
+            seg.start = start
         seg.queued += samples
         return seg.id
 
@@ -98,7 +102,7 @@ class PlaybackTracker:
             if take > 0:
                 if not seg.started:
                     seg.started = True
-                    events.append(PlaybackStarted(segment=seg.id, generation=self.generation, t=t))
+                    events.append(PlaybackStarted(segment=seg.id, generation=self.generation, t=t, start=seg.start))
                 seg.played += take
                 samples -= take
             if not (seg.closed and seg.played == seg.queued):
@@ -127,6 +131,8 @@ class PlaybackTracker:
             interrupted=interrupted,
             generation=self.generation,
             t=t,
+            start=seg.start,
+            sent=seg.queued / self.sample_rate,
         )
 
     def _settle(self, t: float) -> list[PlaybackEvent]:

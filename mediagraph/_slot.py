@@ -178,7 +178,7 @@ class Slot(Actor):
         self.open: int | None = None  # id of the segment frames go to, if one is open
         self._finished: set[int] = set()
         self.discarded = 0  # frames that reached an empty slot
-        self._sent: dict[int, float] = {}  # seconds forwarded per unfinished segment
+        self._ranges: dict[int, list[float]] = {}  # unfinished segment -> [media start, seconds forwarded]
         self._pending: tuple[ChildSpec | None, str, trio.Event] | None = None
         self._lock = trio.Lock()  # held while a message is handed to the child, and during a swap
         self.closing = False  # input ended: the last child is being stopped
@@ -215,7 +215,8 @@ class Slot(Actor):
             if self.open is None:
                 self.open = self.next_segment
                 self.next_segment += 1
-            self._sent[self.open] = self._sent.get(self.open, 0.0) + msg.duration
+            range_ = self._ranges.setdefault(self.open, [msg.timestamp / msg.sample_rate, 0.0])
+            range_[1] += msg.duration
             return None
         if isinstance(msg, Flush):
             if self.open is None:  # a flush with nothing queued finishes an empty segment
@@ -229,17 +230,22 @@ class Slot(Actor):
         return None
 
     def _emit_up(self, outlet: str, event: PlaybackStarted | PlaybackFinished) -> None:
+        """Pass an event up under the slot's own segment id, generation and media range, and log it."""
+        start, sent = self._ranges.get(event.segment, (None, 0.0))
         if isinstance(event, PlaybackFinished):
+            self._ranges.pop(event.segment, None)
             self._finished.add(event.segment)
+            event = attrs.evolve(event, generation=self.generation, start=start, sent=sent)
             self.io.log(
                 "playback_finished",
                 segment=event.segment,
                 generation=event.generation,
                 position=round(event.position, 6),
                 interrupted=event.interrupted,
-                sent=round(self._sent.pop(event.segment, 0.0), 6),
+                sent=round(sent, 6),
             )
         else:
+            event = attrs.evolve(event, generation=self.generation, start=start)
             self.io.log("playback_started", segment=event.segment, generation=event.generation)
         self.io.outlets[outlet].emit(event)
 
@@ -248,8 +254,7 @@ class Slot(Actor):
             if self.child is not hosted:  # a replaced child: nothing of it reaches anyone
                 return
             if isinstance(msg, (PlaybackStarted, PlaybackFinished)):
-                msg = attrs.evolve(msg, segment=msg.segment + hosted.base, generation=self.generation)
-                self._emit_up(outlet, msg)
+                self._emit_up(outlet, attrs.evolve(msg, segment=msg.segment + hosted.base))
             else:
                 self.io.outlets[outlet].emit(msg)
 

@@ -47,9 +47,10 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from ._errors import GraphDefinitionError
+from ._errors import GraphDefinitionError, MediaGraphError
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart, Supervision
 from ._node import closest, config_from_mapping, get_node_type, node_types, resource_types
+from ._slot import POLICIES, ChildSpec
 
 if TYPE_CHECKING:
     from ._runtime import RunningGraph
@@ -61,7 +62,9 @@ __all__ = [
     "GraphFile",
     "Override",
     "ScheduledAction",
+    "InterruptAction",
     "Stop",
+    "Swap",
     "action_types",
     "dump_graph",
     "load_graph",
@@ -190,6 +193,110 @@ register_action_type(
 )
 
 
+def _child(value: Any, request: ActionRequest, *, param: str) -> ChildSpec | None:
+    """A slot child from a schedule entry's mapping (``None`` empties the slot), paths resolved against the
+    file's folder and resource names resolved against the graph's resources."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not isinstance(value.get("type"), str):
+        raise GraphDefinitionError(
+            f"{request.name} action: '{param}' must be a node mapping with a 'type' (or null), got {value!r}",
+            param=param,
+        )
+    try:
+        nt = get_node_type(value["type"])
+        params = _resolve_paths(nt.config, {k: (v, request.base_dir) for k, v in value.items() if k != "type"})
+        where = f"{request.name} action: {param} ({nt.name})"
+        return ChildSpec(
+            type=nt.name, config=config_from_mapping(nt.config, params, where=where, resources=request.graph.resources)
+        )
+    except GraphDefinitionError as exc:
+        exc.param = param
+        raise
+
+
+@attrs.frozen
+class Swap:
+    """``{at: T, swap: SLOT, to: {type: ..., ...}, policy: cut|boundary}`` replaces a slot's child
+    (``to: null`` empties it); see the ``slot`` node type for the policies."""
+
+    slot: str
+    child: ChildSpec | None
+    policy: str
+
+    @staticmethod
+    def parse(request: ActionRequest) -> Swap:
+        spec = request.node(request.value)
+        if spec.type.name != "slot":
+            raise GraphDefinitionError(
+                f"swap action: node {spec.name!r} is a {spec.type.name}, not a slot", param="swap"
+            )
+        if "to" not in request.params:
+            raise GraphDefinitionError("swap action: 'to' is missing (the new child, or null)", param="swap")
+        child = _child(request.params["to"], request, param="to")
+        ports = spec.config.ports()
+        if child is not None and child.ports() != ports:
+            raise GraphDefinitionError(
+                f"swap action: {child.type} has other ports than slot {spec.name!r} "
+                f"({', '.join(p.name for p in child.ports().inlets)} in, "
+                f"{', '.join(p.name for p in child.ports().outlets)} out)",
+                param="to",
+            )
+        policy = request.params.get("policy", "cut")
+        if policy not in POLICIES:
+            raise GraphDefinitionError(
+                f"swap action: policy must be cut or boundary, got {policy!r}{closest(str(policy), POLICIES)}",
+                param="policy",
+            )
+        return Swap(spec.name, child, policy)
+
+    async def execute(self, running: RunningGraph) -> None:
+        await running.swap(self.slot, self.child, self.policy)
+
+
+@attrs.frozen
+class InterruptAction:
+    """``{at: T, interrupt: NODE}`` (``inlet: audio`` by default) delivers an ``Interrupt`` to the node: the
+    segment it is playing finishes as interrupted at the position played."""
+
+    node: str
+    inlet: str
+
+    @staticmethod
+    def parse(request: ActionRequest) -> InterruptAction:
+        spec = request.node(request.value)
+        inlet = request.params.get("inlet", "audio")
+        names = [p.name for p in spec.ports.inlets]
+        if inlet not in names:
+            raise GraphDefinitionError(
+                f"interrupt action: node {spec.name!r} has no inlet {inlet!r}{closest(str(inlet), names)}",
+                param="inlet" if "inlet" in request.params else "interrupt",
+            )
+        return InterruptAction(spec.name, inlet)
+
+    async def execute(self, running: RunningGraph) -> None:
+        running.interrupt(self.node, self.inlet)
+        await trio.lowlevel.checkpoint()
+
+
+register_action_type(
+    ActionType(
+        name="swap",
+        parse=Swap.parse,
+        params=("to", "policy"),
+        summary="replace a slot's child: {swap: SLOT, to: {type: ...} or null, policy: cut|boundary}",
+    )
+)
+register_action_type(
+    ActionType(
+        name="interrupt",
+        parse=InterruptAction.parse,
+        params=("inlet",),
+        summary="interrupt what a node is playing: {interrupt: NODE, inlet: audio}",
+    )
+)
+
+
 @attrs.frozen(kw_only=True)
 class ScheduledAction:
     """An action of the file's ``schedule:``; ``location`` is where its entry starts."""
@@ -208,7 +315,10 @@ async def run_schedule(schedule: Sequence[ScheduledAction], running: RunningGrap
     for item in schedule:
         await trio.sleep_until(running.t0 + item.at)
         running.record(None, "schedule_action", action=item.name, at=item.at)
-        await item.action.execute(running)
+        try:
+            await item.action.execute(running)
+        except MediaGraphError as exc:  # e.g. a swap after the slot's input ended: reported, not fatal
+            running.record(None, "schedule_action_failed", action=item.name, at=item.at, error=str(exc))
 
 
 # --- the loaded file -------------------------------------------------------------------------------------

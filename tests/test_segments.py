@@ -125,17 +125,18 @@ TestTracker = TrackerMachine.TestCase
 
 def test_started_comes_with_the_first_sample_and_finished_after_the_last() -> None:
     tr = mg.PlaybackTracker(100)
-    assert tr.queue(50) == 0
-    assert tr.played(10, 0.5) == [mg.PlaybackStarted(segment=0, t=0.5)]
+    assert tr.queue(50, start=2.0) == 0
+    assert tr.queue(10, start=2.5) == 0  # the segment keeps the start of its first frame
+    assert tr.played(10, 0.5) == [mg.PlaybackStarted(segment=0, t=0.5, start=2.0)]
     assert tr.flush(0.6) == []
-    assert tr.queue(30) == 1  # a frame after the flush opens segment 1
-    assert tr.played(60, 0.7) == [
-        mg.PlaybackFinished(segment=0, position=0.5, interrupted=False, t=0.7),
-        mg.PlaybackStarted(segment=1, t=0.7),
+    assert tr.queue(30, start=3.0) == 1  # a frame after the flush opens segment 1
+    assert tr.played(70, 0.7) == [
+        mg.PlaybackFinished(segment=0, position=0.6, interrupted=False, t=0.7, start=2.0, sent=0.6),
+        mg.PlaybackStarted(segment=1, t=0.7, start=3.0),
     ]
     events, discard = tr.interrupt(0.8)
     assert discard == 10
-    assert events == [mg.PlaybackFinished(segment=1, position=0.2, interrupted=True, t=0.8)]
+    assert events == [mg.PlaybackFinished(segment=1, position=0.2, interrupted=True, t=0.8, start=3.0, sent=0.3)]
     assert tr.generation == 1
     assert tr.flush(0.9) == [mg.PlaybackFinished(segment=2, position=0.0, interrupted=False, generation=1, t=0.9)]
     assert tr.end(1.0) == []  # the end of the stream never invents an empty segment

@@ -66,6 +66,7 @@ class WrapperConfig:
 
 
 ROTATIONS: list[int] = []
+PLAYBACK: list[mg.PlaybackEvent] = []  # every event the wrapper got, in order
 
 
 @mg.node_type("core_test_wrapper", config=WrapperConfig)
@@ -90,6 +91,7 @@ class Wrapper(mg.Actor):
     async def run(self, io: mg.NodeIO) -> None:
         async def events() -> None:
             async for event in io.inlets["playback"]:
+                PLAYBACK.append(event)
                 if isinstance(event, mg.PlaybackFinished):
                     ROTATIONS.append(event.segment)
 
@@ -116,6 +118,7 @@ def graph(script: Sequence[tuple[str, float]], child: dict[str, Any] | None = SP
 
 async def run(g: mg.Graph, actions: Sequence[tuple[float, str, Any]] = ()) -> mg.GraphResult:
     ROTATIONS.clear()
+    PLAYBACK.clear()
     async with mg.open_runtime() as rt:
         running = await rt.start(g)
         for at, what, arg in actions:
@@ -158,6 +161,10 @@ async def test_cut_swap_mid_utterance(autojump_clock: trio.testing.MockClock) ->
         (2, False, 1),
     ]
     assert 0.1 <= finished[0].fields["position"] <= 0.15
+    # The events say which audio each segment was: the cut one, then the rest of the utterance after it.
+    events = [e for e in PLAYBACK if isinstance(e, mg.PlaybackFinished)]
+    assert [e.start for e in events] == [0.0, pytest.approx(events[0].sent), 0.3]
+    assert sum(e.sent for e in events[:2]) == pytest.approx(0.3)
     swaps = [(e.event, e.fields.get("policy")) for e in result.log if e.event.startswith("swap_")]
     assert swaps == [("swap_started", "cut"), ("swap_finished", None)]
     started = [str(e.node) for e in result.log.of("node_started")]
