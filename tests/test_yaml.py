@@ -106,6 +106,15 @@ def load(text: str, **kwargs: Any) -> GraphFile:
     return parse_graph(textwrap.dedent(text), filename="f.yaml", **kwargs)
 
 
+SLOT_GRAPH = """\
+nodes:
+  tone: {type: tone_source, duration: 3}
+  out: {type: slot, child: {type: speaker}}
+links:
+  - tone.audio -> out.audio
+schedule:
+"""
+
 TONE_CHAIN = """\
 nodes:
   tone: {type: tone_source, frequency: 440, duration: 3}
@@ -510,7 +519,14 @@ ERRORS = [
         "'at: 1' comes before 'at: 2' (line 9): keep actions in time order",
     ),
     (TONE_CHAIN + "schedule:\n  - {at: 2, stop: gracefull}\n", "9:19", "stop must be 'graceful' or 'cancel'"),
-    (TONE_CHAIN + "schedule:\n  - {at: 2, swap: s}\n", "9:13", "unknown schedule action 'swap' (known: stop)"),
+    (TONE_CHAIN + "schedule:\n  - {at: 2, swop: s}\n", "9:13", "unknown schedule action 'swop' (did you mean"),
+    (SLOT_GRAPH + "  - {at: 1, swap: tone, to: {type: speaker}}\n", "7:19", "node 'tone' is a tone_source, not a slot"),
+    (SLOT_GRAPH + "  - {at: 1, swap: out}\n", "7:19", "'to' is missing"),
+    (SLOT_GRAPH + "  - {at: 1, swap: out, to: {type: null_sink}}\n", "7:28", "null_sink has other ports than slot"),
+    (SLOT_GRAPH + "  - {at: 1, swap: out, to: {type: speaker, rate: 8}}\n", "7:28", "unknown parameter 'rate'"),
+    (SLOT_GRAPH + "  - {at: 1, swap: out, to: {type: speaker}, policy: soon}\n", "7:53", "policy must be cut or"),
+    (SLOT_GRAPH + "  - {at: 1, interrupt: outt}\n", "7:24", "unknown node 'outt' (did you mean 'out'"),
+    (SLOT_GRAPH + "  - {at: 1, interrupt: out, inlet: video}\n", "7:36", "node 'out' has no inlet 'video'"),
     (TONE_CHAIN + "schedule:\n  - {at: 2}\n", "9:5", "the schedule action at 2 says nothing to do"),
     (TONE_CHAIN + "schedule:\n  - {at: 2, stop: cancel, when: now}\n", "9:27", "stop action: unknown key 'when'"),
     # resources
@@ -568,3 +584,29 @@ def test_a_feedback_link_may_close_a_cycle() -> None:
         """
     )
     assert len(gf.graph.links) == 4
+
+
+def test_swap_and_interrupt_actions_run_from_the_file(tmp_path: Path) -> None:
+    text = SLOT_GRAPH + (
+        "  - {at: 0.5, swap: out, to: {type: speaker, block_ms: 20}}\n"
+        "  - {at: 1.0, interrupt: out}\n"
+        "  - {at: 2.0, swap: out, to: null, policy: boundary}\n"
+    )
+    gf = load(text)
+    assert [a.name for a in gf.schedule] == ["swap", "interrupt", "swap"]
+
+    async def main() -> mg.GraphResult:
+        async with mg.open_runtime() as rt:
+            running = await rt.start(gf.graph)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run_schedule, gf.schedule, running)
+                result = await running.wait()
+                nursery.cancel_scope.cancel()
+        return result
+
+    result = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    swaps = [(e.event, e.fields.get("policy"), e.t) for e in result.log if e.event == "swap_started"]
+    assert swaps == [("swap_started", "cut", 0.5), ("swap_started", "boundary", pytest.approx(2.99))]  # at the end
+    finished = result.log.of("playback_finished", "out")
+    assert [(e.fields["segment"], e.fields["interrupted"]) for e in finished] == [(0, True), (1, True), (2, False)]
+    assert result.log.of("interrupt_requested", "out")[0].t == 1.0
