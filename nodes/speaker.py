@@ -298,9 +298,9 @@ class Speaker(mg.Actor):
     """Plays audio; emits playback_started when the device consumes a segment's first sample.
 
     Inlet ``audio`` (the config's rate and channels); outlet ``playback`` (``PlaybackStarted`` and
-    ``PlaybackFinished``). Logs ``speaker_total`` at the end (frames received, samples played, device blocks observed, underruns:
-    blocks that ran short mid-segment; device_underflows: PortAudio's own count of late callbacks) and an
-    ``underrun`` event at most once per second while they happen.
+    ``PlaybackFinished``). Logs ``speaker_total`` at the end (frames received, samples played, device blocks
+    observed, underruns: blocks that ran short mid-segment, device_underflows: PortAudio's own count of late
+    callbacks) and an ``underrun`` event at most once per second while they happen.
 
     Raises:
         ProviderError: at start, for a PortAudio device that is missing or cannot be opened.

@@ -11,7 +11,6 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,12 +135,12 @@ class SpySounddevice:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
-    def RawOutputStream(self, **kwargs: Any) -> SpyOutput:  # noqa: N802 - the name sounddevice uses
+    def RawOutputStream(self, **kwargs: Any) -> SpyOutput:
         return SpyOutput(self._real, **kwargs)
 
 
 @pytest.fixture
-def pulse(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def pulse(monkeypatch: pytest.MonkeyPatch) -> Any:
     """A running PulseAudio server (started here if needed) as PortAudio's ``pulse`` device; yields the real
     ``sounddevice`` module."""
     started = subprocess.run(
@@ -163,7 +162,7 @@ def pulse(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     sounddevice._terminate()
     sounddevice._initialize()
     monkeypatch.setitem(sys.modules, "sounddevice", SpySounddevice(sounddevice))
-    yield sounddevice
+    return sounddevice
 
 
 def dominant_frequency(x: npt.NDArray[np.float64]) -> float:
@@ -211,6 +210,7 @@ async def test_a_tone_played_through_the_speaker_is_recorded_by_the_mic(pulse: A
     at = started[0].fields["at"]
     first = next(b for b in SpyOutput.last.blocks if b[2] is not None)
     current, dac, index = first
+    assert index is not None
     assert at == pytest.approx(dac - offset + index / RATE, abs=0.005), "stamped when the DAC plays the first sample"
     assert at >= current - offset, "never before the device consumed the first sample"
     assert at > 0.3, "never when the frame was queued"

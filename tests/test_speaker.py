@@ -1,0 +1,503 @@
+"""The PortAudio speaker against a simulated sound device whose callback runs in a real thread.
+
+The simulated ``sounddevice`` (put in ``sys.modules`` for the speaker to import) has a stream whose thread
+calls the speaker's callback once per block, when the test releases it: the test owns the clock (a
+``MockClock`` it jumps by hand), chooses each callback's time and DAC latency, and waits for the thread to
+finish the block before letting trio settle with ``wait_all_tasks_blocked``. So schedules with callback
+jitter, late callbacks and latencies run deterministically, no sleep anywhere, and the thread still runs
+the speaker's real callback against its real lock-protected buffer.
+
+Times are multiples of 1/1024 s and a block lasts 1/128 s (250 samples at 32 kHz), so the reference model
+below computes exactly what the speaker saw, with no rounding doubt about what happened first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import pytest
+import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mediagraph as mg
+from mediagraph.testing._playback import playback_violations
+
+RATE = 32000
+FRAME = 250
+PERIOD = FRAME / RATE  # 1/128 s: exact in binary, like every time below
+TICK = 1 / 1024
+BLOCK_MS = 1000 * PERIOD
+
+Step = tuple[str, float]  # ("frame", 0), ("flush", 0), ("interrupt", 0), ("wait", seconds)
+
+
+# --- the simulated sound device ---------------------------------------------------------------------------
+
+
+class TimeInfo(NamedTuple):
+    currentTime: float
+    outputBufferDacTime: float
+
+
+class Flags(NamedTuple):
+    output_underflow: bool
+
+
+class Block(NamedTuple):
+    current: float  # when the callback ran (stream clock = trio's clock here)
+    dac: float  # when its first sample is played
+    underflow: bool
+    samples: npt.NDArray[np.int16]  # what the callback wrote, mono
+
+
+class FakeError(Exception):
+    pass
+
+
+class FakeStream:
+    """A ``sounddevice.RawOutputStream`` whose callback thread runs one block per :meth:`step`."""
+
+    def __init__(
+        self, *, device: int, samplerate: int, channels: int, dtype: str, blocksize: int, callback: Any
+    ) -> None:
+        assert (samplerate, channels, dtype) == (RATE, 1, "int16")
+        self.blocksize = blocksize
+        self.callback = callback
+        self.blocks: list[Block] = []
+        self._steps: queue.Queue[tuple[float, float, bool] | None] = queue.Queue()
+        self._done: queue.Queue[Block] = queue.Queue()
+        self._thread = threading.Thread(target=self._play, name="fake-portaudio-callback", daemon=True)
+        self.closed = False
+
+    @property
+    def time(self) -> float:
+        return trio.current_time()  # the stream's clock is trio's (read from the trio thread only)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _block(self, current: float, dac: float, underflow: bool) -> Block:
+        raw = bytearray(self.blocksize * 2)  # what PortAudio hands a raw stream: bytes to fill
+        self.callback(raw, self.blocksize, TimeInfo(current, dac), Flags(underflow))
+        return Block(current, dac, underflow, np.frombuffer(bytes(raw), np.int16))
+
+    def _play(self) -> None:
+        while (step := self._steps.get()) is not None:
+            self._done.put(self._block(*step))
+
+    def run_blocks(self, times: Sequence[tuple[float, float]]) -> None:
+        """Run callbacks back to back in the calling thread (a trio worker thread), while trio goes on."""
+        for current, dac in times:
+            if self.closed:
+                return
+            self.blocks.append(self._block(current, dac, False))
+
+    def step(self, current: float, dac: float, underflow: bool = False) -> Block | None:
+        """Run one callback in the device thread and wait for it to return; ``None`` once the stream closed."""
+        if self.closed:
+            return None
+        self._steps.put((current, dac, underflow))
+        while True:
+            try:
+                block = self._done.get(timeout=0.05)
+            except queue.Empty:
+                if self._thread.is_alive():
+                    continue
+                return None
+            self.blocks.append(block)
+            return block
+
+    def close(self, ignore_errors: bool = False) -> None:
+        self.closed = True
+        self._steps.put(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+
+class FakeSounddevice:
+    """What the speaker uses of the ``sounddevice`` module."""
+
+    PortAudioError = FakeError
+
+    def __init__(self) -> None:
+        self.streams: list[FakeStream] = []
+
+    def query_devices(self, device: Any = None, kind: str | None = None) -> Any:
+        if device is None:
+            return "  0 fake, simulated (0 in, 1 out)"
+        if device not in ("fake", 0):
+            raise ValueError(f"No {kind} device matching {device!r}")
+        return {"name": "fake", "index": 0, "max_output_channels": 1, "max_input_channels": 0}
+
+    def RawOutputStream(self, **kwargs: Any) -> FakeStream:
+        stream = FakeStream(**kwargs)
+        self.streams.append(stream)
+        return stream
+
+
+@contextlib.contextmanager
+def fake_sounddevice() -> Iterator[FakeSounddevice]:
+    fake = FakeSounddevice()
+    saved = sys.modules.get("sounddevice")
+    sys.modules["sounddevice"] = fake  # type: ignore[assignment]
+    try:
+        yield fake
+    finally:
+        if saved is None:
+            del sys.modules["sounddevice"]
+        else:
+            sys.modules["sounddevice"] = saved
+
+
+# --- the graph: a script of frames into the speaker -------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ScriptConfig:
+    script: tuple[Step, ...] = ()
+
+
+@mg.node_type("speaker_test_script", config=ScriptConfig)
+class Script(mg.Source):
+    """Plays a script on the graph clock; frame ``n`` holds the value ``n + 1`` in every sample."""
+
+    @staticmethod
+    def ports(config: ScriptConfig) -> mg.Ports:
+        return mg.Ports(outlets=[mg.OutletSpec(name="audio", format=mg.AudioFormat(sample_rate=RATE, channels=1))])
+
+    def __init__(self, config: ScriptConfig) -> None:
+        self.steps = list(config.script)
+        self.at = 0.0
+        self.frames = 0
+
+    def start(self, io: mg.NodeIO) -> None:
+        self.emit = io.outlets["audio"].emit
+
+    def produce(self) -> float | None:
+        while self.steps:
+            kind, value = self.steps.pop(0)
+            if kind == "frame":
+                samples = np.full((FRAME, 1), self.frames + 1, np.int16)
+                self.emit(mg.AudioFrame(samples=samples, sample_rate=RATE, channels=1, timestamp=self.frames * FRAME))
+                self.frames += 1
+                self.at += PERIOD
+                return self.at
+            if kind == "wait":
+                self.at += value
+                return self.at
+            self.emit(mg.Flush() if kind == "flush" else mg.Interrupt())
+        return None
+
+
+def graph(script: Sequence[Step], block_ms: float = BLOCK_MS) -> mg.Graph:
+    g = mg.Graph("speaker")
+    g.add("src", "speaker_test_script", script=tuple(script))
+    g.add("out", "speaker", device="fake", sample_rate=RATE, block_ms=block_ms)
+    g.link("src.audio", "out.audio")
+    return g
+
+
+class Timing(NamedTuple):
+    interval: float  # seconds since the previous callback
+    latency: float = 0.0  # from the callback to the DAC playing the block's first sample
+    interrupt: bool = False  # an interrupt reaches the speaker before it took what this callback posted
+
+
+@attrs.define
+class Played:
+    result: mg.GraphResult
+    stream: FakeStream
+    interrupts: list[tuple[float, int]]  # when the test interrupted the speaker, and after which block
+
+
+async def play(
+    script: Sequence[Step], timing: Sequence[Timing], clock: trio.testing.MockClock, block_ms: float = BLOCK_MS
+) -> Played:
+    """Run the graph, releasing the device's callbacks one by one at the given intervals."""
+    end = Model.of(script).end
+    interrupts: list[tuple[float, int]] = []
+    with fake_sounddevice() as sd:
+        async with mg.open_runtime() as rt:
+            # Unpaced: the script sleeps until each message is due (the shared pacer may release up to a tick
+            # late), so the model knows exactly what the speaker had before each callback.
+            running = await rt.start(graph(script, block_ms), pace=False)
+            await trio.testing.wait_all_tasks_blocked()
+            stream = sd.streams[0]
+            steps = 0
+            while running.result is None:
+                interval, latency, interrupt = timing[steps % len(timing)]
+                clock.jump(interval)
+                await trio.testing.wait_all_tasks_blocked()  # the script and the speaker catch up
+                now = trio.current_time()
+                block = stream.step(now, now + latency, underflow=interval > 2 * PERIOD)
+                if interrupt and now < end and block is not None:
+                    # Queued before the speaker's task wakes for what the callback posted: the interrupt
+                    # must account for the block the device already took.
+                    running.interrupt("out")
+                    interrupts.append((now, len(stream.blocks) - 1))
+                await trio.testing.wait_all_tasks_blocked()  # the speaker takes what the device posted
+                steps += 1
+                assert steps < 20000, "the speaker never finished"
+            result = await running.wait()
+    assert stream.closed, "the speaker closes its stream"
+    return Played(result, stream, interrupts)
+
+
+# --- the reference model ----------------------------------------------------------------------------------
+
+
+@attrs.define
+class Model:
+    """What the speaker must have seen, computed from the script alone."""
+
+    segment_of: list[int]  # frame -> segment
+    emitted: list[float]  # frame -> graph time it was sent
+    #: (time, 0 for the script or 1 for the test, message number or the block the test interrupted after,
+    #: whether a segment is open afterwards), in the order the speaker got them
+    changes: list[tuple[float, int, int, bool]]
+    segments: int
+    end: float  # when the script ends and the speaker's input closes
+
+    @classmethod
+    def of(cls, script: Sequence[Step], interrupts: Sequence[tuple[float, int]] = ()) -> Model:
+        """``interrupts``: (time, block) of the test's interrupts, each sent right after that block's callback,
+        so after every message the script sent until then."""
+        messages: list[tuple[float, int, int, str]] = []
+        at = 0.0
+        for kind, value in script:
+            if kind == "wait":
+                at += value
+                continue
+            messages.append((at, 0, len(messages), kind))
+            if kind == "frame":
+                at += PERIOD
+        messages += [(t, 1, block, "interrupt") for t, block in interrupts]
+        messages.sort(key=lambda m: m[:3])
+        tracker = mg.PlaybackTracker(RATE)
+        segment_of: list[int] = []
+        emitted: list[float] = []
+        changes: list[tuple[float, int, int, bool]] = []
+        for t, by, n, kind in messages:
+            if kind == "frame":
+                segment_of.append(tracker.queue(FRAME))
+                emitted.append(t)
+            elif kind == "flush":
+                tracker.flush()
+            else:
+                tracker.interrupt()
+            changes.append((t, by, n, kind == "frame"))
+        changes.append((at, 0, len(messages), False))  # the script ends: the speaker's input closes
+        tracker.end()
+        return cls(segment_of, emitted, changes, tracker.next_id, at)
+
+    def open_at(self, block: int, t: float) -> bool:
+        """Whether a segment was open for the callback of ``block``, at ``t``: after the script's messages
+        until then and the test's interrupts after earlier blocks (what came before it is a prefix of
+        ``changes``)."""
+        state = False
+        for at, by, n, is_open in self.changes:
+            if (at > t) if by == 0 else (n >= block):
+                break
+            state = is_open
+        return state
+
+
+async def play_concurrently(script: Sequence[Step], bursts: Sequence[int]) -> Played:
+    """Run the graph with the device's callbacks running in a worker thread, in bursts of back-to-back
+    blocks, while trio runs the script and the speaker (on an autojump clock) at the same time."""
+    with fake_sounddevice() as sd:
+        async with mg.open_runtime() as rt:
+            running = await rt.start(graph(script))
+            await trio.testing.wait_all_tasks_blocked()
+            stream = sd.streams[0]
+            done = 0
+            while running.result is None:
+                count = bursts[done % len(bursts)]
+                times = [((done + k) * PERIOD, (done + k) * PERIOD + 0.01) for k in range(count)]
+                await trio.to_thread.run_sync(stream.run_blocks, times)
+                done += count
+                assert done < 20000, "the speaker never finished"
+            result = await running.wait()
+    return Played(result, stream, [])
+
+
+def check(played_out: Played, script: Sequence[Step], *, timed: bool = True) -> mg.EventLog:
+    """Check everything against the model; returns the log for more checks.
+
+    ``timed``: the test chose when each callback ran relative to the script (else only what holds under
+    any interleaving is checked).
+    """
+    stream = played_out.stream
+    model = Model.of(script, played_out.interrupts)
+    log = played_out.result.log
+    assert playback_violations(log, "out", closed=model.segments) == []
+    total = log.of("speaker_total", "out")[0].fields
+    observed = stream.blocks[: total["blocks"]]
+    assert len(observed) == total["blocks"]
+
+    # Where each frame's samples came out of the device: (block, index in block) of each played sample.
+    played: dict[int, list[tuple[int, int]]] = {}
+    for b, block in enumerate(stream.blocks):
+        for i, value in enumerate(block.samples):
+            if value:
+                played.setdefault(int(value) - 1, []).append((b, i))
+    assert all(b < len(observed) for spots in played.values() for b, _ in spots), "audio after the speaker ended"
+    assert total["played"] == sum(map(len, played.values())), "every sample the device took is counted"
+
+    started = {e.fields["segment"]: e for e in log.of("playback_started", "out")}
+    finished = {e.fields["segment"]: e for e in log.of("playback_finished", "out")}
+    for segment in range(model.segments):
+        frames = [f for f, s in enumerate(model.segment_of) if s == segment]
+        spots = [spot for f in frames for spot in played.get(f, [])]
+        assert finished[segment].fields["position"] == pytest.approx(len(spots) / RATE, abs=1e-6)
+        if not finished[segment].fields["interrupted"]:
+            assert len(spots) == len(frames) * FRAME, "a segment that was not interrupted is played whole"
+        if not spots:
+            assert segment not in started, "no playback_started for a segment of which nothing was played"
+            continue
+        b, i = min(spots)
+        block = stream.blocks[b]
+        at = started[segment].fields["at"]
+        assert at == pytest.approx(block.dac + i / RATE, abs=1e-9), "stamped when its first sample is played"
+        if timed:
+            assert at >= block.current >= model.emitted[frames[0]], "never before it was consumed, nor queued"
+
+    if not timed:
+        return log
+    short = [b for b, block in enumerate(observed) if np.count_nonzero(block.samples) < len(block.samples)]
+    assert total["underruns"] == sum(model.open_at(b, observed[b].current) for b in short)
+    assert total["device_underflows"] == sum(block.underflow for block in observed)
+    return log
+
+
+# --- tests ------------------------------------------------------------------------------------------------
+
+UTTERANCE: list[Step] = [("frame", 0.0)] * 12 + [("flush", 0.0)]
+STEADY = [Timing(PERIOD, 4 * TICK)]
+
+
+async def test_playback_started_is_stamped_when_the_device_plays_the_first_sample(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    script = [("wait", 8 * TICK), *UTTERANCE, ("wait", 40 * TICK), *UTTERANCE]
+    log = check(await play(script, STEADY, mock_clock), script)
+    starts = [(e.fields["segment"], e.fields["at"]) for e in log.of("playback_started", "out")]
+    # The first frame is sent at 8/1024 s, taken by the callback that runs then, and played by the DAC
+    # 4/1024 s later.
+    assert starts[0] == (0, 12 * TICK)
+    assert [e.fields["interrupted"] for e in log.of("playback_finished", "out")] == [False, False]
+    total = log.of("speaker_total", "out")[0].fields
+    assert total["played"] == 24 * FRAME
+    assert total["underruns"] == 0
+
+
+async def test_a_segment_that_starts_mid_block_gets_the_time_of_its_first_sample(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    # A block holds two frames, so segment 1 starts in the middle of the first one.
+    script = [("frame", 0.0), ("flush", 0.0), ("frame", 0.0), ("flush", 0.0)]
+    log = check(await play(script, [Timing(2 * PERIOD)], mock_clock, block_ms=2 * BLOCK_MS), script)
+    starts = [e.fields["at"] for e in log.of("playback_started", "out")]
+    assert starts[1] - starts[0] == PERIOD
+
+
+async def test_underruns_are_counted(mock_clock: trio.testing.MockClock) -> None:
+    # Frames stop arriving for 5 blocks in the middle of an utterance: 4 callbacks find nothing while it is
+    # open (the fifth comes with the next frame);
+    # after the flush, the device runs dry again, which is the end of the utterance, no underrun.
+    script = [*[("frame", 0.0)] * 5, ("wait", 5 * PERIOD), *UTTERANCE]
+    log = check(await play(script, STEADY, mock_clock), script)
+    assert log.of("speaker_total", "out")[0].fields["underruns"] == 4
+    assert log.of("underrun", "out")[0].fields == {"underruns": 1, "device_underflows": 0}
+
+
+async def test_late_callbacks_are_counted_as_device_underflows(mock_clock: trio.testing.MockClock) -> None:
+    script = UTTERANCE
+    log = check(await play(script, [Timing(PERIOD), Timing(3 * PERIOD)], mock_clock), script)
+    assert log.of("speaker_total", "out")[0].fields["device_underflows"] > 0
+
+
+async def test_an_interrupt_counts_what_the_device_took_before_it(mock_clock: trio.testing.MockClock) -> None:
+    # Frames arrive faster than the device plays them; the interrupt cuts what is still buffered.
+    script = [*[("frame", 0.0)] * 10, ("interrupt", 0.0), *UTTERANCE]
+    log = check(await play(script, [Timing(3 * PERIOD)], mock_clock), script)
+    finished = log.of("playback_finished", "out")
+    assert [e.fields["interrupted"] for e in finished] == [True, False]
+    assert 0 < finished[0].fields["position"] < 10 * PERIOD
+
+
+async def test_an_interrupt_right_after_a_callback_counts_the_block_it_took(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    # The interrupt reaches the speaker before the observation the callback posted: the block still counts.
+    script = [*[("frame", 0.0)] * 10, ("wait", 10 * PERIOD)]
+    timing = [Timing(PERIOD)] * 3 + [Timing(PERIOD, interrupt=True)] + [Timing(PERIOD)] * 30
+    played = await play(script, timing, mock_clock)
+    log = check(played, script)
+    assert played.interrupts == [(4 * PERIOD, 3)]
+    finished = log.of("playback_finished", "out")
+    # Frames 0-3 were played by the callbacks at 1-4 blocks; frame 4, sent with the fourth, was cut; frames
+    # 5-9 make the next segment.
+    assert [(e.fields["interrupted"], e.fields["position"]) for e in finished] == [
+        (True, 4 * PERIOD),
+        (False, pytest.approx(5 * PERIOD, abs=1e-6)),
+    ]
+
+
+steps = st.lists(
+    st.one_of(
+        st.lists(st.just(("frame", 0.0)), min_size=1, max_size=12),
+        st.just([("flush", 0.0)]),
+        st.just([("interrupt", 0.0)]),
+        st.integers(1, 100).map(lambda n: [("wait", n * TICK)]),
+    ),
+    max_size=10,
+).map(lambda chunks: [step for chunk in chunks for step in chunk])
+
+# Callback intervals from 0 (a burst) to five blocks (late: PortAudio would flag an underflow), DAC latency
+# from nothing to 50 ms, and now and then an interrupt that overtakes what the callback posted.
+timings = st.lists(
+    st.builds(
+        Timing,
+        st.integers(0, 40).map(lambda n: n * TICK),
+        st.floats(0.0, 0.05),
+        st.integers(0, 9).map(lambda n: n == 0),
+    ),
+    min_size=1,
+).filter(lambda ts: any(t.interval > 0 for t in ts))
+
+
+@settings(deadline=None, max_examples=60)
+@given(script=steps, timing=timings)
+def test_playback_invariants_over_generated_schedules_and_device_timings(
+    script: list[Step], timing: list[Timing]
+) -> None:
+    async def main() -> None:
+        clock = trio.lowlevel.current_clock()
+        assert isinstance(clock, trio.testing.MockClock)
+        check(await play(script, timing, clock), script)
+
+    trio.run(main, clock=trio.testing.MockClock())
+
+
+@settings(deadline=None, max_examples=30)
+@given(script=steps, bursts=st.lists(st.integers(1, 8), min_size=1, max_size=8))
+def test_playback_invariants_with_the_callback_thread_running_concurrently(
+    script: list[Step], bursts: list[int]
+) -> None:
+    """No step-by-step here: the callbacks race the speaker's task for the buffer's lock, interrupts included."""
+
+    async def main() -> None:
+        check(await play_concurrently(script, bursts), script, timed=False)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
