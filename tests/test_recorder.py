@@ -198,20 +198,22 @@ AGENT_STEP = st.one_of(
     st.tuples(st.just("frame"), st.integers(1, 2000), st.sampled_from([0, 0, 0, 1, 700, 5000])),
     st.tuples(st.sampled_from(["flush", "interrupt"]), st.just(0), st.just(0)),
 )
-VERDICT = st.one_of(st.none(), st.just(1.0), st.floats(0, 1))  # none, played whole, cut at a fraction
 
 
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=80)
 @given(
     user=st.lists(USER_FRAME, max_size=12),
     agent=st.lists(AGENT_STEP, max_size=16),
+    stamped=st.booleans(),
     data=st.data(),
 )
 def test_the_wav_holds_exactly_the_samples_sent_in_place_trimmed_to_what_was_played(
-    user: list[tuple[int, int]], agent: list[tuple[str, int, int]], data: st.DataObject
+    user: list[tuple[int, int]], agent: list[tuple[str, int, int]], stamped: bool, data: st.DataObject
 ) -> None:
+    """The sink below is a real PlaybackTracker, played a drawn amount after each step. Its events carry
+    their segment's media range, or (``stamped=False``, an old sink) do not, and the recorder counts."""
     rng = np.random.default_rng(len(user) * 100 + len(agent))
-    expected: dict[int, list[tuple[int, Samples]]] = {0: [], 1: []}  # column -> (position, samples)
+    present: dict[int, list[tuple[int, Samples]]] = {0: [], 1: []}  # column -> (position, samples)
 
     user_steps: list[tuple[str, Any]] = []
     position = 0
@@ -219,54 +221,60 @@ def test_the_wav_holds_exactly_the_samples_sent_in_place_trimmed_to_what_was_pla
         position += gap
         samples = rng.integers(-32768, 32767, (size, 1), dtype=np.int16)
         user_steps.append(("user", frame(samples, position)))
-        expected[0].append((position, samples))
+        present[0].append((position, samples))
         position += size
 
-    # Number the agent's segments exactly as the sink below would, with the core's PlaybackTracker.
     tracker = mg.PlaybackTracker(RATE)
     agent_steps: list[tuple[str, Any]] = []
-    segments: dict[int, list[tuple[int, Samples]]] = {}
+    events: list[mg.PlaybackEvent] = []
     position = 0
     for kind, size, gap in agent:
         if kind == "frame":
             position += gap
             samples = rng.integers(-32768, 32767, (size, 1), dtype=np.int16)
-            segments.setdefault(tracker.queue(size), []).append((position, samples))
+            tracker.queue(size, start=position / RATE)
             agent_steps.append(("agent", frame(samples, position)))
+            present[1].append((position, samples))
             position += size
         elif kind == "flush":
-            tracker.flush()
+            events += tracker.flush()
             agent_steps.append(("agent", mg.Flush()))
         else:
-            tracker.interrupt()
+            events += tracker.interrupt()[0]
             agent_steps.append(("agent", mg.Interrupt()))
+        played = data.draw(st.sampled_from([0, tracker.unplayed]) | st.integers(0, tracker.unplayed), label="played")
+        events += tracker.played(played, 0.0)
+    events += tracker.end()
+    if data.draw(st.booleans(), label="played to the end"):
+        events += tracker.played(tracker.unplayed, 0.0)
 
-    events: list[tuple[str, Any]] = []
-    for segment, pieces in segments.items():
-        verdict = data.draw(VERDICT, label=f"verdict for segment {segment}")
-        keep = sum(len(s) for _, s in pieces)
-        if verdict is not None:
-            keep = round(verdict * keep)
-            played = mg.PlaybackFinished(segment=segment, position=keep / RATE, interrupted=verdict < 1.0)
-            events.append(("playback", played))
+    # Every sample in its place, but the media ranges never played: [start + position, start + sent).
+    length = max((ts + len(s) for column in present.values() for ts, s in column), default=0)
+    want = np.zeros((length, 2), dtype=np.int16)
+    written = np.zeros((length, 2), dtype=bool)
+    for column, pieces in present.items():
         for ts, samples in pieces:
-            expected[1].append((ts, samples[:keep]))
-            keep -= len(samples[:keep])
+            want[ts : ts + len(samples), column] = samples[:, 0]
+            written[ts : ts + len(samples), column] = True
+    for event in events:
+        if isinstance(event, mg.PlaybackFinished) and event.interrupted and event.start is not None:
+            cut = slice(round((event.start + event.position) * RATE), round((event.start + event.sent) * RATE))
+            want[cut, 1] = 0
+            written[cut, 1] = False
+    want = want[: max(np.flatnonzero(written.any(axis=1)), default=-1) + 1]
+    if not stamped:
+        events = [attrs.evolve(e, start=None, sent=0.0) for e in events if isinstance(e, mg.PlaybackFinished)]
+    note(f"events: {events}")
 
-    # Any interleaving of the two sides, each in its own order; playback events anywhere.
+    # Any interleaving of the two sides, each in its own order; the playback events, in their order, anywhere.
     merged: list[tuple[str, Any]] = []
     while user_steps or agent_steps:
         take_user = bool(user_steps) and (not agent_steps or data.draw(st.booleans(), label="user next"))
         merged.append((user_steps if take_user else agent_steps).pop(0))
-    for event in events:
-        merged.insert(data.draw(st.integers(0, len(merged)), label="event index"), event)
+    at = data.draw(st.lists(st.integers(0, len(merged)), min_size=len(events), max_size=len(events)), label="at")
+    for index, event in reversed(list(zip(sorted(at), events, strict=True))):
+        merged.insert(index, ("playback", event))
     note(f"{len(merged)} steps")
-
-    length = max((ts + len(s) for col in expected.values() for ts, s in col if len(s)), default=0)
-    want = np.zeros((length, 2), dtype=np.int16)
-    for column, pieces in expected.items():
-        for ts, samples in pieces:
-            want[ts : ts + len(samples), column] = samples[:, 0]
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "call.wav"
