@@ -19,7 +19,7 @@ import trio
 from ._errors import MailboxOverflowError
 from ._ports import Overflow
 
-__all__ = ["Mailbox", "wait_room"]
+__all__ = ["Mailbox", "has_room", "wait_room"]
 
 _SUCCEEDED = trio.lowlevel.Abort.SUCCEEDED
 
@@ -147,6 +147,14 @@ class Mailbox:
             return _SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
+
+
+def has_room(mailboxes: Iterable[Mailbox]) -> bool:
+    """Whether every mailbox is below capacity (the synchronous check before :func:`wait_room`)."""
+    for mb in mailboxes:  # noqa: SIM110 - a plain loop: no generator object on the hot path
+        if len(mb._q) >= mb.capacity:
+            return False
+    return True
 
 
 async def wait_room(mailboxes: Iterable[Mailbox]) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import outcome
 import trio
@@ -34,10 +34,17 @@ class _Entry:
         self.cancelled = False
 
 
+#: The pacer's tick: rounds are at least this far apart, each releasing every source already due, so it
+#: wakes at most 1/RESOLUTION times a second and a frame is never early and at most one tick late (exactly on
+#: time when nothing else fell due in the tick before it).
+RESOLUTION: Final = 0.001
+
+
 class Pacer:
     """Runs in the runtime's nursery for as long as the runtime is open."""
 
-    def __init__(self) -> None:
+    def __init__(self, resolution: float = RESOLUTION) -> None:
+        self.resolution = resolution
         self._heap: list[tuple[float, int, _Entry]] = []
         self._seq = 0
         self._wake: trio.Event | None = None
@@ -80,9 +87,11 @@ class Pacer:
 
     async def run(self) -> None:
         heap = self._heap
+        last = -math.inf  # when the last round ran
         while True:
             now = trio.current_time()
-            if heap and heap[0][0] <= now:
+            if heap and heap[0][0] <= now and now >= last + self.resolution:
+                last = now
                 due: list[_Entry] = []
                 while heap and heap[0][0] <= now:
                     due.append(heapq.heappop(heap)[2])
@@ -92,7 +101,8 @@ class Pacer:
                         self._step(entry)
                 await trio.lowlevel.checkpoint()
                 continue
-            self._deadline = heap[0][0] if heap else math.inf
+            # Sleep until the earliest entry is due, but at least one tick after the last round.
+            self._deadline = max(heap[0][0], last + self.resolution) if heap else math.inf
             self._wake = trio.Event()
             with trio.move_on_at(self._deadline):
                 await self._wake.wait()

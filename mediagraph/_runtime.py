@@ -32,7 +32,7 @@ from ._errors import MediaGraphError, NodeFailedError, ProviderError
 from ._events import EventLog
 from ._frames import EndOfStream, Interrupt
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart
-from ._mailbox import Mailbox, wait_room
+from ._mailbox import Mailbox, has_room, wait_room
 from ._node import Actor, Node, ResourceRef, ResourceSpec, Source, Transform, closest, get_resource_type
 from ._pacer import Pacer
 from ._ports import Overflow
@@ -50,8 +50,10 @@ __all__ = [
     "run",
 ]
 
-#: Sends that found room yield to the scheduler at least this often (and check for cancellation always).
-YIELD_EVERY: Final = 16
+#: A task sending (or a source producing) without ever waiting yields to the scheduler, and so notices
+#: cancellation, at least this often. Larger batches per consumer wake-up; at most this many messages of
+#: synchronous work between two checkpoints.
+YIELD_EVERY: Final = 64
 
 Reason = Literal["completed", "cancelled", "failed"]
 
@@ -189,19 +191,21 @@ class Outlet:
     async def send(self, msg: Any) -> None:
         """Send one message, waiting for room (backpressure).
 
-        Cancellation: a checkpoint; cancelled before anything is sent, never halfway.
+        Cancellation: a checkpoint whenever it waits, and at least every ``YIELD_EVERY`` sends; when
+        cancelled, nothing was sent.
         """
         if type(msg) is EndOfStream:
             self.close()
             await trio.lowlevel.checkpoint()
             return
-        if not await wait_room(self._reach):
+        reach = self._reach
+        if reach and not has_room(reach):
+            await wait_room(reach)
+        else:
             self._sends += 1
             if self._sends >= YIELD_EVERY:
                 self._sends = 0
                 await trio.lowlevel.checkpoint()
-            else:
-                await trio.lowlevel.checkpoint_if_cancelled()
         self.emit(msg)
 
     def close(self) -> None:
@@ -852,7 +856,8 @@ class RunningGraph:
                     return
                 try:
                     while batch:
-                        await wait_room(reach)
+                        if reach and not has_room(reach):
+                            await wait_room(reach)
                         process(inlet.name, batch.popleft())
                 finally:  # raised or cancelled: what was not handled goes back, for a restart to find
                     inlet._buf.extendleft(reversed(batch))
@@ -872,29 +877,34 @@ class RunningGraph:
         t0 = self.t0
         pacer = self._pacer
         at: float | None = t0
+        now = trio.current_time()
         produced = 0
         while True:
             assert at is not None
-            if at > trio.current_time():
+            if at > now and at > (now := trio.current_time()):  # the clock is read only when it may matter
                 if pacer is None:
                     await trio.sleep_until(at)
                 else:
                     at = await pacer.hand_over(impl.produce, reach, t0, at)
                     if at is None:
                         return
-                    await wait_room(reach)
-                    continue
+                    if reach and not has_room(reach):
+                        await wait_room(reach)
+                now = trio.current_time()
+                continue
             due = impl.produce()
             if due is None:
                 return
             at = t0 + due
-            if not await wait_room(reach):
+            if reach and not has_room(reach):
+                await wait_room(reach)
+                now = trio.current_time()
+            else:
                 produced += 1
                 if produced >= YIELD_EVERY:
                     produced = 0
                     await trio.lowlevel.checkpoint()
-                else:
-                    await trio.lowlevel.checkpoint_if_cancelled()
+                    now = trio.current_time()
 
 
 class Runtime:
