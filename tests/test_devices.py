@@ -7,18 +7,25 @@ or a condition, inside ``trio.fail_after``. They are skipped only when PulseAudi
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import math
 import os
+import queue
 import subprocess
 import sys
+import threading
+import types
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 import pytest
 import trio
+import trio.testing
 
 import mediagraph as mg
 
@@ -65,10 +72,15 @@ class Tone(mg.Source):
 
 @attrs.define(eq=False)
 class Tap:
-    """Where a ``device_test_tap`` node puts what it receives; tests wait on it."""
+    """Where a ``device_test_tap`` node puts what it receives; tests wait on it. The node reads nothing
+    until ``gate`` is set (open by default)."""
 
     frames: list[mg.AudioFrame] = attrs.field(factory=list)
+    gate: trio.Event = attrs.field(factory=trio.Event)
     _changed: trio.Event = attrs.field(factory=trio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        self.gate.set()
 
     def add(self, frame: mg.AudioFrame) -> None:
         self.frames.append(frame)
@@ -86,6 +98,7 @@ class Tap:
 @attrs.frozen(kw_only=True)
 class TapConfig:
     tap: Tap
+    capacity: int = 64
 
 
 @mg.node_type("device_test_tap", config=TapConfig)
@@ -94,12 +107,13 @@ class TapNode(mg.Actor):
 
     @staticmethod
     def ports(config: TapConfig) -> mg.Ports:
-        return mg.Ports(inlets=[mg.InletSpec(name="audio")])
+        return mg.Ports(inlets=[mg.InletSpec(name="audio", capacity=config.capacity)])
 
     def __init__(self, config: TapConfig) -> None:
         self.tap = config.tap
 
     async def run(self, io: mg.NodeIO) -> None:
+        await self.tap.gate.wait()
         async for msg in io.inlets["audio"]:
             if isinstance(msg, mg.AudioFrame):
                 self.tap.add(msg)
@@ -220,3 +234,254 @@ async def test_a_tone_played_through_the_speaker_is_recorded_by_the_mic(pulse: A
         f"playback_started at {at:.4f}, block consumed at {current - offset:.4f}, "
         f"mic overruns {mic_total['overruns']}, input overflows {mic_total['input_overflows']}",
     )
+
+
+async def test_an_unknown_device_is_named_with_the_devices_portaudio_has(pulse: Any) -> None:
+    g = mg.Graph("dev")
+    g.add("tone", "device_test_tone", duration=0.1)
+    g.add("out", "speaker", device="no such card")
+    g.link("tone.audio", "out.audio")
+    message = await failure(g)
+    assert "speaker 'out': no usable output device 'no such card'" in message
+    assert "pulse, ALSA" in message, "the available devices are listed"
+
+
+# --- the mic against a simulated input device: overruns, timestamps, PortAudio's overflow flag -------------
+
+
+class TimeInfo(NamedTuple):
+    currentTime: float
+    inputBufferAdcTime: float
+
+
+class InputFlags(NamedTuple):
+    input_overflow: bool
+
+
+class FakeInput:
+    """A ``sounddevice.RawInputStream`` whose callback thread delivers one block per :meth:`step`."""
+
+    def __init__(
+        self, *, device: int, samplerate: int, channels: int, dtype: str, blocksize: int, callback: Any
+    ) -> None:
+        assert (device, samplerate, channels, dtype, blocksize) == (0, RATE, 1, "int16", FRAME)
+        self.callback = callback
+        self.closed = False
+        self._steps: queue.Queue[tuple[int, bool] | None] = queue.Queue()
+        self._done: queue.Queue[None] = queue.Queue()
+        self._thread = threading.Thread(target=self._record, name="fake-portaudio-input", daemon=True)
+
+    @property
+    def time(self) -> float:
+        return trio.current_time()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _record(self) -> None:
+        while (step := self._steps.get()) is not None:
+            value, overflow = step
+            raw = np.full(FRAME, value, np.int16).tobytes()  # PortAudio's buffer, reused after the call
+            self.callback(raw, FRAME, TimeInfo(0.0, 0.0), InputFlags(overflow))
+            self._done.put(None)
+
+    def step(self, value: int, overflow: bool = False) -> None:
+        """Deliver a block full of ``value`` from the device thread; returns once the callback returned."""
+        self._steps.put((value, overflow))
+        self._done.get(timeout=10)
+
+    def close(self) -> None:
+        self.closed = True
+        self._steps.put(None)
+        self._thread.join(timeout=10)
+
+
+class FakeInputModule:
+    PortAudioError = RuntimeError
+
+    def __init__(self) -> None:
+        self.streams: list[FakeInput] = []
+
+    def query_devices(self, device: Any = None, kind: str | None = None) -> Any:
+        if device is None:
+            return "  0 fake mic, simulated (1 in, 0 out)"
+        if device != "fake mic":
+            raise ValueError(f"No {kind} device matching {device!r}")
+        return {"name": "fake mic", "index": 0, "max_input_channels": 1, "max_output_channels": 0}
+
+    def RawInputStream(self, **kwargs: Any) -> FakeInput:
+        stream = FakeInput(**kwargs)
+        self.streams.append(stream)
+        return stream
+
+
+async def record(
+    monkeypatch: pytest.MonkeyPatch, blocks: list[tuple[int, bool]], tap: Tap, **mic: Any
+) -> tuple[mg.GraphResult, FakeInput]:
+    """Deliver ``blocks`` ((value, input_overflow) each) to a mic, then open the tap's gate and stop."""
+    fake = FakeInputModule()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    g = mg.Graph("rec")
+    g.add("mic", "mic", device="fake mic", **mic)
+    g.add("tap", "device_test_tap", tap=tap, capacity=2)
+    g.link("mic.audio", "tap.audio")
+    async with mg.open_runtime() as rt:
+        running = await rt.start(g)
+        await trio.testing.wait_all_tasks_blocked()
+        stream = fake.streams[0]
+        for value, overflow in blocks:
+            stream.step(value, overflow)
+            await trio.testing.wait_all_tasks_blocked()
+        tap.gate.set()
+        await tap.wait_frames(1)
+        await trio.testing.wait_all_tasks_blocked()
+        running.stop()
+        result = await running.wait()
+    assert stream.closed, "the mic closes its stream"
+    return result, stream
+
+
+async def test_the_mic_sends_each_block_as_a_frame_with_consecutive_timestamps(
+    monkeypatch: pytest.MonkeyPatch, mock_clock: trio.testing.MockClock
+) -> None:
+    tap = Tap()
+    result, _ = await record(monkeypatch, [(v, False) for v in range(1, 6)], tap)
+    assert [f.timestamp for f in tap.frames] == [i * FRAME for i in range(5)]
+    assert [int(f.samples[0, 0]) for f in tap.frames] == [1, 2, 3, 4, 5], "each block copied, not reused"
+    assert all(f.samples.shape == (FRAME, 1) and f.sample_rate == RATE for f in tap.frames)
+    assert result.log.of("mic_total", "mic")[0].fields == {
+        "frames": 5,
+        "sent": 5,
+        "overruns": 0,
+        "input_overflows": 0,
+    }
+    assert result.log.of("mic_started", "mic")
+    assert not result.log.of("mic_overrun")
+    assert result.log.of("node_finished", "mic")[0].fields["reason"] == "completed", "a graceful stop"
+
+
+async def test_mic_overruns_are_counted_and_reported_when_the_node_is_behind(
+    monkeypatch: pytest.MonkeyPatch, mock_clock: trio.testing.MockClock
+) -> None:
+    # The tap reads nothing until the end and holds 2 frames: the mic sends 0 and 1, waits to send 2, queues
+    # 3-7 (queue_frames=5), and each later block pushes out the oldest queued one: 12 overruns.
+    tap = Tap()
+    tap.gate = trio.Event()
+    result, _ = await record(monkeypatch, [(v, False) for v in range(20)], tap, queue_frames=5)
+    assert [f.timestamp // FRAME for f in tap.frames] == [0, 1, 2, 15, 16, 17, 18, 19], "a gap, never silent"
+    assert [int(f.samples[0, 0]) for f in tap.frames] == [0, 1, 2, 15, 16, 17, 18, 19]
+    total = result.log.of("mic_total", "mic")[0].fields
+    assert total == {"frames": 20, "sent": 8, "overruns": 12, "input_overflows": 0}
+    assert result.log.of("mic_overrun", "mic")[0].fields == {"overruns": 12, "input_overflows": 0}
+
+
+async def test_portaudio_input_overflows_are_counted(
+    monkeypatch: pytest.MonkeyPatch, mock_clock: trio.testing.MockClock
+) -> None:
+    tap = Tap()
+    result, _ = await record(monkeypatch, [(1, False), (2, True), (3, False)], tap)
+    assert result.log.of("mic_total", "mic")[0].fields["input_overflows"] == 1
+    assert result.log.of("mic_overrun", "mic")[0].fields == {"overruns": 0, "input_overflows": 1}
+
+
+async def test_an_unknown_input_device_is_named_with_the_available_ones(
+    monkeypatch: pytest.MonkeyPatch, mock_clock: trio.testing.MockClock
+) -> None:
+    monkeypatch.setitem(sys.modules, "sounddevice", FakeInputModule())
+    g = mg.Graph("rec")
+    g.add("mic", "mic", device="studio")
+    g.add("tap", "device_test_tap", tap=Tap())
+    g.link("mic.audio", "tap.audio")
+    message = await failure(g)
+    assert "mic 'mic': no usable input device 'studio'" in message
+    assert "available devices:\n  0 fake mic, simulated (1 in, 0 out)" in message
+
+
+def test_mic_config_errors() -> None:
+    g = mg.Graph()
+    with pytest.raises(mg.GraphDefinitionError, match="frame_ms 0.01 holds no sample at 8000 Hz"):
+        g.add("m", "mic", sample_rate=8000, frame_ms=0.01)
+    with pytest.raises(mg.GraphDefinitionError, match="device must be a device name or an index >= 0"):
+        g.add("m", "mic", device="")
+    with pytest.raises(mg.GraphDefinitionError, match="queue_frames"):
+        g.add("m", "mic", queue_frames=0)
+
+
+# --- a machine without PortAudio ---------------------------------------------------------------------------
+
+
+class NoPortAudio(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Makes ``import sounddevice`` fail as it does where the system library is missing."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        return importlib.util.spec_from_loader(name, self) if name == "sounddevice" else None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        raise OSError("PortAudio library not found")
+
+
+@pytest.fixture
+def no_portaudio(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [NoPortAudio(), *sys.meta_path])
+
+
+def device_graph(node: str) -> mg.Graph:
+    """A graph with one device node, ``dev``: a speaker playing a tone, or a mic recording."""
+    g = mg.Graph("dev")
+    g.add("dev", node, device="pulse")
+    if node == "speaker":
+        g.add("tone", "tone_source", duration=0.1)
+        g.link("tone.audio", "dev.audio")
+    else:
+        g.add("tap", "device_test_tap", tap=Tap())
+        g.link("dev.audio", "tap.audio")
+    return g
+
+
+async def failure(g: mg.Graph) -> str:
+    """The message of the ProviderError that made ``g`` fail."""
+    with pytest.raises(mg.NodeFailedError) as caught:
+        await mg.run(g)
+    assert isinstance(caught.value.__cause__, mg.ProviderError)
+    return str(caught.value.__cause__)
+
+
+@pytest.mark.parametrize("node", ["speaker", "mic"])
+async def test_without_portaudio_a_device_node_names_the_library_and_the_install_command(
+    no_portaudio: None, autojump_clock: trio.testing.MockClock, node: str
+) -> None:
+    message = await failure(device_graph(node))
+    assert f"{node} 'dev': the PortAudio library (libportaudio2) is not installed" in message
+    assert "install it with: apt-get install libportaudio2" in message
+
+
+async def test_without_portaudio_graphs_without_a_device_node_run(
+    no_portaudio: None, autojump_clock: trio.testing.MockClock
+) -> None:
+    with pytest.raises(OSError, match="PortAudio library not found"):
+        import sounddevice  # noqa: F401 - the simulation works
+    g = mg.Graph("virtual")
+    g.add("tone", "tone_source", duration=0.2)
+    g.add("out", "speaker", device="virtual")
+    g.link("tone.audio", "out.audio")
+    result = await mg.run(g)
+    assert result.log.of("speaker_total", "out")[0].fields["played"] == RATE // 5
+
+
+async def test_without_the_sounddevice_package_the_message_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    message = await failure(device_graph("speaker"))
+    assert "speaker 'dev': the Python package sounddevice is not installed" in message
+    assert "pip install sounddevice (it needs the PortAudio library too: apt-get install libportaudio2)" in message
+
+
+def test_importing_mediagraph_and_its_nodes_never_loads_portaudio() -> None:
+    code = "import sys, mediagraph, mediagraph.nodes, mediagraph.testing; print('sounddevice' in sys.modules)"
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert ran.stdout.strip() == "False"

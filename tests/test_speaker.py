@@ -454,6 +454,43 @@ async def test_an_interrupt_right_after_a_callback_counts_the_block_it_took(
     ]
 
 
+async def start_failure(device: str | int, channels: int = 1) -> str:
+    g = mg.Graph("speaker")
+    g.add("src", "tone_source", sample_rate=RATE, channels=channels, duration=0.1)
+    g.add("out", "speaker", device=device, sample_rate=RATE, channels=channels)
+    g.link("src.audio", "out.audio")
+    with fake_sounddevice(), pytest.raises(mg.NodeFailedError) as caught:
+        await mg.run(g)
+    assert isinstance(caught.value.__cause__, mg.ProviderError)
+    return str(caught.value.__cause__)
+
+
+async def test_an_unknown_device_fails_at_start_naming_it_and_listing_the_devices(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    message = await start_failure("studio")
+    assert "speaker 'out': no usable output device 'studio' (No output device matching 'studio')" in message
+    assert message.endswith("available devices:\n  0 fake, simulated (0 in, 1 out)")
+    message = await start_failure(3)
+    assert "no usable output device 3" in message
+
+
+async def test_a_device_with_too_few_channels_says_so(autojump_clock: trio.testing.MockClock) -> None:
+    message = await start_failure("fake", channels=2)
+    assert "speaker 'out': output device 'fake' (fake) has 1 output channels, 2 wanted" in message
+
+
+def test_speaker_device_config() -> None:
+    g = mg.Graph()
+    with pytest.raises(mg.GraphDefinitionError, match="device must be 'virtual', a device name or an index"):
+        g.add("s", "speaker", device="")
+    with pytest.raises(mg.GraphDefinitionError, match="device must be 'virtual', a device name or an index"):
+        g.add("s", "speaker", device=-1)
+    g.add("s", "speaker", device=0)  # an index, as YAML gives it
+    g.add("t", "speaker", device="pulse")
+    assert [mg.get_node_type("speaker").uses_device(spec.config) for spec in g.nodes.values()] == [True, True]
+
+
 steps = st.lists(
     st.one_of(
         st.lists(st.just(("frame", 0.0)), min_size=1, max_size=12),
