@@ -9,18 +9,27 @@ the core releases. The rules, which the property tests check:
   several channels are averaged to one. Where a side sent nothing the file holds silence. A frame that starts
   before the end of the previous one on its side is placed right after it, never mixed over it
   (``overlaps`` counts them).
-- **Segments.** The agent's audio is cut into segments by the control messages on the ``agent`` inlet,
-  numbered from 0 exactly as :class:`mediagraph.PlaybackTracker` numbers them in the sink below: the first
-  frame after a boundary opens the next segment; a :class:`~mediagraph.Flush` closes the open segment (or
-  makes an empty one when none is open: every flush uses one number); an :class:`~mediagraph.Interrupt`
-  closes the open segment, if any (an interrupt with no open segment uses no number). A
-  :class:`~mediagraph.PlaybackFinished` for segment ``n`` with ``interrupted=True`` keeps the first
-  ``round(position * sample_rate)`` samples of the segment (its frames end to end, whatever their timestamps)
-  and drops the rest, which was never played. ``interrupted=False`` keeps the whole segment.
-- **Holding back.** With ``playback`` linked, a segment's audio is held until its ``PlaybackFinished`` came
-  (whichever arrives first, the event or the audio, is fine), and nothing after the first held sample is
-  written meanwhile. A segment held longer than ``max_hold`` seconds of audio, or still open when the
-  ``playback`` inlet ends or the recorder finalizes, is written whole.
+- **Trimming.** A :class:`~mediagraph.PlaybackFinished` on the ``playback`` inlet names the audio it is
+  about by media time: ``start`` (seconds, where the segment's first sample is) and ``sent`` (seconds of audio
+  the sink got for it). When ``interrupted``, the agent audio whose media time ``t`` lies in
+  ``start + position <= t < start + sent`` was never played and is not written (silence in its place; the
+  rest of a frame stays where its timestamp puts it). Nothing else is trimmed. Segment ids play no part, so
+  this holds above a ``slot`` whose cut swaps open segments the agent stream never marked.
+- **Fallback: counted segments.** Until an event carries a ``start``, an event without one (from a sink
+  that does not stamp them) gets the ``start`` and ``sent`` of the segment with its id, the recorder
+  numbering the agent's segments as :class:`mediagraph.PlaybackTracker` does: the first frame after a
+  boundary opens the next segment; a :class:`~mediagraph.Flush` closes the open segment (or makes an empty
+  one: every flush uses one number); an :class:`~mediagraph.Interrupt` or the end of the inlet closes the
+  open one, if any. An event for a segment not complete yet waits for it. Once an event has carried a
+  ``start``, events without one are an empty segment's and are ignored.
+- **Holding back.** With ``playback`` linked, agent frames are held, in arrival order, until they are
+  settled, and nothing after the first held sample is written meanwhile. The *settled time* is the largest
+  ``start + sent`` of a ``PlaybackFinished`` and ``start`` of any playback event received so far; a frame is
+  settled when it ends at or before it. A sink reports its segments in order, and media time increases along
+  the agent stream, so by then every event that can trim the frame has come (whichever came first, the
+  event or the audio, is fine). A frame is written trimmed by every range received. When more than
+  ``max_hold`` seconds of audio are held, or when the ``playback`` inlet ends or the recorder finalizes,
+  held frames are written anyway (``unconfirmed_samples`` counts the unsettled ones).
 - **Finality.** The timeline is written up to the point both sides have passed; a side that is quiet is
   waited for at most ``max_lag`` seconds of media behind the other, then its silence is written. Audio that
   arrives for a part already written is dropped and counted (``late_samples``).

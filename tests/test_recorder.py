@@ -439,3 +439,111 @@ async def test_an_unwritable_path_fails_naming_it(tmp_path: Path, autojump_clock
         await record(blocker / "call.wav", steps, link=("user",))
     assert isinstance(info.value.__cause__, mg.ProviderError)
     assert f"cannot create recording '{blocker / 'call.wav'}'" in str(info.value)
+
+
+# --- above a slot that swaps its child ----------------------------------------------------------------------
+
+FRAME = 480  # 10 ms
+
+
+def reply(timestamp: int, count: int) -> Samples:
+    """The agent's audio: a saw of known values at every media sample, so any misplaced sample shows."""
+    values = ((timestamp + np.arange(count)) * 7919) % 20000 - 10000
+    return values.astype(np.int16)[:, None]
+
+
+@attrs.frozen(kw_only=True)
+class TimedScriptConfig:
+    #: ("frames", n): n 10 ms frames, one every ``pace`` * 10 ms of graph time; ("flush", 0);
+    #: ("wait", seconds): graph and media time go on, silent; ("pace", factor).
+    script: tuple[tuple[str, float], ...] = attrs.field(converter=tuple)
+
+
+@mg.node_type("recorder_test_script", config=TimedScriptConfig)
+class TimedScript(mg.Source):
+    """Plays a script of frames (see :func:`reply`), flushes and pauses on the graph clock."""
+
+    @staticmethod
+    def ports(config: TimedScriptConfig) -> mg.Ports:
+        return mg.Ports(outlets=[mg.OutletSpec(name="audio", format=mg.AudioFormat(sample_rate=RATE, channels=1))])
+
+    def __init__(self, config: TimedScriptConfig) -> None:
+        self.steps = list(config.script)
+        self.at = 0.0
+        self.ts = 0
+        self.pace = 1.0
+        self.frames = 0  # left in the current ("frames", n) step
+
+    def start(self, io: mg.NodeIO) -> None:
+        self.emit = io.outlets["audio"].emit
+
+    def produce(self) -> float | None:
+        while self.frames or self.steps:
+            if self.frames:
+                self.frames -= 1
+                self.emit(mg.AudioFrame(samples=reply(self.ts, FRAME), sample_rate=RATE, channels=1, timestamp=self.ts))
+                self.ts += FRAME
+                self.at += self.pace * FRAME / RATE
+                return self.at
+            kind, value = self.steps.pop(0)
+            if kind == "frames":
+                self.frames = int(value)
+            elif kind == "pace":
+                self.pace = value
+            elif kind == "wait":
+                self.at += value
+                self.ts += round(value * RATE)
+                return self.at
+            else:
+                self.emit(mg.Flush())
+        return None
+
+
+async def test_a_cut_swap_above_the_recorder_trims_exactly_what_the_old_child_did_not_play(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Three utterances of 3 s, 1 s and 1 s, the first produced at twice real time. A cut swap at 0.6 s, in
+    the middle of the first, stops the old speaker (it played about 0.6 s of the 1.2 s it got); the rest of
+    the utterance opens a new segment on the new child, so the slot's segment ids run one ahead of a count
+    of flushes. A boundary swap during the second utterance lets it finish. Exactly the audio the old child
+    got and did not play is missing from the recording."""
+    script = [("pace", 0.5), ("frames", 300), ("flush", 0), ("pace", 1.0), ("wait", 1.0)]
+    script += [("frames", 100), ("flush", 0), ("wait", 1.0), ("frames", 100), ("flush", 0)]
+    out = tmp_path / "call.wav"
+    g = mg.Graph()
+    g.add("src", "recorder_test_script", script=script)
+    g.add("out", "slot", child={"type": "speaker"})
+    g.add("rec", "recorder", path=out)
+    g.link("src.audio", "out.audio")
+    g.link("src.audio", "rec.agent")
+    g.link("out.playback", "rec.playback")
+    async with mg.open_runtime() as rt:
+        running = await rt.start(g)
+        await trio.sleep_until(running.t0 + 0.6)
+        await running.swap("out", {"type": "speaker"}, policy="cut")
+        await trio.sleep_until(running.t0 + 3.0)  # the second utterance is playing
+        await running.swap("out", {"type": "speaker", "block_ms": 20}, policy="boundary")
+        result = await running.wait()
+
+    finished = [e.fields for e in result.log.of("playback_finished", "out")]
+    assert [(f["segment"], f["generation"], f["interrupted"]) for f in finished] == [
+        (0, 0, True),
+        (1, 1, False),
+        (2, 1, False),
+        (3, 2, False),
+    ]
+    played, sent = round(finished[0]["position"] * RATE), round(finished[0]["sent"] * RATE)
+    assert 0.5 * RATE < played < 0.7 * RATE
+    assert 1.1 * RATE < sent < 1.3 * RATE
+    assert sum(f["sent"] for f in finished) == pytest.approx(5.0)
+
+    # The media timeline: utterances at [0, 3), [4, 5) and [6, 7) seconds; the cut part of the first silent.
+    want = np.zeros(7 * RATE, dtype=np.int16)
+    for begin, seconds in ((0, 3), (4, 1), (6, 1)):
+        want[begin * RATE : (begin + seconds) * RATE] = reply(begin * RATE, seconds * RATE)[:, 0]
+    want[played:sent] = 0
+    got = read_wav(out)
+    assert np.array_equal(got[:, 1], want)
+    assert not got[:, 0].any()
+    stats = result.log.of("recording_finished")[0].fields
+    assert (stats["trimmed_samples"], stats["unconfirmed_samples"], stats["late_samples"]) == (sent - played, 0, 0)
