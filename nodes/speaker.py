@@ -67,7 +67,8 @@ def log_playback(io: mg.NodeIO, events: list[mg.PlaybackEvent], emit: Any) -> No
     """Send each event on the playback outlet and record it in the event log, in order.
 
     ``at`` is the event's own time (for ``playback_started``: when the first sample was played), which for
-    a real device can differ from the time the event was logged.
+    a real device can differ from the time the event was logged; ``sent`` is how much of the segment was
+    queued, so checkers can bound the position.
     """
     for event in events:
         emit(event)
@@ -80,6 +81,7 @@ def log_playback(io: mg.NodeIO, events: list[mg.PlaybackEvent], emit: Any) -> No
                 generation=event.generation,
                 position=round(event.position, 6),
                 interrupted=event.interrupted,
+                sent=round(event.sent, 6),
                 at=event.t,
             )
 
@@ -382,7 +384,7 @@ class Speaker(mg.Actor):
         async for msg in self.io.inlets["audio"]:
             if isinstance(msg, mg.AudioFrame):
                 self.received += 1
-                segment = self.tracker.queue(msg.samples_per_channel)
+                segment = self.tracker.queue(msg.samples_per_channel, msg.timestamp / msg.sample_rate)
                 if segment != self._last_segment:
                     self._starts.append(self._end)
                     self._last_segment = segment

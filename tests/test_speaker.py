@@ -360,6 +360,7 @@ def check(played_out: Played, script: Sequence[Step], *, timed: bool = True) -> 
         frames = [f for f, s in enumerate(model.segment_of) if s == segment]
         spots = [spot for f in frames for spot in played.get(f, [])]
         assert finished[segment].fields["position"] == pytest.approx(len(spots) / RATE, abs=1e-6)
+        assert finished[segment].fields["sent"] == pytest.approx(len(frames) * FRAME / RATE, abs=1e-6)
         if not finished[segment].fields["interrupted"]:
             assert len(spots) == len(frames) * FRAME, "a segment that was not interrupted is played whole"
         if not spots:
