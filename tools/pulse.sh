@@ -3,13 +3,14 @@
 # root) and starts one PulseAudio daemon with a null sink and a virtual source on its monitor. Idempotent and
 # quick when everything is already there.
 #
-#   bash tools/pulse.sh           install what is missing, then start
+#   bash tools/pulse.sh           install what is missing, then start (tools/test.sh runs this)
 #   bash tools/pulse.sh --start   start only (never installs); what tests/test_devices.py runs
 #
 # Clients reach the server at PULSE_SERVER=unix:$MEDIAGRAPH_PULSE_DIR/native (default /tmp/mediagraph-pulse),
 # whatever HOME or XDG_RUNTIME_DIR say. Sink: mediagraph_out; source: mediagraph_in (the sink's monitor);
 # both are the server's defaults. PortAudio (ALSA) reaches it through the ALSA device "pulse".
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 dir="${MEDIAGRAPH_PULSE_DIR:-/tmp/mediagraph-pulse}"
 export PULSE_SERVER="unix:$dir/native"
@@ -27,9 +28,18 @@ install() {
     fi
     echo "pulse.sh: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    local apt=(apt-get -q -y --no-install-recommends -o Dpkg::Use-Pty=0 install "${missing[@]}")
+    local apt=(apt-get -q -y --no-install-recommends -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300
+        install "${missing[@]}")
     # Update the package lists only when the install cannot find what it needs (a fresh machine has none).
     "${apt[@]}" </dev/null >/dev/null 2>&1 || { apt-get -q update </dev/null >/dev/null && "${apt[@]}" </dev/null >/dev/null; }
+}
+
+# The Python binding the device nodes import (lazily): the project's venv needs it for the device tests.
+binding() {
+    local py=.venv/bin/python
+    [ -x "$py" ] || return 0
+    "$py" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('sounddevice') is None)" ||
+        "$py" -m pip install -q --disable-pip-version-check 'sounddevice>=0.5'
 }
 
 running() { pactl info >/dev/null 2>&1; }
@@ -70,5 +80,6 @@ start() {
 
 if [ "${1:-}" != "--start" ]; then
     install
+    binding
 fi
 start
