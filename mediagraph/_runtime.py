@@ -612,14 +612,14 @@ class RunningGraph:
         """Deliver an :class:`Interrupt` to ``node``'s ``inlet`` now, behind what is already queued there.
 
         Raises:
-            MediaGraphError: no such node or inlet.
+            MediaGraphError: no such node or inlet, or the node is not running.
         """
         run = self._node(node)
         if run.spec.ports.inlet(inlet) is None:
             raise MediaGraphError(f"node {node!r} has no inlet {inlet!r} to interrupt")
-        self.record(node, "interrupt_requested", inlet=inlet)
         if run.state != "running":
-            return
+            raise MediaGraphError(f"node {node!r} is {run.state}; there is nothing to interrupt")
+        self.record(node, "interrupt_requested", inlet=inlet)
         if run.fused:
             self._guard_fused(run, lambda: run.impl.process(inlet, Interrupt()))  # type: ignore[union-attr]
         else:

@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import mediagraph as mg
-from mediagraph.testing._playback import playback_violations
+from mediagraph.testing import playback_violations
 
 RATE = 1000
 
