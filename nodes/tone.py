@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import attrs
@@ -40,6 +41,22 @@ class ToneConfig:
             raise ValueError(f"frame_ms {self.frame_ms} holds no sample at {self.sample_rate} Hz")
 
 
+def _render(
+    frequency: float, amplitude: float, rate: int, channels: int, start: int, count: int
+) -> npt.NDArray[np.int16]:
+    n = np.arange(start, start + count, dtype=np.float64)
+    mono = np.round(np.sin(2 * math.pi * frequency * n / rate) * (amplitude * 32767)).astype(np.int16)
+    return np.repeat(mono[:, None], channels, axis=1) if channels > 1 else mono[:, None]
+
+
+@functools.lru_cache(maxsize=32)
+def _cycle(frequency: float, amplitude: float, rate: int, channels: int) -> npt.NDArray[np.int16]:
+    """One second of a whole-Hz tone, shared by every source playing it (never written to)."""
+    samples = _render(frequency, amplitude, rate, channels, 0, rate)
+    samples.flags.writeable = False
+    return samples
+
+
 @mg.node_type("tone_source", config=ToneConfig)
 class ToneSource(mg.Source):
     """A sine tone in int16 frames with exact timestamps."""
@@ -58,17 +75,14 @@ class ToneSource(mg.Source):
         # is a view into it and producing one costs no numpy work at all.
         self._cycle: npt.NDArray[np.int16] | None = None
         if config.frequency.is_integer() and config.sample_rate % self.frame_len == 0:
-            self._cycle = self._render(0, config.sample_rate)
+            self._cycle = _cycle(config.frequency, config.amplitude, config.sample_rate, config.channels)
 
     def __repr__(self) -> str:
         return f"<ToneSource {self.config.frequency} Hz at {self.position} samples>"
 
     def _render(self, start: int, count: int) -> npt.NDArray[np.int16]:
         cfg = self.config
-        n = np.arange(start, start + count, dtype=np.float64)
-        wave = np.sin(2 * math.pi * cfg.frequency * n / cfg.sample_rate) * (cfg.amplitude * 32767)
-        mono = np.round(wave).astype(np.int16)
-        return np.repeat(mono[:, None], cfg.channels, axis=1) if cfg.channels > 1 else mono[:, None]
+        return _render(cfg.frequency, cfg.amplitude, cfg.sample_rate, cfg.channels, start, count)
 
     def start(self, io: mg.NodeIO) -> None:
         self._emit = io.outlets["audio"].emit
