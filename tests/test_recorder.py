@@ -306,6 +306,32 @@ def test_the_core_waits_for_a_quiet_side_at_most_max_lag() -> None:
     assert np.all(rest[4800:, 1] == 0)
 
 
+def test_the_core_settles_by_media_time_ignores_unstamped_events_after_stamped_ones_and_holds_at_most_max_hold() -> (
+    None
+):
+    core = Conversation(sides={"agent"}, playback=True, max_hold=0.5)
+    for i in range(4):  # 0.4 s, one segment as the sink sees it
+        core.agent(frame(np.full((4800, 1), 1 + i, np.int16), i * 4800))
+    assert core.take() is None  # held: no event yet
+    core.playback(mg.PlaybackStarted(segment=0, start=0.0))
+    assert core.take() is None  # started at 0: nothing before it to settle
+    core.playback(mg.PlaybackFinished(segment=0, position=0.25, interrupted=True, start=0.0, sent=0.4))
+    # A stamping sink's event without start is an empty segment's: it trims nothing (counting would say 0).
+    core.playback(mg.PlaybackFinished(segment=0, position=0.0, interrupted=True))
+    taken = core.take()
+    assert taken is not None
+    assert len(taken) == 12000  # the kept 0.25 s; the trimmed rest is silence not yet final
+    assert np.array_equal(taken[:, 1], np.repeat(np.arange(1, 4, dtype=np.int16), 4800)[:12000])
+    for i in range(4, 10):  # 0.6 s more, never reported: more than max_hold is held, the oldest goes out
+        core.agent(frame(np.full((4800, 1), 9, np.int16), i * 4800))
+    stats = core.statistics()
+    assert (stats["trimmed_samples"], stats["unconfirmed_samples"]) == (7200, 4800)
+    rest = core.finish()
+    assert not rest[:7200, 1].any()  # the trimmed 0.25 s to 0.4 s
+    assert np.all(rest[7200:, 1] == 9)
+    assert len(taken) + len(rest) == 10 * 4800
+
+
 # --- lossy formats: level and correlation ---------------------------------------------------------------
 
 
