@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import mediagraph as mg
 
-__all__ = ["INSTALL", "find_device", "load_sounddevice", "map_clock", "open_error"]
+__all__ = ["INSTALL", "find_device", "load_sounddevice", "map_clock", "open_stream"]
 
 #: The command that installs the system library ``sounddevice`` needs (Debian, Ubuntu).
 INSTALL = "apt-get install libportaudio2"
@@ -78,11 +78,45 @@ def find_device(sd: Any, who: str, device: str | int, kind: Kind, channels: int)
     return info
 
 
-def open_error(who: str, kind: Kind, device: str | int, rate: int, channels: int, exc: Exception) -> mg.ProviderError:
-    """The error for a device PortAudio found but could not open as asked."""
-    return mg.ProviderError(
-        f"{who}: cannot open {kind} device {device!r} at {rate} Hz, {channels} channels, int16: {exc}"
-    )
+def open_stream(
+    who: str, kind: Kind, device: str | int, rate: int, channels: int, blocksize: int, callback: Any
+) -> tuple[Any, Any]:
+    """Load PortAudio, find ``device`` and open and start a raw int16 stream calling ``callback`` per block.
+
+    Blocking (loading PortAudio lists every device; opening a stream takes tens of milliseconds): run it
+    with ``trio.to_thread.run_sync``.
+
+    Returns:
+        the started stream (``sounddevice.RawOutputStream`` or ``RawInputStream``) and the device's
+        description.
+
+    Raises:
+        ProviderError: PortAudio is missing, no such device, or it cannot be opened as asked; the message
+            names the node and the device.
+
+    Resource handling: the caller closes the stream (``close()``); it is closed here if starting it failed.
+    """
+    sd = load_sounddevice(who)
+    info = find_device(sd, who, device, kind, channels)
+    stream_type = sd.RawOutputStream if kind == "output" else sd.RawInputStream
+    what = f"{who}: cannot open {kind} device {device!r} at {rate} Hz, {channels} channels, int16"
+    try:
+        stream = stream_type(
+            device=info["index"],
+            samplerate=rate,
+            channels=channels,
+            dtype="int16",
+            blocksize=blocksize,
+            callback=callback,
+        )
+    except sd.PortAudioError as exc:
+        raise mg.ProviderError(f"{what}: {exc}") from exc
+    try:
+        stream.start()
+    except sd.PortAudioError as exc:
+        stream.close(ignore_errors=True)
+        raise mg.ProviderError(f"{what}: {exc}") from exc
+    return stream, info
 
 
 def map_clock(stream_time: float, graph_time: float, t: float) -> float:

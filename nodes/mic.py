@@ -69,7 +69,8 @@ class Mic(mg.Actor):
         ProviderError: at start, when PortAudio is missing or the device is missing or cannot record this
             format; the message names the node and the device and lists the available devices.
 
-    Resource handling: the input stream is opened in ``run`` and closed in ``cleanup``.
+    Resource handling: the input stream is opened in ``run`` and closed in ``cleanup`` (cancellation while
+    opening included: opening is not abandoned, so cleanup gets the stream to close).
     Cancellation: a source: a graceful stop cancels it; whatever is queued is not sent.
     """
 
@@ -99,7 +100,7 @@ class Mic(mg.Actor):
 
     async def run(self, io: mg.NodeIO) -> None:
         self.io = io
-        self.stream = self._open(io)
+        self.stream = await self._open(io)
         outlet = io.outlets["audio"]
         rate = self.config.sample_rate
         while True:
@@ -131,14 +132,11 @@ class Mic(mg.Actor):
             input_overflows=self.input_overflows,
         )
 
-    def _open(self, io: mg.NodeIO) -> Any:
-        cfg = self.config
-        who = f"mic {io.name!r}"
-        sd = _portaudio.load_sounddevice(who)
-        info = _portaudio.find_device(sd, who, cfg.device, "input", cfg.channels)
+    async def _open(self, io: mg.NodeIO) -> Any:
+        """Open and start the input stream, in a worker thread (PortAudio blocks while it opens a device)."""
         token = trio.lowlevel.current_trio_token()
         arrived = self._arrived
-        channels = cfg.channels
+        channels = self.config.channels
 
         # Runs in PortAudio's thread: copy the block (PortAudio reuses its memory) and post it; nothing else.
         # A raw stream hands over PortAudio's buffer as is; the copy is made here, independent of how
@@ -150,22 +148,18 @@ class Mic(mg.Actor):
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(arrived, samples, t, bool(status.input_overflow))
 
-        try:
-            stream = sd.RawInputStream(
-                device=info["index"],
-                samplerate=cfg.sample_rate,
-                channels=cfg.channels,
-                dtype="int16",
-                blocksize=self.frame_len,
-                callback=callback,
-            )
-        except sd.PortAudioError as exc:
-            raise _portaudio.open_error(who, "input", cfg.device, cfg.sample_rate, cfg.channels, exc) from exc
-        try:
-            stream.start()
-        except sd.PortAudioError as exc:
-            stream.close(ignore_errors=True)
-            raise _portaudio.open_error(who, "input", cfg.device, cfg.sample_rate, cfg.channels, exc) from exc
+        cfg = self.config
+        stream, info = await trio.to_thread.run_sync(
+            _portaudio.open_stream,
+            f"mic {io.name!r}",
+            "input",
+            cfg.device,
+            cfg.sample_rate,
+            channels,
+            self.frame_len,
+            callback,
+        )
+        io.log("device_opened", device=info["name"], index=info["index"], latency=stream.latency)
         return stream
 
     def _arrived(self, samples: npt.NDArray[np.int16], t: float, overflow: bool) -> None:

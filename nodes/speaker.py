@@ -226,7 +226,8 @@ class PortAudioDevice:
     nothing in the callback depends on how ``sounddevice`` builds arrays.
 
     Resource handling: :meth:`open` opens and starts the stream; :meth:`aclose` closes it (the speaker calls
-    it from its cleanup, so it runs however the node ends).
+    it from its cleanup, so it runs however the node ends, cancellation while opening included: opening is
+    not abandoned, the node gets the stream and its cleanup closes it).
     """
 
     def __init__(self, io: mg.NodeIO, stream: Any) -> None:
@@ -238,18 +239,16 @@ class PortAudioDevice:
         return f"<PortAudioDevice {self._stream!r}>"
 
     @classmethod
-    def open(cls, io: mg.NodeIO, buffer: DeviceBuffer, config: SpeakerConfig, block: int, poke: Any) -> PortAudioDevice:
-        """Open and start the stream.
+    async def open(
+        cls, io: mg.NodeIO, buffer: DeviceBuffer, config: SpeakerConfig, block: int, poke: Any
+    ) -> PortAudioDevice:
+        """Open and start the stream (in a worker thread: PortAudio blocks while it opens a device).
 
         Raises:
             ProviderError: PortAudio is missing, the device does not exist or cannot play this format; the
                 message names the node and the device and lists the available devices.
         """
-        who = f"speaker {io.name!r}"
-        sd = _portaudio.load_sounddevice(who)
-        info = _portaudio.find_device(sd, who, config.device, "output", config.channels)
         token = trio.lowlevel.current_trio_token()
-
         channels = config.channels
 
         # Runs in PortAudio's thread: fill the block from the buffer, poke the node, nothing else.
@@ -261,22 +260,17 @@ class PortAudioDevice:
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(poke)
 
-        try:
-            stream = sd.RawOutputStream(
-                device=info["index"],
-                samplerate=config.sample_rate,
-                channels=config.channels,
-                dtype="int16",
-                blocksize=block,
-                callback=callback,
-            )
-        except sd.PortAudioError as exc:
-            raise _portaudio.open_error(who, "output", config.device, config.sample_rate, config.channels, exc) from exc
-        try:
-            stream.start()
-        except sd.PortAudioError as exc:
-            stream.close(ignore_errors=True)
-            raise _portaudio.open_error(who, "output", config.device, config.sample_rate, config.channels, exc) from exc
+        stream, info = await trio.to_thread.run_sync(
+            _portaudio.open_stream,
+            f"speaker {io.name!r}",
+            "output",
+            config.device,
+            config.sample_rate,
+            channels,
+            block,
+            callback,
+        )
+        io.log("device_opened", device=info["name"], index=info["index"], latency=stream.latency)
         return cls(io, stream)
 
     def graph_time(self, t: float) -> float:
@@ -353,7 +347,7 @@ class Speaker(mg.Actor):
         if self.config.device == "virtual":
             self.device = VirtualDevice(io, self.buffer, self.config, self.block, self._poke)
         else:
-            self.device = PortAudioDevice.open(io, self.buffer, self.config, self.block, self._poke)
+            self.device = await PortAudioDevice.open(io, self.buffer, self.config, self.block, self._poke)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.device.run)
             nursery.start_soon(self._read)

@@ -267,6 +267,7 @@ class FakeInput:
         assert (device, samplerate, channels, dtype, blocksize) == (0, RATE, 1, "int16", FRAME)
         self.callback = callback
         self.closed = False
+        self.latency = 0.0
         self._steps: queue.Queue[tuple[int, bool] | None] = queue.Queue()
         self._done: queue.Queue[None] = queue.Queue()
         self._thread = threading.Thread(target=self._record, name="fake-portaudio-input", daemon=True)
@@ -290,7 +291,7 @@ class FakeInput:
         self._steps.put((value, overflow))
         self._done.get(timeout=10)
 
-    def close(self) -> None:
+    def close(self, ignore_errors: bool = False) -> None:
         self.closed = True
         self._steps.put(None)
         self._thread.join(timeout=10)
@@ -325,8 +326,12 @@ async def record(
     g.add("mic", "mic", device="fake mic", **mic)
     g.add("tap", "device_test_tap", tap=tap, capacity=2)
     g.link("mic.audio", "tap.audio")
+    log = mg.EventLog()
+    opened = trio.Event()
+    log.listen(lambda e: opened.set() if e.event == "device_opened" else None)
     async with mg.open_runtime() as rt:
-        running = await rt.start(g)
+        running = await rt.start(g, log=log)
+        await opened.wait()  # the mic opens its stream in a worker thread
         await trio.testing.wait_all_tasks_blocked()
         stream = fake.streams[0]
         for value, overflow in blocks:

@@ -78,6 +78,7 @@ class FakeStream:
         self._done: queue.Queue[Block] = queue.Queue()
         self._thread = threading.Thread(target=self._play, name="fake-portaudio-callback", daemon=True)
         self.closed = False
+        self.latency = 0.0
 
     @property
     def time(self) -> float:
@@ -220,6 +221,17 @@ class Played:
     interrupts: list[tuple[float, int]]  # when the test interrupted the speaker, and after which block
 
 
+async def start(rt: mg.Runtime, g: mg.Graph, *, pace: bool = True) -> mg.RunningGraph:
+    """Start ``g`` and return once the speaker has opened its device (in a worker thread) and settled."""
+    log = mg.EventLog()
+    opened = trio.Event()
+    log.listen(lambda e: opened.set() if e.event == "device_opened" else None)
+    running = await rt.start(g, log=log, pace=pace)
+    await opened.wait()
+    await trio.testing.wait_all_tasks_blocked()
+    return running
+
+
 async def play(
     script: Sequence[Step], timing: Sequence[Timing], clock: trio.testing.MockClock, block_ms: float = BLOCK_MS
 ) -> Played:
@@ -230,8 +242,7 @@ async def play(
         async with mg.open_runtime() as rt:
             # Unpaced: the script sleeps until each message is due (the shared pacer may release up to a tick
             # late), so the model knows exactly what the speaker had before each callback.
-            running = await rt.start(graph(script, block_ms), pace=False)
-            await trio.testing.wait_all_tasks_blocked()
+            running = await start(rt, graph(script, block_ms), pace=False)
             stream = sd.streams[0]
             steps = 0
             while running.result is None:
@@ -317,8 +328,7 @@ async def play_concurrently(script: Sequence[Step], bursts: Sequence[int]) -> Pl
     blocks, while trio runs the script and the speaker (on an autojump clock) at the same time."""
     with fake_sounddevice() as sd:
         async with mg.open_runtime() as rt:
-            running = await rt.start(graph(script))
-            await trio.testing.wait_all_tasks_blocked()
+            running = await start(rt, graph(script))
             stream = sd.streams[0]
             done = 0
             while running.result is None:
