@@ -150,9 +150,15 @@ def mediagraph_all(
         for key, (args, cwd) in jobs.items()
     }
     done = {}
-    for key, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=120)
-        done[key] = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    try:
+        for key, proc in procs.items():
+            stdout, stderr = proc.communicate(timeout=120)
+            done[key] = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    finally:  # a command that hangs must not outlive the test
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     return done
 
 
