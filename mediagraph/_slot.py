@@ -7,7 +7,9 @@ a real lifecycle, supervision and shielded cleanup; it is logged as ``slot/child
 
 The slot numbers segments itself (the first frame after a flush or interrupt opens one), and maps the
 child's own numbering onto its own, so segment ids run on across children; every playback event it passes
-up carries the slot's generation, which increases at each swap. A swap happens between two messages:
+up carries the slot's generation: the child's own (which increases at each interrupt) on top of a base that
+passes every earlier child's at each swap, so it increases at every swap and every interrupt. A swap happens
+between two messages:
 
 - ``cut``: the old child gets an ``Interrupt`` (its open segment finishes as interrupted at the position it
   reached), its input ends, and the slot waits for it to finish before the new child starts.
@@ -172,7 +174,8 @@ class Slot(Actor):
     def __init__(self, config: SlotConfig) -> None:
         self.config = config
         self.child: _Hosted | None = None
-        self.generation = 0
+        self.generation = 0  # the highest generation passed up so far
+        self._base = 0  # added to the current child's generations
         self.children = 0
         self.next_segment = 0  # ids the slot has handed out
         self.open: int | None = None  # id of the segment frames go to, if one is open
@@ -229,13 +232,18 @@ class Slot(Actor):
             return cut
         return None
 
+    def _generation(self, event: PlaybackStarted | PlaybackFinished) -> int:
+        """The slot's generation for a child's event: the swap base plus the child's interrupt count."""
+        self.generation = max(self.generation, self._base + event.generation)
+        return self._base + event.generation
+
     def _emit_up(self, outlet: str, event: PlaybackStarted | PlaybackFinished) -> None:
         """Pass an event up under the slot's own segment id, generation and media range, and log it."""
         start, sent = self._ranges.get(event.segment, (None, 0.0))
         if isinstance(event, PlaybackFinished):
             self._ranges.pop(event.segment, None)
             self._finished.add(event.segment)
-            event = attrs.evolve(event, generation=self.generation, start=start, sent=sent)
+            event = attrs.evolve(event, generation=self._generation(event), start=start, sent=sent)
             self.io.log(
                 "playback_finished",
                 segment=event.segment,
@@ -245,7 +253,7 @@ class Slot(Actor):
                 sent=round(sent, 6),
             )
         else:
-            event = attrs.evolve(event, generation=self.generation, start=start)
+            event = attrs.evolve(event, generation=self._generation(event), start=start)
             self.io.log("playback_started", segment=event.segment, generation=event.generation)
         self.io.outlets[outlet].emit(event)
 
@@ -277,7 +285,11 @@ class Slot(Actor):
 
     def _answer_empty(self, segment: int) -> None:
         event = PlaybackFinished(
-            segment=segment, position=0.0, interrupted=True, generation=self.generation, t=self.io.time()
+            segment=segment,
+            position=0.0,
+            interrupted=True,
+            generation=self.generation - self._base,  # relative, like a child's: _emit_up adds the base
+            t=self.io.time(),
         )
         for p in self.config.ports().outlets:
             if PlaybackFinished in p.types:
@@ -378,6 +390,7 @@ class Slot(Actor):
             # the end of the input, when the old child's end closes it.
             await self._stop_child(interrupt=policy == "cut" and self.open is not None)
         self.generation += 1
+        self._base = self.generation  # the new child's generation 0 comes after everything before it
         if spec is not None:
             await self._start(spec)
         self.io.log("swap_finished", old=old, new=str(spec) if spec else None, generation=self.generation)

@@ -201,8 +201,9 @@ async def test_interrupt_from_the_api(autojump_clock: trio.testing.MockClock) ->
     script = [*UTTERANCE, ("wait", 0.5), *UTTERANCE]
     result = await run(graph(script), [(0.1, "interrupt", None)])
     check(result, script)
-    first = result.log.of("playback_finished", "out")[0]
-    assert first.fields["interrupted"]
+    finished = result.log.of("playback_finished", "out")
+    assert finished[0].fields["interrupted"]
+    assert [e.fields["generation"] for e in finished] == [0, 1, 1]  # the interrupt starts a new generation
 
 
 async def test_swap_refuses_a_child_with_other_ports(autojump_clock: trio.testing.MockClock) -> None:
