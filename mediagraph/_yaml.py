@@ -776,6 +776,11 @@ def _path_type(tp: Any) -> bool:
     return False
 
 
+def _registry_get(name: Any) -> Any:
+    """The node type called ``name``, or ``None`` (also for a name that is not a string)."""
+    return node_types().get(name) if isinstance(name, str) else None
+
+
 def _resolve_paths(cls: type, params: Mapping[str, tuple[Any, Path]]) -> dict[str, Any]:
     """Parameter values, with relative paths of path fields made absolute against their base folder."""
     attrs.resolve_types(cls)
@@ -783,7 +788,12 @@ def _resolve_paths(cls: type, params: Mapping[str, tuple[Any, Path]]) -> dict[st
     out: dict[str, Any] = {}
     for key, (value, base) in params.items():
         field = fields.get(key)
-        if field is not None and isinstance(value, str) and value:
+        nested = _registry_get(value.get("type")) if isinstance(value, Mapping) else None
+        if nested is not None:  # a node given inline (a slot's child): its own path fields resolve too
+            assert isinstance(value, Mapping)
+            inner = {k: (v, base) for k, v in value.items() if k != "type"}
+            value = {"type": value["type"], **_resolve_paths(nested.config, inner)}
+        elif field is not None and isinstance(value, str) and value:
             typed = _path_type(field.type)
             if typed or field.metadata.get("path"):
                 path = Path(value).expanduser()

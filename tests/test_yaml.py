@@ -610,3 +610,17 @@ def test_swap_and_interrupt_actions_run_from_the_file(tmp_path: Path) -> None:
     finished = result.log.of("playback_finished", "out")
     assert [(e.fields["segment"], e.fields["interrupted"]) for e in finished] == [(0, True), (1, True), (2, False)]
     assert result.log.of("interrupt_requested", "out")[0].t == 1.0
+
+
+def test_paths_inside_an_inline_child_resolve_against_the_file() -> None:
+    gf = load(
+        """\
+        nodes:
+          tone: {type: tone_source, duration: 1}
+          out: {type: slot, child: {type: recorder, path: rec/a.wav}}
+        links:
+          - tone.audio -> out.agent
+        """,
+        base_dir="/calls",
+    )
+    assert gf.graph.nodes["out"].config.child.config.path == Path("/calls/rec/a.wav")
