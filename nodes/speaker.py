@@ -52,12 +52,16 @@ class SpeakerConfig:
     sample_rate: Hz the device plays at; the inlet accepts only this rate.
     channels: channel count the device plays; the inlet accepts only this count.
     block_ms: how much the device consumes at a time.
+    prebuffer_ms: a real device starts a segment (or resumes it after running dry) once this much of it is
+        buffered, or all of it: a margin against the jitter between upstream and the device's callbacks.
+        The virtual device plays on the graph clock, with no jitter, and never waits.
     """
 
     device: str | int = attrs.field(default="virtual", validator=_device_ok)
     sample_rate: int = attrs.field(default=48000, validator=[_v.ge(8000), _v.le(384000)])
     channels: int = attrs.field(default=1, validator=[_v.ge(1), _v.le(8)])
     block_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(200)])
+    prebuffer_ms: float = attrs.field(default=20.0, validator=[_v.ge(0), _v.le(2000)])
 
 
 PLAYBACK_TYPES = (mg.PlaybackStarted, mg.PlaybackFinished)
@@ -91,7 +95,7 @@ class Played(NamedTuple):
 
     samples: int  # taken from the buffer (the rest of the block was silence)
     t: float  # when the first of them is played, on the device's clock
-    underrun: bool  # the buffer ran short while the segment was still open (upstream was late)
+    underrun: bool  # the buffer ran dry while the segment was still open (upstream was late)
     device_underflow: bool  # the device itself reported an output underflow (its callback was late)
 
 
@@ -100,14 +104,20 @@ class DeviceBuffer:
 
     Thread-safe: the node writes and cuts from trio, a device reads from its callback thread; every method
     holds the lock for a few list operations and one copy at most.
+
+    Args:
+        prebuffer: samples a segment needs buffered before the device starts it, or resumes it after running
+            dry (unless it is all there).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, prebuffer: int = 0) -> None:
         self._lock = threading.Lock()
+        self._prebuffer = prebuffer
         self._chunks: deque[Samples] = deque()
         self._observed: list[Played] = []
         self.buffered = 0  # samples
         self._open = False  # more audio of the current segment is expected
+        self._playing = False  # the device is playing from the buffer (else waiting for it to fill)
 
     def __repr__(self) -> str:
         return f"<DeviceBuffer {self.buffered} samples, {len(self._observed)} observations>"
@@ -136,7 +146,7 @@ class DeviceBuffer:
             observed, self._observed = self._observed, []
             discarded, self.buffered = self.buffered, 0
             self._chunks.clear()
-            self._open = False
+            self._open = self._playing = False
         return observed, discarded
 
     def read(self, count: int, t: float, out: Samples | None = None, device_underflow: bool = False) -> int:
@@ -147,18 +157,25 @@ class DeviceBuffer:
         """
         got = 0
         with self._lock:
-            while got < count and self._chunks:
-                head = self._chunks[0]
-                take = min(count - got, head.shape[0])
-                if out is not None:
-                    out[got : got + take] = head[:take]
-                if take == head.shape[0]:
-                    self._chunks.popleft()
-                else:
-                    self._chunks[0] = head[take:]
-                got += take
-            self.buffered -= got
-            self._observed.append(Played(got, t, got < count and self._open, device_underflow))
+            if not self._playing:
+                self._playing = self.buffered > 0 and (self.buffered >= self._prebuffer or not self._open)
+            if self._playing:
+                while got < count and self._chunks:
+                    head = self._chunks[0]
+                    take = min(count - got, head.shape[0])
+                    if out is not None:
+                        out[got : got + take] = head[:take]
+                    if take == head.shape[0]:
+                        self._chunks.popleft()
+                    else:
+                        self._chunks[0] = head[take:]
+                    got += take
+                self.buffered -= got
+            # Running dry while playing ends playback until the buffer fills again: the end of a segment, or,
+            # while more of it is expected, an underrun.
+            underrun = self._playing and got < count and self._open
+            self._playing = self._playing and got == count
+            self._observed.append(Played(got, t, underrun, device_underflow))
         if out is not None:
             out[got:] = 0
         return got
@@ -175,6 +192,9 @@ class Device(Protocol):
 
     async def run(self) -> None:
         """Play until cancelled."""
+
+    async def drain(self, until: float) -> None:
+        """Return once the device has played out what it took: until graph time ``until``."""
 
     async def aclose(self) -> None:
         """Stop playing and release the device; idempotent."""
@@ -214,6 +234,9 @@ class VirtualDevice:
             self._buffer.read(self._block, tick)
             self._poke()
             tick += self._period
+
+    async def drain(self, until: float) -> None:
+        pass  # a virtual block is played the moment it is taken
 
     async def aclose(self) -> None:
         pass
@@ -282,11 +305,23 @@ class PortAudioDevice:
     async def run(self) -> None:
         await trio.sleep_forever()  # the stream plays in PortAudio's thread
 
+    async def drain(self, until: float) -> None:
+        # What the callback took is still in the device's buffers (PortAudio's and the sound server's) until
+        # its DAC time; closing the stream earlier would cut it off.
+        await self._io.sleep_until(until)
+
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
-            # Closing waits for a callback in progress to return: a few milliseconds, off the trio thread.
-            await trio.to_thread.run_sync(self._stream.close)
+            await trio.to_thread.run_sync(self._stop_and_close)
+
+    def _stop_and_close(self) -> None:
+        # Blocking, so off the trio thread: stopping lets the device play what it already took (its latency,
+        # tens of milliseconds; closing alone would cut that tail off), closing releases it.
+        try:
+            self._stream.stop()
+        finally:
+            self._stream.close()
 
 
 @mg.node_type("speaker", config=SpeakerConfig, uses_device=lambda c: c.device != "virtual")
@@ -295,8 +330,8 @@ class Speaker(mg.Actor):
 
     Inlet ``audio`` (the config's rate and channels); outlet ``playback`` (``PlaybackStarted`` and
     ``PlaybackFinished``). Logs ``speaker_total`` at the end (frames received, samples played, device blocks
-    observed, underruns: blocks that ran short mid-segment, device_underflows: PortAudio's own count of late
-    callbacks) and an ``underrun`` event at most once per second while they happen.
+    observed, underruns: times the buffer ran dry in the middle of a segment, device_underflows: PortAudio's own
+    count of late callbacks) and an ``underrun`` event at most once per second while they happen.
 
     Raises:
         ProviderError: at start, for a PortAudio device that is missing or cannot be opened.
@@ -317,7 +352,8 @@ class Speaker(mg.Actor):
         self.config = config
         self.block = max(1, round(config.sample_rate * config.block_ms / 1000))
         self.tracker = mg.PlaybackTracker(config.sample_rate)
-        self.buffer = DeviceBuffer()
+        virtual = config.device == "virtual"
+        self.buffer = DeviceBuffer(0 if virtual else round(config.sample_rate * config.prebuffer_ms / 1000))
         self.device: Device | None = None
         self.received = 0  # frames
         self.played = 0  # samples
@@ -331,6 +367,7 @@ class Speaker(mg.Actor):
         self._end = 0  # position after the last sample queued and still to be played
         self._starts: deque[int] = deque()  # positions where segments not yet started begin
         self._last_segment: int | None = None
+        self._audible_until = 0.0  # graph time when the last sample taken will have been played
         self._poked = trio.Event()
         self._underrun_logged: float | None = None
         self._underruns_logged = 0
@@ -355,6 +392,7 @@ class Speaker(mg.Actor):
                 await self._poked.wait()
                 self._poked = trio.Event()
                 self._observe(self.buffer.take())
+            await self.device.drain(self._audible_until)
             nursery.cancel_scope.cancel()
         io.log(
             "speaker_total",
@@ -427,6 +465,7 @@ class Speaker(mg.Actor):
             at = upto
         self._position = end
         self.played += samples
+        self._audible_until = t + samples / self.config.sample_rate
 
     def _log_underruns(self) -> None:
         count = self.underruns + self.device_underflows

@@ -216,6 +216,7 @@ async def test_a_tone_played_through_the_speaker_is_recorded_by_the_mic(pulse: A
     assert [f.timestamp for f in tap.frames] == [i * FRAME for i in range(len(tap.frames))]
     assert np.abs(recorded).max() > 6000, "the tone came back through the null sink's monitor"
     loud = np.flatnonzero(np.abs(recorded) > 3000)
+    assert (loud[-1] - loud[0]) / RATE == pytest.approx(0.5, abs=0.005), "played whole, the tail included"
     tone = recorded[loud[0] : loud[0] + RATE // 4]
     assert dominant_frequency(tone) == pytest.approx(1000.0, abs=10)
 
