@@ -337,7 +337,8 @@ class Speaker(mg.Actor):
         ProviderError: at start, for a PortAudio device that is missing or cannot be opened.
 
     Resource handling: the PortAudio stream is opened in ``run`` and closed in ``cleanup``.
-    Cancellation: cancelling stops playback at once; unfinished segments get no ``playback_finished``.
+    Cancellation: cancelling stops playback (a real device still plays what it had taken: its latency);
+    unfinished segments get no ``playback_finished``.
     """
 
     @staticmethod

@@ -30,8 +30,12 @@ install() {
     export DEBIAN_FRONTEND=noninteractive
     local apt=(apt-get -q -y --no-install-recommends -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300
         install "${missing[@]}")
-    # Update the package lists only when the install cannot find what it needs (a fresh machine has none).
-    "${apt[@]}" </dev/null >/dev/null 2>&1 || { apt-get -q update </dev/null >/dev/null && "${apt[@]}" </dev/null >/dev/null; }
+    # Update the package lists only when the install cannot find what it needs (a fresh machine has none);
+    # the second attempt shows its errors.
+    if ! "${apt[@]}" </dev/null >/dev/null 2>&1; then
+        apt-get -q update </dev/null >/dev/null
+        "${apt[@]}" </dev/null >/dev/null
+    fi
 }
 
 # The Python binding the device nodes import (lazily): the project's venv needs it for the device tests.
