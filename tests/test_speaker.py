@@ -30,7 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mediagraph as mg
-from mediagraph.testing._playback import playback_violations
+from mediagraph.testing import playback_violations
 
 RATE = 32000
 FRAME = 250
