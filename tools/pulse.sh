@@ -38,14 +38,6 @@ install() {
     fi
 }
 
-# The Python binding the device nodes import (lazily): the project's venv needs it for the device tests.
-binding() {
-    local py=.venv/bin/python
-    [ -x "$py" ] || return 0
-    "$py" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('sounddevice') is None)" ||
-        "$py" -m pip install -q --disable-pip-version-check 'sounddevice>=0.5'
-}
-
 running() { pactl info >/dev/null 2>&1; }
 
 # module KIND NAME MODULE ARGS...: load MODULE unless `pactl list short KIND` already mentions NAME.
@@ -84,6 +76,5 @@ start() {
 
 if [ "${1:-}" != "--start" ]; then
     install
-    binding
 fi
 start
