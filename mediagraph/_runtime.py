@@ -690,7 +690,7 @@ class RunningGraph:
     # --- running ------------------------------------------------------------------------------------------
 
     def _fail(self, node: _NodeRun, exc: BaseException) -> None:
-        self._fail_with(NodeFailedError(node.name, exc), exc)
+        self._fail_with(NodeFailedError(self.prefix + node.name, exc), exc)
 
     def _fail_with(self, failure: MediaGraphError, cause: BaseException) -> None:
         if self._failure is None:

@@ -275,7 +275,10 @@ class Slot(Actor):
             async with self._lock:
                 closed = self._track(msg)
                 if self.child is not None:
-                    await self.child.send.send((inlet, msg))
+                    try:
+                        await self.child.send.send((inlet, msg))
+                    except trio.BrokenResourceError:  # the child died: its watcher reports why
+                        await trio.sleep_forever()
                 elif closed is not None and closed not in self._finished:
                     self._answer_empty(closed)
                 elif isinstance(msg, AudioFrame):
@@ -331,6 +334,22 @@ class Slot(Actor):
         )
         self.child = hosted
         await self._nursery.start(hosted.running._run)
+        self._nursery.start_soon(self._watch, hosted)
+
+    async def _watch(self, hosted: _Hosted) -> None:
+        """A child that fails while it is the slot's child fails the slot, with the child's own error, after
+        every segment it still owed is finished as interrupted (position 0: what it played is unknown)."""
+        assert hosted.running is not None
+        await hosted.running._done.wait()
+        failure = hosted.running._failure
+        if failure is None or self.child is not hosted:
+            return
+        self.child = None
+        for segment in range(hosted.base, self.next_segment):
+            if segment not in self._finished:
+                self._answer_empty(segment)
+        self.open = None
+        raise failure
 
     async def _stop_child(self, *, interrupt: bool) -> None:
         hosted = self.child

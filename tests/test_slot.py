@@ -102,14 +102,57 @@ class Wrapper(mg.Actor):
             io.outlets["audio"].close()
 
 
+@attrs.frozen(kw_only=True)
+class BadSpeakerConfig:
+    fail_at: int = 3
+
+
+@mg.node_type("core_test_bad_speaker", config=BadSpeakerConfig)
+class BadSpeaker(mg.Actor):
+    """A speaker that plays each frame at once and whose device dies at its ``fail_at``-th frame."""
+
+    @staticmethod
+    def ports(config: BadSpeakerConfig) -> mg.Ports:
+        return mg.get_node_type("speaker").ports(mg.get_node_type("speaker").config())
+
+    def __init__(self, config: BadSpeakerConfig) -> None:
+        self.config = config
+
+    async def run(self, io: mg.NodeIO) -> None:
+        tracker, emit, frames = mg.PlaybackTracker(RATE), io.outlets["playback"].emit, 0
+        events: list[mg.PlaybackEvent] = []
+        async for msg in io.inlets["audio"]:
+            if isinstance(msg, mg.AudioFrame):
+                frames += 1
+                if frames == self.config.fail_at:
+                    raise OSError("device unplugged")
+                tracker.queue(msg.samples_per_channel, start=msg.timestamp / RATE)
+                events = tracker.played(msg.samples_per_channel, io.time())
+            elif isinstance(msg, mg.Flush):
+                events = tracker.flush(io.time())
+            elif isinstance(msg, mg.Interrupt):
+                events, _ = tracker.interrupt(io.time())
+            for event in events:
+                emit(event)
+            events = []
+        for event in tracker.end(io.time()):
+            emit(event)
+        io.log("speaker_total", received=frames)
+
+
 SPEAKER = {"type": "speaker"}
+BAD = {"type": "core_test_bad_speaker", "fail_at": 3}
 
 
-def graph(script: Sequence[tuple[str, float]], child: dict[str, Any] | None = SPEAKER) -> mg.Graph:
+def graph(
+    script: Sequence[tuple[str, float]],
+    child: dict[str, Any] | None = SPEAKER,
+    supervision: mg.Supervision | None = None,
+) -> mg.Graph:
     g = mg.Graph("slot")
     g.add("src", "core_test_script", script=tuple(script))
     g.add("wrap", "core_test_wrapper")
-    g.add("out", "slot", child=child, like="speaker")
+    g.add("out", "slot", child=child, like="speaker", supervision=supervision or mg.FailGraph())
     g.link("src.audio", "wrap.audio")
     g.link("wrap.audio", "out.audio")
     g.link("out.playback", "wrap.playback")
@@ -138,6 +181,13 @@ async def run(g: mg.Graph, actions: Sequence[tuple[float, str, Any]] = ()) -> mg
 
 def check(result: mg.GraphResult, script: Sequence[tuple[str, float]]) -> None:
     check_lifecycle(result.log)
+    if "out" in result.isolated:  # a child failed, and with it the slot: every segment it opened still finished
+        seen = [e.fields["segment"] for e in result.log if e.node == "out" and e.event.startswith("playback_")]
+        segments = max(seen, default=-1) + 1
+        assert playback_violations(result.log, "out", closed=segments) == []
+        assert list(range(segments)) == ROTATIONS
+        assert "device unplugged" in str(result.isolated["out"])
+        return
     total = result.log.of("slot_total", "out")[0].fields
     assert playback_violations(result.log, "out", closed=total["segments"]) == []
     assert list(range(total["segments"])) == ROTATIONS, "the wrapper sees every segment rotate exactly once"
@@ -242,7 +292,7 @@ actions = st.lists(
     st.tuples(
         st.floats(0.0, 1.5),
         st.sampled_from(["cut", "boundary", "interrupt"]),
-        st.sampled_from([SPEAKER, None, {"type": "speaker", "block_ms": 20.0}]),
+        st.sampled_from([SPEAKER, None, {"type": "speaker", "block_ms": 20.0}, BAD]),
     ),
     max_size=4,
 ).map(lambda xs: sorted(xs, key=lambda a: a[0]))
@@ -255,7 +305,20 @@ def test_segment_invariants_over_generated_schedules(
 ) -> None:
     async def main() -> None:
         with trio.fail_after(600):  # on the mock clock: a deadlock becomes an error, at once
-            result = await run(graph(script, child=None if start_empty else SPEAKER), plan)
+            result = await run(graph(script, None if start_empty else SPEAKER, mg.Isolate()), plan)
         check(result, script)
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_a_dead_child_fails_the_slot_with_its_own_error_after_finishing_its_segments(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log = mg.EventLog()
+    ROTATIONS.clear()
+    with pytest.raises(mg.NodeFailedError, match="node 'out' failed: .*node 'out/child1' failed: OSError") as info:
+        await mg.run(graph(UTTERANCE, child=BAD), log=log)
+    assert isinstance(info.value.__cause__, mg.NodeFailedError)
+    finished = log.of("playback_finished", "out")
+    assert [(e.fields["segment"], e.fields["interrupted"], e.fields["position"]) for e in finished] == [(0, True, 0.0)]
+    assert ROTATIONS == [0]  # the wrapper above still saw its segment end, once
