@@ -238,3 +238,55 @@ def test_lifetimes_over_generated_users_and_failures(plans: dict[str, dict[str, 
         == LEDGER.count(("close", "x"))
         == (1 if any("x" in r for r in users.values()) else 0)
     )
+
+
+swap_plans = st.lists(
+    st.tuples(
+        st.floats(0.0, 0.12),
+        st.sampled_from(["cut", "boundary"]),
+        st.sampled_from([None, "x", "y"]),
+        st.sampled_from([None, "y"]),
+    ),
+    max_size=4,
+).map(lambda plans: sorted(plans, key=lambda p: p[0]))
+
+
+@settings(deadline=None)
+@given(first=st.sampled_from([None, "x", "y"]), swaps=swap_plans, other_user=st.booleans())
+def test_lifetimes_over_generated_slot_swaps(
+    first: str | None, swaps: list[tuple[float, str, str | None, str | None]], other_user: bool
+) -> None:
+    """Children using different resources are swapped in and out of a slot: every open is matched by one
+    close, no two instances are open at once, no user ever sees a closed one, nothing is left open."""
+    LEDGER.clear()
+
+    def child(a: str | None, b: str | None) -> dict[str, Any]:
+        return {"type": "core_test_resource_user", **({"a": a} if a else {}), **({"b": b} if b else {})}
+
+    async def main() -> mg.GraphResult:
+        g = mg.Graph()
+        g.add_resource("x", "core_test_counter", label="x")
+        g.add_resource("y", "core_test_counter", label="y")
+        g.add("tone", "tone_source", duration=0.15)
+        g.add("s", "slot", child=child(first, None))
+        g.link("tone.audio", "s.audio")
+        if other_user:
+            g.add("u", "core_test_resource_user", a="x")
+            g.link("tone.audio", "u.audio")
+        async with mg.open_runtime() as rt:
+            running = await rt.start(g)
+            for at, policy, a, b in swaps:
+                await trio.sleep_until(running.t0 + at)
+                try:
+                    await running.swap("s", child(a, b), policy=policy)
+                except mg.MediaGraphError as exc:  # the slot's input had ended
+                    if "nothing to swap" not in str(exc):
+                        raise
+            return await running.wait()
+
+    result = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert result.reason == "completed"
+    for label in ("x", "y"):
+        mine = [kind for kind, name in LEDGER if name == label]
+        assert mine == ["open", "close"] * (len(mine) // 2), f"{label}: {mine}"  # alternating: never two open
+    assert [e.fields["resource"] for e in result.log.of("resource_opened")].count("x") == LEDGER.count(("open", "x"))
