@@ -1,9 +1,9 @@
 """The PortAudio speaker against a simulated sound device whose callback runs in a real thread.
 
-The simulated ``sounddevice`` (put in ``sys.modules`` for the speaker to import) has a stream whose thread
-calls the speaker's callback once per block, when the test releases it: the test owns the clock (a
-``MockClock`` it jumps by hand), chooses each callback's time and DAC latency, and waits for the thread to
-finish the block before letting trio settle with ``wait_all_tasks_blocked``. So schedules with callback
+The simulated ``sounddevice`` of :mod:`mediagraph.testing` (put in ``sys.modules`` for the speaker to import)
+has a stream whose thread calls the speaker's callback once per block, when the test releases it: the test
+owns the clock (a ``MockClock`` it jumps by hand), chooses each callback's time and DAC latency, and waits for
+the thread to finish the block before letting trio settle with ``wait_all_tasks_blocked``. So schedules with callback
 jitter, late callbacks and latencies run deterministically, no sleep anywhere, and the thread still runs
 the speaker's real callback against its real lock-protected buffer.
 
@@ -13,16 +13,10 @@ below computes exactly what the speaker saw, with no rounding doubt about what h
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import sys
-import threading
-from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Sequence
 
 import attrs
 import numpy as np
-import numpy.typing as npt
 import pytest
 import trio
 import trio.testing
@@ -30,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mediagraph as mg
-from mediagraph.testing import playback_violations
+from mediagraph.testing import DeviceTiming, FakeStream, device_timings, fake_sounddevice, playback_violations
 
 RATE = 32000
 FRAME = 250
@@ -39,128 +33,6 @@ TICK = 1 / 1024
 BLOCK_MS = 1000 * PERIOD
 
 Step = tuple[str, float]  # ("frame", 0), ("flush", 0), ("interrupt", 0), ("wait", seconds)
-
-
-# --- the simulated sound device ---------------------------------------------------------------------------
-
-
-class TimeInfo(NamedTuple):
-    currentTime: float
-    outputBufferDacTime: float
-
-
-class Flags(NamedTuple):
-    output_underflow: bool
-
-
-class Block(NamedTuple):
-    current: float  # when the callback ran (stream clock = trio's clock here)
-    dac: float  # when its first sample is played
-    underflow: bool
-    samples: npt.NDArray[np.int16]  # what the callback wrote, mono
-
-
-class FakeError(Exception):
-    pass
-
-
-class FakeStream:
-    """A ``sounddevice.RawOutputStream`` whose callback thread runs one block per :meth:`step`."""
-
-    def __init__(
-        self, *, device: int, samplerate: int, channels: int, dtype: str, blocksize: int, callback: Any
-    ) -> None:
-        assert (samplerate, channels, dtype) == (RATE, 1, "int16")
-        self.blocksize = blocksize
-        self.callback = callback
-        self.blocks: list[Block] = []
-        self._steps: queue.Queue[tuple[float, float, bool] | None] = queue.Queue()
-        self._done: queue.Queue[Block] = queue.Queue()
-        self._thread = threading.Thread(target=self._play, name="fake-portaudio-callback", daemon=True)
-        self.stopped = self.closed = False
-        self.latency = 0.0
-
-    @property
-    def time(self) -> float:
-        return trio.current_time()  # the stream's clock is trio's (read from the trio thread only)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _block(self, current: float, dac: float, underflow: bool) -> Block:
-        raw = bytearray(self.blocksize * 2)  # what PortAudio hands a raw stream: bytes to fill
-        self.callback(raw, self.blocksize, TimeInfo(current, dac), Flags(underflow))
-        return Block(current, dac, underflow, np.frombuffer(bytes(raw), np.int16))
-
-    def _play(self) -> None:
-        while (step := self._steps.get()) is not None:
-            self._done.put(self._block(*step))
-
-    def run_blocks(self, times: Sequence[tuple[float, float]]) -> None:
-        """Run callbacks back to back in the calling thread (a trio worker thread), while trio goes on."""
-        for current, dac in times:
-            if self.closed:
-                return
-            self.blocks.append(self._block(current, dac, False))
-
-    def step(self, current: float, dac: float, underflow: bool = False) -> Block | None:
-        """Run one callback in the device thread and wait for it to return; ``None`` once the stream closed."""
-        if self.closed:
-            return None
-        self._steps.put((current, dac, underflow))
-        while True:
-            try:
-                block = self._done.get(timeout=0.05)
-            except queue.Empty:
-                if self._thread.is_alive():
-                    continue
-                return None
-            self.blocks.append(block)
-            return block
-
-    def stop(self) -> None:
-        self.stopped = True
-
-    def close(self, ignore_errors: bool = False) -> None:
-        self.closed = True
-        self._steps.put(None)
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-
-
-class FakeSounddevice:
-    """What the speaker uses of the ``sounddevice`` module."""
-
-    PortAudioError = FakeError
-
-    def __init__(self) -> None:
-        self.streams: list[FakeStream] = []
-
-    def query_devices(self, device: Any = None, kind: str | None = None) -> Any:
-        if device is None:
-            return "  0 fake, simulated (0 in, 1 out)"
-        if device not in ("fake", 0):
-            raise ValueError(f"No {kind} device matching {device!r}")
-        return {"name": "fake", "index": 0, "max_output_channels": 1, "max_input_channels": 0}
-
-    def RawOutputStream(self, **kwargs: Any) -> FakeStream:
-        stream = FakeStream(**kwargs)
-        self.streams.append(stream)
-        return stream
-
-
-@contextlib.contextmanager
-def fake_sounddevice() -> Iterator[FakeSounddevice]:
-    fake = FakeSounddevice()
-    saved = sys.modules.get("sounddevice")
-    sys.modules["sounddevice"] = fake  # type: ignore[assignment]
-    try:
-        yield fake
-    finally:
-        if saved is None:
-            del sys.modules["sounddevice"]
-        else:
-            sys.modules["sounddevice"] = saved
 
 
 # --- the graph: a script of frames into the speaker -------------------------------------------------------
@@ -211,12 +83,6 @@ def graph(script: Sequence[Step], block_ms: float = BLOCK_MS, prebuffer_ms: floa
     return g
 
 
-class Timing(NamedTuple):
-    interval: float  # seconds since the previous callback
-    latency: float = 0.0  # from the callback to the DAC playing the block's first sample
-    interrupt: bool = False  # an interrupt reaches the speaker before it took what this callback posted
-
-
 @attrs.define
 class Played:
     result: mg.GraphResult
@@ -238,7 +104,7 @@ async def start(rt: mg.Runtime, g: mg.Graph, *, pace: bool = True) -> mg.Running
 
 async def play(
     script: Sequence[Step],
-    timing: Sequence[Timing],
+    timing: Sequence[DeviceTiming],
     clock: trio.testing.MockClock,
     *,
     block_ms: float = BLOCK_MS,
@@ -253,6 +119,7 @@ async def play(
             # late), so the model knows exactly what the speaker had before each callback.
             running = await start(rt, graph(script, block_ms, prebuffer_ms), pace=False)
             stream = sd.streams[0]
+            assert (stream.samplerate, stream.channels) == (RATE, 1)
             steps = 0
             while running.result is None:
                 interval, latency, interrupt = timing[steps % len(timing)]
@@ -339,6 +206,7 @@ async def play_concurrently(script: Sequence[Step], bursts: Sequence[int], prebu
         async with mg.open_runtime() as rt:
             running = await start(rt, graph(script, prebuffer_ms=prebuffer_ms))
             stream = sd.streams[0]
+            assert (stream.samplerate, stream.channels) == (RATE, 1)
             done = 0
             while running.result is None:
                 count = bursts[done % len(bursts)]
@@ -413,7 +281,7 @@ def check(played_out: Played, script: Sequence[Step], *, timed: bool = True) -> 
 # --- tests ------------------------------------------------------------------------------------------------
 
 UTTERANCE: list[Step] = [("frame", 0.0)] * 12 + [("flush", 0.0)]
-STEADY = [Timing(PERIOD, 4 * TICK)]
+STEADY = [DeviceTiming(PERIOD, 4 * TICK)]
 
 
 async def test_playback_started_is_stamped_when_the_device_plays_the_first_sample(
@@ -436,7 +304,7 @@ async def test_a_segment_that_starts_mid_block_gets_the_time_of_its_first_sample
 ) -> None:
     # A block holds two frames, so segment 1 starts in the middle of the first one.
     script = [("frame", 0.0), ("flush", 0.0), ("frame", 0.0), ("flush", 0.0)]
-    log = check(await play(script, [Timing(2 * PERIOD)], mock_clock, block_ms=2 * BLOCK_MS), script)
+    log = check(await play(script, [DeviceTiming(2 * PERIOD)], mock_clock, block_ms=2 * BLOCK_MS), script)
     starts = [e.fields["at"] for e in log.of("playback_started", "out")]
     assert starts[1] - starts[0] == PERIOD
 
@@ -463,14 +331,14 @@ async def test_a_segment_waits_for_the_prebuffer_unless_it_is_all_there(mock_clo
 
 async def test_late_callbacks_are_counted_as_device_underflows(mock_clock: trio.testing.MockClock) -> None:
     script = UTTERANCE
-    log = check(await play(script, [Timing(PERIOD), Timing(3 * PERIOD)], mock_clock), script)
+    log = check(await play(script, [DeviceTiming(PERIOD), DeviceTiming(3 * PERIOD)], mock_clock), script)
     assert log.of("speaker_total", "out")[0].fields["device_underflows"] > 0
 
 
 async def test_an_interrupt_counts_what_the_device_took_before_it(mock_clock: trio.testing.MockClock) -> None:
     # Frames arrive faster than the device plays them; the interrupt cuts what is still buffered.
     script = [*[("frame", 0.0)] * 10, ("interrupt", 0.0), *UTTERANCE]
-    log = check(await play(script, [Timing(3 * PERIOD)], mock_clock), script)
+    log = check(await play(script, [DeviceTiming(3 * PERIOD)], mock_clock), script)
     finished = log.of("playback_finished", "out")
     assert [e.fields["interrupted"] for e in finished] == [True, False]
     assert 0 < finished[0].fields["position"] < 10 * PERIOD
@@ -481,7 +349,7 @@ async def test_an_interrupt_right_after_a_callback_counts_the_block_it_took(
 ) -> None:
     # The interrupt reaches the speaker before the observation the callback posted: the block still counts.
     script = [*[("frame", 0.0)] * 10, ("wait", 10 * PERIOD)]
-    timing = [Timing(PERIOD)] * 3 + [Timing(PERIOD, interrupt=True)] + [Timing(PERIOD)] * 30
+    timing = [DeviceTiming(PERIOD)] * 3 + [DeviceTiming(PERIOD, interrupt=True)] + [DeviceTiming(PERIOD)] * 30
     played = await play(script, timing, mock_clock)
     log = check(played, script)
     assert played.interrupts == [(4 * PERIOD, 3)]
@@ -543,15 +411,7 @@ steps = st.lists(
 
 # Callback intervals from 0 (a burst) to five blocks (late: PortAudio would flag an underflow), DAC latency
 # from nothing to 50 ms, and now and then an interrupt that overtakes what the callback posted.
-timings = st.lists(
-    st.builds(
-        Timing,
-        st.integers(0, 40).map(lambda n: n * TICK),
-        st.floats(0.0, 0.05),
-        st.integers(0, 9).map(lambda n: n == 0),
-    ),
-    min_size=1,
-).filter(lambda ts: any(t.interval > 0 for t in ts))
+timings = device_timings(tick=TICK, max_ticks=40, max_latency=0.05)
 
 
 prebuffers = st.sampled_from([0.0, 2 * BLOCK_MS])
@@ -560,7 +420,7 @@ prebuffers = st.sampled_from([0.0, 2 * BLOCK_MS])
 @settings(deadline=None, max_examples=60)
 @given(script=steps, timing=timings, prebuffer_ms=prebuffers)
 def test_playback_invariants_over_generated_schedules_and_device_timings(
-    script: list[Step], timing: list[Timing], prebuffer_ms: float
+    script: list[Step], timing: list[DeviceTiming], prebuffer_ms: float
 ) -> None:
     async def main() -> None:
         clock = trio.lowlevel.current_clock()

@@ -1,4 +1,5 @@
-"""Tools for testing graphs: test node types, event-log capture, invariant checkers, hypothesis strategies.
+"""Tools for testing graphs: test node types, event-log capture, invariant checkers, hypothesis strategies and a
+simulated sound device.
 
 Importing this module registers the test node types, which pass :class:`ProbeFrame` messages on ports named
 ``in`` and ``out``:
@@ -29,8 +30,16 @@ node restarted by its policy is rebuilt from its config with fresh state, so a f
 nodes share is the :class:`Recorder` a test creates for each run and passes in its sinks' configs, so
 nothing leaks from one run, or one hypothesis example, to the next.
 
-The strategies (:func:`graphs`, :func:`faults`, :func:`schedules`, in :mod:`mediagraph.testing.strategies`)
-need ``hypothesis``; they are imported on first use, so the rest of this module works without it.
+:func:`fake_sounddevice` puts a simulated ``sounddevice`` module (:class:`FakeSounddevice`) in ``sys.modules``,
+so a ``speaker`` on device ``"fake"`` plays into a :class:`FakeStream`: its real callback runs in a real thread,
+one block per :meth:`FakeStream.step`, at the stream times and DAC latencies the test chooses, and every
+:class:`DeviceBlock` played is kept. With ``MockClock`` and ``wait_all_tasks_blocked`` between blocks, such a
+test runs the same every time (see :mod:`mediagraph.testing._devices` for the loop); :class:`DeviceTiming`
+describes one callback of a schedule.
+
+The strategies (:func:`graphs`, :func:`faults`, :func:`schedules`, :func:`device_timings`, in
+:mod:`mediagraph.testing.strategies`) need ``hypothesis``; they are imported on first use, so the rest of this
+module works without it.
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ from ._checks import (
     lifecycle_violations,
     node_sequences,
 )
+from ._devices import DeviceBlock, DeviceTiming, FakePortAudioError, FakeSounddevice, FakeStream, fake_sounddevice
 from ._nodes import (
     ActorConfig,
     Arrival,
@@ -69,13 +79,18 @@ from ._plans import Fault, GraphPlan, LinkPlan, NodePlan
 from ._playback import check_playback, playback_violations
 
 if TYPE_CHECKING:
-    from .strategies import faults, graphs, schedules
+    from .strategies import device_timings, faults, graphs, schedules
 
 __all__ = [
     "ActorConfig",
     "Arrival",
     "Cancel",
     "Captured",
+    "DeviceBlock",
+    "DeviceTiming",
+    "FakePortAudioError",
+    "FakeSounddevice",
+    "FakeStream",
     "Fault",
     "FaultSpec",
     "GraphPlan",
@@ -98,8 +113,10 @@ __all__ = [
     "check_frames",
     "check_lifecycle",
     "check_playback",
+    "device_timings",
     "event_multiset",
     "failure_violations",
+    "fake_sounddevice",
     "faults",
     "format_event",
     "frame_violations",
@@ -110,7 +127,7 @@ __all__ = [
     "schedules",
 ]
 
-_STRATEGIES = frozenset({"faults", "graphs", "schedules"})
+_STRATEGIES = frozenset({"device_timings", "faults", "graphs", "schedules"})
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,5 @@
-"""Hypothesis strategies: random DAGs of test nodes, faults to inject into them, stop and cancel schedules.
+"""Hypothesis strategies: random DAGs of test nodes, faults to inject into them, stop and cancel schedules,
+and callback timings for the simulated sound device.
 
 Needs ``hypothesis`` (a development dependency, not a runtime one). Typical use::
 
@@ -24,10 +25,11 @@ import hypothesis.strategies as st
 import mediagraph as mg
 
 from ._capture import Cancel, Schedule, Stop
+from ._devices import DeviceTiming
 from ._nodes import ActorConfig, FaultAction, FaultSpec, MapConfig, MergeConfig, Route, SinkConfig, SourceConfig
 from ._plans import Fault, GraphPlan, LinkPlan, NodePlan
 
-__all__ = ["Policy", "faults", "graphs", "schedules"]
+__all__ = ["Policy", "device_timings", "faults", "graphs", "schedules"]
 
 Policy = Literal["fail", "restart", "isolate"]
 InnerKind = Literal["map", "actor", "merge"]
@@ -191,3 +193,40 @@ def schedules(
     if "cancel" in kinds:
         options.append(st.builds(Cancel, at=at))
     return st.one_of(options)
+
+
+def device_timings(
+    *,
+    tick: float = 1 / 1024,
+    max_ticks: int = 40,
+    max_latency: float = 0.05,
+    interrupts: bool = True,
+) -> st.SearchStrategy[list[DeviceTiming]]:
+    """Schedules of device callbacks, for a test releasing a :class:`FakeStream`'s blocks one by one.
+
+    Each callback comes 0 (a burst) to ``max_ticks`` ticks after the previous one: with a block of a few
+    ticks, that covers callbacks early, on time and late enough for PortAudio to flag an underflow. Whole
+    ticks of a power-of-two fraction of a second add up exactly in binary, so a reference model computes
+    exactly what the node saw, with no rounding doubt about what came first. The DAC latency is 0 to
+    ``max_latency`` seconds, and now and then (one callback in ten) the test interrupts the node right after
+    the callback.
+
+    Args:
+        tick: the unit of callback intervals, in seconds.
+        max_ticks: the longest interval, in ticks.
+        max_latency: the longest DAC latency, in seconds.
+        interrupts: whether any callback is followed by an interrupt.
+
+    Returns:
+        a strategy of non-empty lists of :class:`DeviceTiming` with at least one positive interval, so a test
+        that cycles through the list until the graph ends always moves time forward.
+    """
+    return st.lists(
+        st.builds(
+            DeviceTiming,
+            st.integers(0, max_ticks).map(lambda n: n * tick),
+            st.floats(0.0, max_latency),
+            st.integers(0, 9).map(lambda n: n == 0) if interrupts else st.just(False),
+        ),
+        min_size=1,
+    ).filter(lambda ts: any(t.interval > 0 for t in ts))
