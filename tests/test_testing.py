@@ -4,11 +4,14 @@ plans and strategies do what they say."""
 from __future__ import annotations
 
 import ast
+import importlib
 import pathlib
 import subprocess
 import sys
+import threading
 from typing import Any
 
+import numpy as np
 import pytest
 import trio
 import trio.testing
@@ -19,6 +22,9 @@ import mediagraph.testing
 from mediagraph.testing import (
     Arrival,
     Cancel,
+    DeviceTiming,
+    FakePortAudioError,
+    FakeSounddevice,
     FaultSpec,
     GraphPlan,
     InvariantError,
@@ -30,8 +36,10 @@ from mediagraph.testing import (
     check_failure,
     check_frames,
     check_lifecycle,
+    device_timings,
     event_multiset,
     failure_violations,
+    fake_sounddevice,
     faults,
     frame_violations,
     graphs,
@@ -396,6 +404,108 @@ def test_generated_faults_target_a_frame_the_node_receives(data: tuple[GraphPlan
 def test_generated_schedules_fall_within_the_run(data: tuple[GraphPlan, Stop | Cancel]) -> None:
     plan, schedule = data
     assert 0 <= schedule.at <= plan.duration + 0.011
+
+
+# --- the simulated sound device -----------------------------------------------------------------------------
+
+
+def test_the_fake_sounddevice_is_installed_for_the_block_and_the_previous_module_put_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+    with fake_sounddevice() as sd:
+        assert importlib.import_module("sounddevice") is sd
+        assert isinstance(sd, FakeSounddevice)
+    assert "sounddevice" not in sys.modules
+    before = FakeSounddevice(name="before")
+    monkeypatch.setitem(sys.modules, "sounddevice", before)
+
+    def fail_inside() -> None:
+        with fake_sounddevice(name="studio", output_channels=2) as sd:
+            assert sys.modules["sounddevice"] is sd
+            assert sd.query_devices("studio", "output")["max_output_channels"] == 2
+            raise KeyError("an error in the block")
+
+    with pytest.raises(KeyError):
+        fail_inside()
+    assert sys.modules["sounddevice"] is before
+
+
+def test_a_fake_stream_plays_exactly_the_blocks_released_in_its_thread() -> None:
+    calls: list[tuple[int, float, float, bool, str]] = []
+
+    def callback(outdata: Any, frames: int, time: Any, status: Any) -> None:
+        thread = threading.current_thread().name
+        calls.append((frames, time.currentTime, time.outputBufferDacTime, status.output_underflow, thread))
+        out = np.frombuffer(outdata, np.int16).reshape(frames, 2)
+        out[:, 0], out[:, 1] = len(calls), -len(calls)
+
+    with fake_sounddevice() as sd:
+        with pytest.raises(ValueError, match="No output device matching 'studio'"):
+            sd.query_devices("studio", "output")
+        with pytest.raises(FakePortAudioError, match="int16 only"):
+            sd.RawOutputStream(device=0, samplerate=8000, channels=2, dtype="float32", blocksize=4, callback=callback)
+        stream = sd.RawOutputStream(
+            device=0, samplerate=8000, channels=2, dtype="int16", blocksize=4, callback=callback
+        )
+        assert sd.streams == [stream]
+        with pytest.raises(RuntimeError, match="before the stream was started"):
+            stream.step(0.0, 0.0)
+        stream.start()
+        assert calls == []  # nothing runs until the test releases a block
+        first = stream.step(0.5, 0.75)
+        second = stream.step(1.0, 1.25, underflow=True)
+        assert calls == [
+            (4, 0.5, 0.75, False, "fake-portaudio-callback"),
+            (4, 1.0, 1.25, True, "fake-portaudio-callback"),
+        ]
+        assert stream.blocks == [first, second]
+        assert second is not None
+        assert (second.current, second.dac, second.underflow) == (1.0, 1.25, True)
+        assert second.samples.reshape(-1, 2).tolist() == [[2, -2]] * 4
+        stream.stop()
+        stream.close()
+        assert stream.stopped and stream.closed
+        assert stream.step(2.0, 2.0) is None
+        assert len(calls) == len(stream.blocks) == 2
+
+
+def test_a_fake_stream_raises_what_the_callback_raised_and_plays_no_more() -> None:
+    def callback(outdata: Any, frames: int, time: Any, status: Any) -> None:
+        raise ZeroDivisionError("in the callback")
+
+    stream = FakeSounddevice().RawOutputStream(
+        device=0, samplerate=8000, channels=1, dtype="int16", blocksize=4, callback=callback
+    )
+    stream.start()
+    with pytest.raises(ZeroDivisionError, match="in the callback"):
+        stream.step(0.0, 0.0)
+    assert stream.step(0.0, 0.0) is None
+    stream.close()
+
+
+def test_the_stream_clock_is_trios() -> None:
+    stream = FakeSounddevice().RawOutputStream(
+        device=0, samplerate=8000, channels=1, dtype="int16", blocksize=4, callback=print
+    )
+
+    clock = trio.testing.MockClock()
+
+    async def main() -> float:
+        clock.jump(3.5)
+        return stream.time
+
+    assert trio.run(main, clock=clock) == 3.5
+
+
+@given(timings=device_timings(tick=1 / 256, max_ticks=4, interrupts=False))
+def test_generated_device_timings_move_time_forward_in_whole_ticks(timings: list[DeviceTiming]) -> None:
+    assert timings
+    assert any(t.interval > 0 for t in timings)
+    for t in timings:
+        assert t.interval * 256 in range(5)
+        assert 0.0 <= t.latency <= 0.05
+        assert not t.interrupt
 
 
 # --- the package ---------------------------------------------------------------------------------------------
