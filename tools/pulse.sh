@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 
 dir="${MEDIAGRAPH_PULSE_DIR:-/tmp/mediagraph-pulse}"
 export PULSE_SERVER="unix:$dir/native"
-packages=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins)
+# espeak-ng: the test that regenerates the bundled speech sample (graphs/media/make_sample.py).
+packages=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng)
 
 install() {
     local missing=() p
