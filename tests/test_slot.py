@@ -11,53 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mediagraph as mg
-from mediagraph.testing import check_lifecycle, playback_violations
+from mediagraph.testing import check_lifecycle, playback_violations  # registers test_audio_script
 
 RATE = 48000
 FRAME = 480  # 10 ms
-
-
-@attrs.frozen(kw_only=True)
-class ScriptConfig:
-    #: steps: ("frame", 0) a 10 ms frame, ("flush", 0), ("interrupt", 0), ("wait", seconds)
-    script: tuple[tuple[str, float], ...] = ()
-
-
-@mg.node_type("core_test_script", config=ScriptConfig)
-class Script(mg.Source):
-    """Plays a script of frames, flushes, interrupts and pauses on the graph clock."""
-
-    @staticmethod
-    def ports(config: ScriptConfig) -> mg.Ports:
-        return mg.Ports(outlets=[mg.OutletSpec(name="audio", format=mg.AudioFormat(sample_rate=RATE, channels=1))])
-
-    def __init__(self, config: ScriptConfig) -> None:
-        self.steps = list(config.script)
-        self.at = 0.0
-        self.ts = 0
-
-    def start(self, io: mg.NodeIO) -> None:
-        self.emit = io.outlets["audio"].emit
-
-    def produce(self) -> float | None:
-        import numpy as np
-
-        while self.steps:
-            kind, value = self.steps.pop(0)
-            if kind == "frame":
-                self.emit(
-                    mg.AudioFrame(
-                        samples=np.zeros((FRAME, 1), np.int16), sample_rate=RATE, channels=1, timestamp=self.ts
-                    )
-                )
-                self.ts += FRAME
-                self.at += FRAME / RATE
-                return self.at
-            if kind == "wait":
-                self.at += value
-                return self.at
-            self.emit(mg.Flush() if kind == "flush" else mg.Interrupt())
-        return None
 
 
 @attrs.frozen(kw_only=True)
@@ -150,7 +107,7 @@ def graph(
     supervision: mg.Supervision | None = None,
 ) -> mg.Graph:
     g = mg.Graph("slot")
-    g.add("src", "core_test_script", script=tuple(script))
+    g.add("src", "test_audio_script", script=tuple(script))
     g.add("wrap", "core_test_wrapper")
     g.add("out", "slot", child=child, like="speaker", supervision=supervision or mg.FailGraph())
     g.link("src.audio", "wrap.audio")

@@ -38,46 +38,9 @@ Step = tuple[str, float]  # ("frame", 0), ("flush", 0), ("interrupt", 0), ("wait
 # --- the graph: a script of frames into the speaker -------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
-class ScriptConfig:
-    script: tuple[Step, ...] = ()
-
-
-@mg.node_type("speaker_test_script", config=ScriptConfig)
-class Script(mg.Source):
-    """Plays a script on the graph clock; frame ``n`` holds the value ``n + 1`` in every sample."""
-
-    @staticmethod
-    def ports(config: ScriptConfig) -> mg.Ports:
-        return mg.Ports(outlets=[mg.OutletSpec(name="audio", format=mg.AudioFormat(sample_rate=RATE, channels=1))])
-
-    def __init__(self, config: ScriptConfig) -> None:
-        self.steps = list(config.script)
-        self.at = 0.0
-        self.frames = 0
-
-    def start(self, io: mg.NodeIO) -> None:
-        self.emit = io.outlets["audio"].emit
-
-    def produce(self) -> float | None:
-        while self.steps:
-            kind, value = self.steps.pop(0)
-            if kind == "frame":
-                samples = np.full((FRAME, 1), self.frames + 1, np.int16)
-                self.emit(mg.AudioFrame(samples=samples, sample_rate=RATE, channels=1, timestamp=self.frames * FRAME))
-                self.frames += 1
-                self.at += PERIOD
-                return self.at
-            if kind == "wait":
-                self.at += value
-                return self.at
-            self.emit(mg.Flush() if kind == "flush" else mg.Interrupt())
-        return None
-
-
 def graph(script: Sequence[Step], block_ms: float = BLOCK_MS, prebuffer_ms: float = 0.0) -> mg.Graph:
     g = mg.Graph("speaker")
-    g.add("src", "speaker_test_script", script=tuple(script))
+    g.add("src", "test_audio_script", script=tuple(script), sample_rate=RATE, frame_samples=FRAME)
     g.add("out", "speaker", device="fake", sample_rate=RATE, block_ms=block_ms, prebuffer_ms=prebuffer_ms)
     g.link("src.audio", "out.audio")
     return g

@@ -13,6 +13,9 @@ Importing this module registers the test node types, which pass :class:`ProbeFra
 ``test_sink``   a transform recording every arrival into the :class:`Recorder` of its config.
 ==============  ==========================================================================================
 
+For playback tests, ``test_audio_script`` (:class:`AudioScript`) plays a script of audio frames, flushes,
+interrupts and pauses (:class:`ScriptConfig`) on the graph clock into an ``audio`` outlet.
+
 Checkers come in pairs: ``*_violations`` returns the broken rules as :class:`Violation` objects, ``check_*``
 raises :class:`InvariantError` (an ``AssertionError``) listing them: :func:`check_lifecycle`,
 :func:`check_failure`, :func:`check_frames`, :func:`check_playback`. :func:`capture` runs a graph and keeps
@@ -65,6 +68,7 @@ from ._devices import DeviceBlock, DeviceTiming, FakePortAudioError, FakeSoundde
 from ._nodes import (
     ActorConfig,
     Arrival,
+    AudioScript,
     FaultSpec,
     InjectedFault,
     MapConfig,
@@ -72,8 +76,10 @@ from ._nodes import (
     ProbeFrame,
     Recorder,
     Route,
+    ScriptConfig,
     SinkConfig,
     SourceConfig,
+    Step,
 )
 from ._plans import Fault, GraphPlan, LinkPlan, NodePlan
 from ._playback import check_playback, playback_violations
@@ -84,6 +90,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ActorConfig",
     "Arrival",
+    "AudioScript",
     "Cancel",
     "Captured",
     "DeviceBlock",
@@ -104,8 +111,10 @@ __all__ = [
     "Recorder",
     "Route",
     "Schedule",
+    "ScriptConfig",
     "SinkConfig",
     "SourceConfig",
+    "Step",
     "Stop",
     "Violation",
     "capture",
