@@ -577,11 +577,7 @@ class RunningGraph:
         for node in self.nodes.values():
             for outlet in node.outlets.values():
                 outlet._bind()
-        for node in self.nodes.values():
-            reach = {id(mb): mb for o in node.outlets.values() for link in o.links for mb in link.reach()}
-            for outlet in node.outlets.values():
                 outlet._reach = [mb for link in outlet.links for mb in link.reach()]
-            node._reach = list(reach.values())
 
     def __repr__(self) -> str:
         state = self.result.reason if self.result else ("cancelling" if self.cancelling else "running")
