@@ -31,7 +31,7 @@ import trio
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._frames import AudioFrame, Flush, Interrupt, PlaybackFinished, PlaybackStarted
 from ._graph import Graph
-from ._node import Actor, Transform, building_resources, get_node_type, node_type
+from ._node import Actor, Transform, building_resources, closest, get_node_type, node_type
 from ._ports import InletSpec, OutletSpec, Ports
 from ._runtime import NodeIO, RunningGraph
 
@@ -301,12 +301,7 @@ class Slot(Actor):
     # --- children ----------------------------------------------------------------------------------------
 
     async def _start(self, spec: ChildSpec) -> None:
-        ports = self.config.ports()
-        if spec.ports() != ports:
-            raise GraphDefinitionError(
-                f"slot {self.io.name!r}: child {spec.type} has ports {_describe(spec.ports())}, "
-                f"the slot has {_describe(ports)}"
-            )
+        ports = self.config.ports()  # the child's: the first one's by construction, later ones by check_swap
         self.children += 1
         send, receive = trio.open_memory_channel[tuple[str, Any]](0)
         assert self.open is None, "a child always starts between segments"
@@ -374,18 +369,12 @@ class Slot(Actor):
         Raises:
             GraphDefinitionError: invalid child or policy, or a child whose ports differ from the slot's.
         """
-        if policy not in POLICIES:
-            raise GraphDefinitionError(f"slot {self.io.name!r}: swap policy must be cut or boundary, got {policy!r}")
         token = building_resources.set(self._parent.graph.resources)  # a new child may name graph resources
         try:
             spec = _child(child)
         finally:
             building_resources.reset(token)
-        if spec is not None and spec.ports() != self.config.ports():
-            raise GraphDefinitionError(
-                f"slot {self.io.name!r}: child {spec.type} has ports {_describe(spec.ports())}, "
-                f"the slot has {_describe(self.config.ports())}"
-            )
+        check_swap(self.io.name, self.config, spec, policy)
         done = trio.Event()
         if policy == "boundary" and self.open is not None and self.child is not None and not self.closing:
             self._pending = (spec, policy, done)  # the forwarder swaps after the flush closing the segment
@@ -414,6 +403,26 @@ class Slot(Actor):
             await self._start(spec)
         self.io.log("swap_finished", old=old, new=str(spec) if spec else None, generation=self.generation)
         done.set()
+
+
+def check_swap(slot: str, config: SlotConfig, child: ChildSpec | None, policy: str) -> None:
+    """Check a swap before it starts.
+
+    Raises:
+        GraphDefinitionError: a policy other than cut or boundary (``param="policy"``), or a child whose
+            ports differ from the slot's (``param="to"``).
+    """
+    if policy not in POLICIES:
+        raise GraphDefinitionError(
+            f"slot {slot!r}: swap policy must be cut or boundary, got {policy!r}{closest(str(policy), POLICIES)}",
+            param="policy",
+        )
+    if child is not None and child.ports() != config.ports():
+        raise GraphDefinitionError(
+            f"slot {slot!r}: child {child.type} has ports {_describe(child.ports())}, "
+            f"the slot has {_describe(config.ports())}",
+            param="to",
+        )
 
 
 def _describe(ports: Ports) -> str:

@@ -50,7 +50,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart, Supervision
 from ._node import closest, config_from_mapping, get_node_type, node_types, resource_types
-from ._slot import POLICIES, ChildSpec
+from ._slot import ChildSpec, check_swap
 
 if TYPE_CHECKING:
     from ._runtime import RunningGraph
@@ -234,20 +234,8 @@ class Swap:
         if "to" not in request.params:
             raise GraphDefinitionError("swap action: 'to' is missing (the new child, or null)", param="swap")
         child = _child(request.params["to"], request, param="to")
-        ports = spec.config.ports()
-        if child is not None and child.ports() != ports:
-            raise GraphDefinitionError(
-                f"swap action: {child.type} has other ports than slot {spec.name!r} "
-                f"({', '.join(p.name for p in child.ports().inlets)} in, "
-                f"{', '.join(p.name for p in child.ports().outlets)} out)",
-                param="to",
-            )
         policy = request.params.get("policy", "cut")
-        if policy not in POLICIES:
-            raise GraphDefinitionError(
-                f"swap action: policy must be cut or boundary, got {policy!r}{closest(str(policy), POLICIES)}",
-                param="policy",
-            )
+        check_swap(spec.name, spec.config, child, policy)
         return Swap(spec.name, child, policy)
 
     async def execute(self, running: RunningGraph) -> None:

@@ -522,7 +522,7 @@ ERRORS = [
     (TONE_CHAIN + "schedule:\n  - {at: 2, swop: s}\n", "9:13", "unknown schedule action 'swop' (did you mean"),
     (SLOT_GRAPH + "  - {at: 1, swap: tone, to: {type: speaker}}\n", "7:19", "node 'tone' is a tone_source, not a slot"),
     (SLOT_GRAPH + "  - {at: 1, swap: out}\n", "7:19", "'to' is missing"),
-    (SLOT_GRAPH + "  - {at: 1, swap: out, to: {type: null_sink}}\n", "7:28", "null_sink has other ports than slot"),
+    (SLOT_GRAPH + "  - {at: 1, swap: out, to: {type: null_sink}}\n", "7:28", "child null_sink has ports"),
     (SLOT_GRAPH + "  - {at: 1, swap: out, to: {type: speaker, rate: 8}}\n", "7:28", "unknown parameter 'rate'"),
     (SLOT_GRAPH + "  - {at: 1, swap: out, to: {type: speaker}, policy: soon}\n", "7:53", "policy must be cut or"),
     (SLOT_GRAPH + "  - {at: 1, interrupt: outt}\n", "7:24", "unknown node 'outt' (did you mean 'out'"),
