@@ -49,7 +49,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart, Supervision
-from ._node import closest, config_from_mapping, get_node_type, node_types, resource_types
+from ._node import building_resources, closest, config_from_mapping, get_node_type, node_types, resource_types
 from ._slot import ChildSpec, check_swap
 
 if TYPE_CHECKING:
@@ -203,16 +203,16 @@ def _child(value: Any, request: ActionRequest, *, param: str) -> ChildSpec | Non
             f"{request.name} action: '{param}' must be a node mapping with a 'type' (or null), got {value!r}",
             param=param,
         )
+    token = building_resources.set(request.graph.resources)
     try:
         nt = get_node_type(value["type"])
         params = _resolve_paths(nt.config, {k: (v, request.base_dir) for k, v in value.items() if k != "type"})
-        where = f"{request.name} action: {param} ({nt.name})"
-        return ChildSpec(
-            type=nt.name, config=config_from_mapping(nt.config, params, where=where, resources=request.graph.resources)
-        )
+        return ChildSpec.from_mapping({"type": nt.name, **params}, where=f"{request.name} action: {param}")
     except GraphDefinitionError as exc:
         exc.param = param
         raise
+    finally:
+        building_resources.reset(token)
 
 
 @attrs.frozen
