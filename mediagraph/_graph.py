@@ -170,9 +170,7 @@ class Graph:
         nt = get_node_type(node_type) if isinstance(node_type, str) else node_type
         if config is None:
             try:
-                config = config_from_mapping(
-                    nt.config, params, where=f"node {name!r} ({nt.name})", resources=self.resources
-                )
+                config = nt.make_config(params, where=f"node {name!r} ({nt.name})", resources=self.resources)
             except GraphDefinitionError as exc:
                 exc.node = name
                 raise

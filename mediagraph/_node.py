@@ -133,8 +133,11 @@ class NodeType:
     summary: str = ""
     uses_device: Callable[[Any], bool] = lambda _config: False
 
-    def make_config(self, params: Mapping[str, Any], *, where: str) -> Any:
-        return config_from_mapping(self.config, params, where=where)
+    def make_config(
+        self, params: Mapping[str, Any], *, where: str, resources: Mapping[str, ResourceSpec] | None = None
+    ) -> Any:
+        """This type's config from parameters; see :func:`config_from_mapping`."""
+        return config_from_mapping(self.config, params, where=where, resources=resources)
 
 
 _registry: dict[str, NodeType] = {}
