@@ -2,6 +2,8 @@
 
 import io
 import json
+import math
+import sys
 from typing import Any
 
 import attrs
@@ -355,3 +357,51 @@ async def test_the_pacer_batches_within_a_tick_never_early(autojump_clock: trio.
     assert len(lateness) == 30
     assert min(lateness) >= 0
     assert max(lateness) < RESOLUTION
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="timerfd is Linux only")
+async def test_under_the_system_clock_the_pacer_sleeps_on_a_timerfd_never_early_and_movable() -> None:
+    """Real clock: the alarm wakes at or after its deadline, and moving it earlier wakes a sleeper at once.
+
+    Without the move, the sleeper would wait 100 s; ``fail_after`` turns that bug into a failure, not a hang.
+    """
+    from mediagraph._pacer import _alarm, _TimerfdAlarm
+
+    alarm = _alarm()
+    assert isinstance(alarm, _TimerfdAlarm)
+    try:
+        with trio.fail_after(10):
+            for delay in (0.002, 0.0, -1.0):  # in the future, now, in the past
+                deadline = trio.current_time() + delay
+                await alarm.sleep_until(deadline)
+                assert trio.current_time() >= deadline
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(alarm.sleep_until, trio.current_time() + 100)
+                await trio.testing.wait_all_tasks_blocked()
+                moved_to = trio.current_time() + 0.001
+                alarm.move(moved_to)
+            assert trio.current_time() >= moved_to
+            alarm.move(math.inf)  # disarmed: nothing fires
+            with trio.move_on_after(0.01) as waited:
+                await alarm.sleep_until(math.inf)
+            assert waited.cancelled_caught
+    finally:
+        alarm.close()
+
+
+async def test_paced_frames_on_the_real_clock_are_never_early_and_all_arrive() -> None:
+    """The pacer on trio's system clock (its timerfd alarm on Linux): three sessions with different phases."""
+    ARRIVALS.clear()
+    async with mg.open_runtime() as rt:
+        graphs = []
+        for phase in (0.0, 0.0003, 0.0041):
+            g = mg.Graph()
+            g.add("tone", "tone_source", duration=0.05)
+            g.add("stamp", "core_test_stamp")
+            g.link("tone.audio", "stamp.audio")
+            await trio.sleep(phase)
+            graphs.append(await rt.start(g))
+        for running in graphs:
+            await running.wait()
+    assert len(ARRIVALS) == 15
+    assert all(t >= ts / 48000 for ts, t in ARRIVALS)
