@@ -53,8 +53,11 @@ class SpeakerConfig:
     channels: channel count the device plays; the inlet accepts only this count.
     block_ms: how much the device consumes at a time.
     prebuffer_ms: a real device starts a segment (or resumes it after running dry) once this much of it is
-        buffered, or all of it: a margin against the jitter between upstream and the device's callbacks.
-        The virtual device plays on the graph clock, with no jitter, and never waits.
+        buffered beyond what the device takes when it wakes up, or all of it: the margin by which upstream may
+        run late without the device running dry. A device takes several blocks at once when its own buffer
+        is larger than a block (PortAudio then calls back for each, back to back): those blocks are not part
+        of the margin. 0 starts at once. The virtual device plays on the graph clock, with no jitter, and
+        never waits.
     """
 
     device: str | int = attrs.field(default="virtual", validator=_device_ok)
@@ -105,22 +108,41 @@ class DeviceBuffer:
     Thread-safe: the node writes and cuts from trio, a device reads from its callback thread; every method
     holds the lock for a few list operations and one copy at most.
 
+    The device's wake-ups: the blocks it asks for at one instant (``now`` closer than half a block apart) are
+    one wake-up. A device whose own buffer holds several blocks takes them back to back, all of them from
+    what was buffered when it woke up, so the prebuffer is counted beyond the most it took in one of its
+    recent wake-ups, else those blocks would use up the margin (a 20 ms prebuffer before a device that takes
+    20 ms at each wake-up leaves upstream no time at all to be late). A device whose ``now`` never moves
+    (a host API that leaves PortAudio's ``currentTime`` at 0) is counted as taking one block at a time.
+
     Args:
-        prebuffer: samples a segment needs buffered before the device starts it, or resumes it after running
-            dry (unless it is all there).
+        prebuffer: samples a segment needs buffered, beyond what the device takes in a wake-up, before the
+            device starts it, or resumes it after running dry (unless it is all there); 0 starts at once.
+        rate: samples per second, to tell a wake-up's blocks from the next wake-up's.
     """
 
-    def __init__(self, prebuffer: int = 0) -> None:
+    #: wake-ups whose size the prebuffer allows for: the device's recent pattern, which a one-off catch-up
+    #: after a stall does not inflate for long.
+    WAKES = 8
+
+    def __init__(self, prebuffer: int = 0, rate: int = 48000) -> None:
         self._lock = threading.Lock()
         self._prebuffer = prebuffer
+        self._rate = rate
         self._chunks: deque[Samples] = deque()
         self._observed: list[Played] = []
         self.buffered = 0  # samples
         self._open = False  # more audio of the current segment is expected
         self._playing = False  # the device is playing from the buffer (else waiting for it to fill)
+        self._wake: float | None = None  # `now` of the device's current wake-up
+        self._wake_asked = 0  # samples asked for in the current wake-up, before this block
+        self._wakes: deque[int] = deque(maxlen=self.WAKES)  # samples asked for in the last complete wake-ups
 
     def __repr__(self) -> str:
-        return f"<DeviceBuffer {self.buffered} samples, {len(self._observed)} observations>"
+        return (
+            f"<DeviceBuffer {self.buffered} samples, {len(self._observed)} observations, "
+            f"wake-ups of up to {max(self._wakes, default=0)} samples>"
+        )
 
     def write(self, samples: Samples) -> None:
         """Queue ``samples`` (never written to afterwards: frames are immutable)."""
@@ -149,16 +171,25 @@ class DeviceBuffer:
             self._open = self._playing = False
         return observed, discarded
 
-    def read(self, count: int, t: float, out: Samples | None = None, device_underflow: bool = False) -> int:
-        """The device consumes a block of ``count`` samples, the first played at ``t`` (device clock).
+    def read(self, count: int, now: float, t: float, out: Samples | None = None, device_underflow: bool = False) -> int:
+        """The device consumes a block of ``count`` samples at ``now``, the first played at ``t`` (both on the
+        device's clock).
 
         Fills ``out`` (when given) with what is buffered and silence after it, and records the observation.
         Returns how many buffered samples it took.
         """
         got = 0
         with self._lock:
+            if self._wake is None or now - self._wake >= count / self._rate / 2:
+                if self._wake is not None:
+                    self._wakes.append(self._wake_asked)
+                self._wake, self._wake_asked = now, 0
             if not self._playing:
-                self._playing = self.buffered > 0 and (self.buffered >= self._prebuffer or not self._open)
+                # What this wake-up is still going to take, this block included.
+                ahead = max(max(self._wakes, default=0), self._wake_asked + count) - self._wake_asked
+                ready = not self._prebuffer or self.buffered >= self._prebuffer + ahead
+                self._playing = self.buffered > 0 and (ready or not self._open)
+            self._wake_asked += count
             if self._playing:
                 while got < count and self._chunks:
                     head = self._chunks[0]
@@ -231,7 +262,7 @@ class VirtualDevice:
                 tick += max(0, -(-(now - tick) // self._period)) * self._period
                 continue
             await self._io.sleep_until(tick)
-            self._buffer.read(self._block, tick)
+            self._buffer.read(self._block, tick, tick)
             self._poke()
             tick += self._period
 
@@ -278,7 +309,7 @@ class PortAudioDevice:
         def callback(outdata: Any, frames: int, time: Any, status: Any) -> None:
             t = time.outputBufferDacTime or time.currentTime
             out = np.frombuffer(outdata, dtype=np.int16).reshape(frames, channels)
-            buffer.read(frames, t, out, bool(status.output_underflow))
+            buffer.read(frames, time.currentTime, t, out, bool(status.output_underflow))
             # RunFinishedError: a last callback while the stream closes after trio.run ended.
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(poke)
@@ -354,7 +385,8 @@ class Speaker(mg.Actor):
         self.block = max(1, round(config.sample_rate * config.block_ms / 1000))
         self.tracker = mg.PlaybackTracker(config.sample_rate)
         virtual = config.device == "virtual"
-        self.buffer = DeviceBuffer(0 if virtual else round(config.sample_rate * config.prebuffer_ms / 1000))
+        prebuffer = 0 if virtual else round(config.sample_rate * config.prebuffer_ms / 1000)
+        self.buffer = DeviceBuffer(prebuffer, config.sample_rate)
         self.device: Device | None = None
         self.received = 0  # frames
         self.played = 0  # samples

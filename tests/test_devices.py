@@ -121,15 +121,19 @@ class TapNode(mg.Actor):
 
 class SpyOutput:
     """The real ``sounddevice.RawOutputStream``, with a note of each block the device consumed:
-    (currentTime, outputBufferDacTime, index of its first non-silent sample or None)."""
+    (currentTime, outputBufferDacTime, index of its first non-silent sample or None), and what the speaker
+    wrote in it."""
 
     def __init__(self, real: Any, callback: Any, **kwargs: Any) -> None:
         self.blocks: list[tuple[float, float, int | None]] = []
+        self.written: list[npt.NDArray[np.int16]] = []
 
         def spy(outdata: Any, frames: int, time: Any, status: Any) -> None:
             callback(outdata, frames, time, status)
-            loud = np.flatnonzero(np.frombuffer(outdata, dtype=np.int16))
+            samples = np.frombuffer(outdata, dtype=np.int16).copy()
+            loud = np.flatnonzero(samples)
             self.blocks.append((time.currentTime, time.outputBufferDacTime, int(loud[0]) if loud.size else None))
+            self.written.append(samples)
 
         self.stream = real.RawOutputStream(callback=spy, **kwargs)
         SpyOutput.last = self
@@ -184,6 +188,20 @@ def dominant_frequency(x: npt.NDArray[np.float64]) -> float:
     return float(np.argmax(spectrum) * RATE / len(x))
 
 
+class Loud(NamedTuple):
+    ms: int  # milliseconds in which the signal is loud
+    gaps: int  # quiet stretches between the first loud millisecond and the last
+
+
+def loudness(x: npt.NDArray[Any]) -> Loud:
+    """How long ``x`` is loud, by its envelope: the peak of each millisecond (one period of the 1 kHz tone,
+    so every millisecond of the tone is loud, wherever it starts)."""
+    envelope = np.abs(x[: len(x) // 48 * 48].astype(np.float64)).reshape(-1, 48).max(axis=1) > 3000
+    loud = np.flatnonzero(envelope)
+    inside = envelope[loud[0] : loud[-1] + 1]
+    return Loud(ms=loud.size, gaps=int(np.count_nonzero(np.diff(inside.astype(np.int8)) == -1)))
+
+
 async def test_a_tone_played_through_the_speaker_is_recorded_by_the_mic(pulse: Any) -> None:
     tap = Tap()
     g = mg.Graph("loop")
@@ -215,8 +233,20 @@ async def test_a_tone_played_through_the_speaker_is_recorded_by_the_mic(pulse: A
     recorded = tap.samples()
     assert [f.timestamp for f in tap.frames] == [i * FRAME for i in range(len(tap.frames))]
     assert np.abs(recorded).max() > 6000, "the tone came back through the null sink's monitor"
+    # Played whole, the tail included, and recorded whole: 500 ms of tone (give or take the envelope's
+    # millisecond at each edge of the tone and of a gap; a block lost or played twice is 10 ms). A gap in the
+    # middle is allowed only where the speaker ran dry and counted it: under CPU load the whole process can
+    # stall for longer than the prebuffer (50 ms was seen), upstream is then late, a real underrun (what the
+    # speaker does then is tested with a simulated device in test_speaker.py). A gap first seen in the
+    # recording is the sound server's or the mic's.
+    written = loudness(np.concatenate(SpyOutput.last.written))
+    reported = total["underruns"] + total["device_underflows"]
+    assert written.gaps <= total["underruns"], f"the speaker wrote {written}, reported {total}"
+    assert written.ms == pytest.approx(500, abs=2 + written.gaps), f"the speaker wrote {written}"
+    heard = loudness(recorded)
+    assert heard.gaps <= reported, f"recorded {heard}, the speaker wrote {written}, reported {total}"
+    assert heard.ms == pytest.approx(500, abs=2 + heard.gaps), f"recorded {heard}, the speaker wrote {written}"
     loud = np.flatnonzero(np.abs(recorded) > 3000)
-    assert (loud[-1] - loud[0]) / RATE == pytest.approx(0.5, abs=0.005), "played whole, the tail included"
     tone = recorded[loud[0] : loud[0] + RATE // 4]
     assert dominant_frequency(tone) == pytest.approx(1000.0, abs=10)
 

@@ -282,14 +282,40 @@ async def test_underruns_are_counted(mock_clock: trio.testing.MockClock) -> None
 
 
 async def test_a_segment_waits_for_the_prebuffer_unless_it_is_all_there(mock_clock: trio.testing.MockClock) -> None:
-    # Prebuffer: 2 frames. The first frame waits for the second (5 blocks later), no underrun meanwhile; a
-    # one-frame utterance (sent at 18 blocks) waits for its flush (19 blocks), then plays at once.
+    # Prebuffer: 2 frames beyond the block the device takes. The first frame waits for the third (6 blocks
+    # later), no underrun meanwhile; a one-frame utterance (sent at 18 blocks) waits for its flush (19
+    # blocks), then plays at once.
     script = [("frame", 0.0), ("wait", 4 * PERIOD), *[("frame", 0.0)] * 3, ("flush", 0.0)]
     script += [("wait", 10 * PERIOD), ("frame", 0.0), ("flush", 0.0)]
     log = check(await play(script, STEADY, mock_clock, prebuffer_ms=2 * BLOCK_MS), script)
     starts = [e.fields["at"] for e in log.of("playback_started", "out")]
-    assert starts == [5 * PERIOD + 4 * TICK, 19 * PERIOD + 4 * TICK]
+    assert starts == [6 * PERIOD + 4 * TICK, 19 * PERIOD + 4 * TICK]
     assert log.of("speaker_total", "out")[0].fields["underruns"] == 0
+
+
+# A device that wakes every other block and takes two blocks back to back, as PortAudio's ALSA host does on
+# PulseAudio with its default (high) latency: a 20 ms host buffer for 10 ms blocks.
+PAIRS = [DeviceTiming(2 * PERIOD, 4 * TICK), DeviceTiming(0.0, 4 * TICK + PERIOD)]
+
+
+@pytest.mark.parametrize("late", [0, 1, 15])
+async def test_the_prebuffer_is_a_margin_beyond_what_the_device_takes_when_it_wakes_up(
+    mock_clock: trio.testing.MockClock, late: int
+) -> None:
+    # Prebuffer: 2 frames (16 ticks). The device wakes up at 2 and 4 blocks (and learns it takes two blocks
+    # at a time), the utterance's frames come at 3, 4, ... blocks, those from the sixth on `late` ticks late.
+    # It starts at the wake-up at 6 blocks, with frames 0-3 buffered: 2 to take, 2 beyond. Counting the
+    # prebuffer from the wake-up's first block instead would start it at 4 blocks with frames 0-1, both taken
+    # at once, and leave upstream no margin: frame 5, needed at 8 blocks, would be short if late at all, and
+    # the device would play a gap in the middle of the utterance.
+    script = [("wait", 3 * PERIOD), *[("frame", 0.0)] * 5, ("wait", late * TICK), *[("frame", 0.0)] * 7]
+    script.append(("flush", 0.0))
+    played = await play(script, PAIRS, mock_clock, prebuffer_ms=2 * BLOCK_MS)
+    log = check(played, script)
+    assert log.of("speaker_total", "out")[0].fields["underruns"] == 0
+    assert [e.fields["at"] for e in log.of("playback_started", "out")] == [6 * PERIOD + 4 * TICK]
+    loud = [b for b, block in enumerate(played.stream.blocks) if block.samples.any()]
+    assert loud == list(range(loud[0], loud[0] + 12)), "twelve frames in twelve consecutive blocks, no gap"
 
 
 async def test_late_callbacks_are_counted_as_device_underflows(mock_clock: trio.testing.MockClock) -> None:
