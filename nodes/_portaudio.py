@@ -79,12 +79,23 @@ def find_device(sd: Any, who: str, device: str | int, kind: Kind, channels: int)
 
 
 def open_stream(
-    who: str, kind: Kind, device: str | int, rate: int, channels: int, blocksize: int, callback: Any
+    who: str,
+    kind: Kind,
+    device: str | int,
+    rate: int,
+    channels: int,
+    blocksize: int,
+    callback: Any,
+    finished_callback: Any = None,
 ) -> tuple[Any, Any]:
     """Load PortAudio, find ``device`` and open and start a raw int16 stream calling ``callback`` per block.
 
     Blocking (loading PortAudio lists every device; opening a stream takes tens of milliseconds): run it
     with ``trio.to_thread.run_sync``.
+
+    ``finished_callback`` (no arguments), if given, is called once the stream becomes inactive, in
+    PortAudio's thread or in the one that stopped it: after ``stop()`` or ``abort()``, or when the stream ended
+    by itself (its device gone, or the callback raised).
 
     Returns:
         the started stream (``sounddevice.RawOutputStream`` or ``RawInputStream``) and the device's
@@ -108,6 +119,7 @@ def open_stream(
             dtype="int16",
             blocksize=blocksize,
             callback=callback,
+            finished_callback=finished_callback,
         )
     except sd.PortAudioError as exc:
         raise mg.ProviderError(f"{what}: {exc}") from exc

@@ -10,6 +10,9 @@ fell behind leaves a visible gap.
 Nothing is lost silently: a block that arrives while the queue is full pushes out the oldest one and counts
 an overrun, PortAudio's own ``input_overflow`` flag (the device lost samples before the callback saw them)
 is counted too, both are logged as ``mic_overrun`` events (at most one a second) and in ``mic_total``.
+Nor does the node wait forever on a device that is gone: when the stream ends by itself (``sounddevice``'s
+``finished_callback``: device unplugged, or PortAudio gave up on it), the node sends the frames it had and
+fails, naming the device.
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ class Mic(mg.Actor):
 
     Raises:
         ProviderError: at start, when PortAudio is missing or the device is missing or cannot record this
-            format; the message names the node and the device and lists the available devices.
+            format; the message names the node and the device and lists the available devices. Later, when
+            the stream ends by itself (the device is gone).
 
     Resource handling: the input stream is opened in ``run`` and closed in ``cleanup`` (cancellation while
     opening included: opening is not abandoned, so cleanup gets the stream to close).
@@ -88,6 +92,7 @@ class Mic(mg.Actor):
         self.overruns = 0  # frames dropped because the node was behind
         self.input_overflows = 0  # blocks PortAudio flagged: samples lost before the callback
         self.stream: Any = None
+        self._ended = False  # the stream ended by itself
         self._ready = trio.Event()
         self._logged_at: float | None = None
         self._logged_count = 0
@@ -117,6 +122,11 @@ class Mic(mg.Actor):
                 )
                 await outlet.send(frame)
                 self.sent += 1
+            if self._ended:
+                raise mg.ProviderError(
+                    f"mic {io.name!r}: input device {self.config.device!r} stopped recording: its stream ended "
+                    f"(device unplugged or gone, or PortAudio stopped it) after {self.arrived} frames"
+                )
 
     async def cleanup(self) -> None:
         if self.stream is None:
@@ -148,6 +158,11 @@ class Mic(mg.Actor):
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(arrived, samples, t, bool(status.input_overflow))
 
+        # Runs once the stream is inactive (in PortAudio's thread, or in the one closing it): tell the node.
+        def finished() -> None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(self._stream_ended)
+
         cfg = self.config
         stream, info = await trio.to_thread.run_sync(
             _portaudio.open_stream,
@@ -158,6 +173,7 @@ class Mic(mg.Actor):
             channels,
             self.frame_len,
             callback,
+            finished,
         )
         io.log("device_opened", device=info["name"], index=info["index"], latency=stream.latency)
         return stream
@@ -171,6 +187,12 @@ class Mic(mg.Actor):
         self.queue.append((self.arrived, samples, t))
         self.arrived += 1
         self.input_overflows += overflow
+        self._ready.set()
+
+    def _stream_ended(self) -> None:
+        """The stream is inactive, in the trio thread through ``run_sync_soon``: ended by itself, unless the
+        node already closed it in ``cleanup`` (then nobody is listening)."""
+        self._ended = True
         self._ready.set()
 
     def _log_overruns(self) -> None:

@@ -16,14 +16,23 @@ are ordered by construction, whichever device plays:
 virtual device's tick, or PortAudio's ``outputBufferDacTime`` of the block that held it, on the graph clock.
 An interrupt takes the observations not yet handled and empties the buffer in one step under the lock, so the
 position of an interrupted segment counts exactly the samples the device had taken.
+
+A PortAudio device can stop playing while the node still owes playback events: its stream ends by itself
+(device unplugged, PortAudio gave up on it: ``sounddevice``'s ``finished_callback`` says so), or it simply
+stops calling back (a hung sound server). Either way the node ends every unfinished segment as interrupted at
+the position the device really played, the same way as an interrupt, then fails with a ``ProviderError``
+naming the node and the device. A stall is told by time: a device calls back at least once per wake-up of
+its own (its latency, at most) whether it has audio or not, so one that has not called back for ``stall_ms``
+beyond its latency while audio waits for it is taken for stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from collections import deque
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol
 
 import attrs
 import numpy as np
@@ -44,6 +53,11 @@ def _device_ok(_: object, attribute: attrs.Attribute[Any], value: str | int) -> 
         raise ValueError(f"{attribute.name} must be 'virtual', a device name or an index >= 0, got {value!r}")
 
 
+def _stall_ok(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not 0 < value <= 60000:
+        raise ValueError(f"{attribute.name} must be None or > 0 and <= 60000 (ms), got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class SpeakerConfig:
     """Args:
@@ -58,6 +72,9 @@ class SpeakerConfig:
         is larger than a block (PortAudio then calls back for each, back to back): those blocks are not part
         of the margin. 0 starts at once. The virtual device plays on the graph clock, with no jitter, and
         never waits.
+    stall_ms: a real device that has not called back for this long beyond its latency while audio waits for
+        it has stopped (a hung sound server): the speaker fails. ``None`` waits for it forever, for tests
+        whose simulated device calls back from a thread while an autojump clock runs ahead of it.
     """
 
     device: str | int = attrs.field(default="virtual", validator=_device_ok)
@@ -65,6 +82,7 @@ class SpeakerConfig:
     channels: int = attrs.field(default=1, validator=[_v.ge(1), _v.le(8)])
     block_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(200)])
     prebuffer_ms: float = attrs.field(default=20.0, validator=[_v.ge(0), _v.le(2000)])
+    stall_ms: float | None = attrs.field(default=1000.0, validator=_stall_ok)
 
 
 PLAYBACK_TYPES = (mg.PlaybackStarted, mg.PlaybackFinished)
@@ -215,20 +233,27 @@ class DeviceBuffer:
 class Device(Protocol):
     """Where a speaker's buffer is played. The node pokes itself when observations are waiting."""
 
+    #: seconds without a callback after which a device with audio waiting is taken for stopped; ``None``:
+    #: it cannot stall
+    stall: float | None
+
     def graph_time(self, t: float) -> float:
         """An observation's time (device clock) on the graph clock."""
 
     def wake(self) -> None:
         """Audio was written to the buffer."""
 
-    async def run(self) -> None:
-        """Play until cancelled."""
+    async def run(self) -> str:
+        """Play until cancelled; return only if the device stopped by itself, saying how."""
 
     async def drain(self, until: float) -> None:
         """Return once the device has played out what it took: until graph time ``until``."""
 
     async def aclose(self) -> None:
-        """Stop playing and release the device; idempotent."""
+        """Stop playing, after what the device took, and release the device; idempotent."""
+
+    async def abort(self) -> None:
+        """Release a device that stopped playing, without waiting for it to play anything; idempotent."""
 
 
 class VirtualDevice:
@@ -241,6 +266,7 @@ class VirtualDevice:
         self._period = block / config.sample_rate
         self._poke = poke
         self._audio = trio.Event()
+        self.stall: float | None = None  # it plays on the graph clock
 
     def __repr__(self) -> str:
         return f"<VirtualDevice block={self._block}>"
@@ -251,7 +277,7 @@ class VirtualDevice:
     def wake(self) -> None:
         self._audio.set()
 
-    async def run(self) -> None:
+    async def run(self) -> str:
         tick = self._io.time()
         while True:
             if not self._buffer.buffered:
@@ -272,6 +298,9 @@ class VirtualDevice:
     async def aclose(self) -> None:
         pass
 
+    async def abort(self) -> None:
+        pass
+
 
 class PortAudioDevice:
     """A ``sounddevice.RawOutputStream`` whose callback thread plays the buffer and pokes the node.
@@ -279,15 +308,18 @@ class PortAudioDevice:
     A raw stream hands the callback PortAudio's buffer as is; the node makes its own numpy view of it, so
     nothing in the callback depends on how ``sounddevice`` builds arrays.
 
-    Resource handling: :meth:`open` opens and starts the stream; :meth:`aclose` closes it (the speaker calls
-    it from its cleanup, so it runs however the node ends, cancellation while opening included: opening is
-    not abandoned, the node gets the stream and its cleanup closes it).
+    Resource handling: :meth:`open` opens and starts the stream; :meth:`aclose` (or :meth:`abort`, once it
+    stopped playing) closes it (the speaker calls it from its cleanup, so it runs however the node ends,
+    cancellation while opening included: opening is not abandoned, the node gets the stream and its cleanup
+    closes it).
     """
 
-    def __init__(self, io: mg.NodeIO, stream: Any) -> None:
+    def __init__(self, io: mg.NodeIO, stream: Any, ended: trio.Event, stall: float | None) -> None:
         self._io = io
         self._stream = stream
+        self._ended = ended
         self._closed = False
+        self.stall = stall
 
     def __repr__(self) -> str:
         return f"<PortAudioDevice {self._stream!r}>"
@@ -304,6 +336,7 @@ class PortAudioDevice:
         """
         token = trio.lowlevel.current_trio_token()
         channels = config.channels
+        ended = trio.Event()
 
         # Runs in PortAudio's thread: fill the block from the buffer, poke the node, nothing else.
         def callback(outdata: Any, frames: int, time: Any, status: Any) -> None:
@@ -314,6 +347,11 @@ class PortAudioDevice:
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(poke)
 
+        # Runs once the stream is inactive, in PortAudio's thread or in the one that stopped it: tell the node.
+        def finished() -> None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(ended.set)
+
         stream, info = await trio.to_thread.run_sync(
             _portaudio.open_stream,
             f"speaker {io.name!r}",
@@ -323,9 +361,12 @@ class PortAudioDevice:
             channels,
             block,
             callback,
+            finished,
         )
         io.log("device_opened", device=info["name"], index=info["index"], latency=stream.latency)
-        return cls(io, stream)
+        # The device calls back at least once per wake-up of its own, which its latency bounds.
+        stall = None if config.stall_ms is None else float(stream.latency) + config.stall_ms / 1000
+        return cls(io, stream, ended, stall)
 
     def graph_time(self, t: float) -> float:
         return _portaudio.map_clock(self._stream.time, self._io.time(), t)
@@ -333,8 +374,11 @@ class PortAudioDevice:
     def wake(self) -> None:
         pass  # the stream plays continuously, silence included
 
-    async def run(self) -> None:
-        await trio.sleep_forever()  # the stream plays in PortAudio's thread
+    async def run(self) -> str:
+        # The stream plays in PortAudio's thread; it ends by itself only when it can play no more. (Stopping
+        # it ends it too, but only in cleanup, once the node no longer runs this.)
+        await self._ended.wait()
+        return "stopped playing: its stream ended (device unplugged or gone, or PortAudio stopped it)"
 
     async def drain(self, until: float) -> None:
         # What the callback took is still in the device's buffers (PortAudio's and the sound server's) until
@@ -346,11 +390,24 @@ class PortAudioDevice:
             self._closed = True
             await trio.to_thread.run_sync(self._stop_and_close)
 
+    async def abort(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await trio.to_thread.run_sync(self._abort_and_close)
+
     def _stop_and_close(self) -> None:
         # Blocking, so off the trio thread: stopping lets the device play what it already took (its latency,
         # tens of milliseconds; closing alone would cut that tail off), closing releases it.
         try:
             self._stream.stop()
+        finally:
+            self._stream.close()
+
+    def _abort_and_close(self) -> None:
+        # A device that stopped playing has no tail to play: stopping would wait for a dead device to drain
+        # its buffers, aborting drops them.
+        try:
+            self._stream.abort()
         finally:
             self._stream.close()
 
@@ -365,9 +422,15 @@ class Speaker(mg.Actor):
     count of late callbacks) and an ``underrun`` event at most once per second while they happen.
 
     Raises:
-        ProviderError: at start, for a PortAudio device that is missing or cannot be opened.
+        ProviderError: at start, for a PortAudio device that is missing or cannot be opened; later, for one
+            that stopped playing (its stream ended, or it stopped calling back for ``stall_ms`` with audio
+            waiting).
 
-    Resource handling: the PortAudio stream is opened in ``run`` and closed in ``cleanup``.
+    Error handling: a device that stopped playing first ends every unfinished segment with
+    ``playback_finished`` (interrupted, at the position it played), as an interrupt would.
+
+    Resource handling: the PortAudio stream is opened in ``run`` and closed in ``cleanup`` (aborted, if the
+    device stopped playing).
     Cancellation: cancelling stops playback (a real device still plays what it had taken: its latency);
     unfinished segments get no ``playback_finished``.
     """
@@ -401,6 +464,10 @@ class Speaker(mg.Actor):
         self._starts: deque[int] = deque()  # positions where segments not yet started begin
         self._last_segment: int | None = None
         self._audible_until = 0.0  # graph time when the last sample taken will have been played
+        self._heard = 0.0  # when (trio's clock) the node last took observations of the device's callbacks
+        self._waiting = 0.0  # when (trio's clock) audio last began to wait for the device, nothing being owed
+        self._stopped: str | None = None  # how the device stopped by itself
+        self._failed = False
         self._poked = trio.Event()
         self._underrun_logged: float | None = None
         self._underruns_logged = 0
@@ -418,13 +485,19 @@ class Speaker(mg.Actor):
             self.device = VirtualDevice(io, self.buffer, self.config, self.block, self._poke)
         else:
             self.device = await PortAudioDevice.open(io, self.buffer, self.config, self.block, self._poke)
+        self._heard = trio.current_time()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.device.run)
+            nursery.start_soon(self._run_device)
             nursery.start_soon(self._read)
             while not (self.input_done and self.tracker.unplayed == 0):
-                await self._poked.wait()
+                with trio.move_on_at(self._stall_deadline()):
+                    await self._poked.wait()
                 self._poked = trio.Event()
                 self._observe(self.buffer.take())
+                if self._stopped is not None:
+                    self._fail(self._stopped)
+                if (now := trio.current_time()) >= self._stall_deadline():
+                    self._fail(f"stopped calling back: none for {now - self._heard:.3f} s, audio waiting for it")
             await self.device.drain(self._audible_until)
             nursery.cancel_scope.cancel()
         io.log(
@@ -438,7 +511,32 @@ class Speaker(mg.Actor):
 
     async def cleanup(self) -> None:
         if self.device is not None:
-            await self.device.aclose()
+            await (self.device.abort() if self._failed else self.device.aclose())
+
+    async def _run_device(self) -> None:
+        assert self.device is not None
+        self._stopped = await self.device.run()
+        self._poke()
+
+    def _stall_deadline(self) -> float:
+        """When (trio's clock) the device will be taken for stopped if it does not call back: never while it
+        owes nothing."""
+        assert self.device is not None
+        if self.device.stall is None or self.tracker.unplayed == 0:
+            return math.inf
+        return max(self._heard, self._waiting) + self.device.stall
+
+    def _fail(self, what: str) -> NoReturn:
+        """The device stopped playing: finish every segment owed as interrupted, then fail naming the device."""
+        observed, _ = self.buffer.cut()
+        self._observe(observed)  # what the device took before it stopped counts as played
+        unplayed = self.tracker.unplayed / self.config.sample_rate
+        log_playback(self.io, self.tracker.interrupt(self.io.time())[0], self.emit)
+        self._failed = True
+        raise mg.ProviderError(
+            f"speaker {self.io.name!r}: output device {self.config.device!r} {what}; {unplayed:.3f} s of audio "
+            f"queued for it were never played"
+        )
 
     def _poke(self) -> None:
         """Observations are waiting (called in the trio thread: directly, or through ``run_sync_soon``)."""
@@ -447,8 +545,13 @@ class Speaker(mg.Actor):
     async def _read(self) -> None:
         assert self.device is not None
         async for msg in self.io.inlets["audio"]:
+            if self._failed:
+                return  # woken before the failure cancelled it: the tracker is closed
             if isinstance(msg, mg.AudioFrame):
                 self.received += 1
+                if self.tracker.unplayed == 0:  # the device owes audio again: the watchdog starts from now
+                    self._waiting = trio.current_time()
+                    self._poke()
                 segment = self.tracker.queue(msg.samples_per_channel, msg.timestamp / msg.sample_rate)
                 if segment != self._last_segment:
                     self._starts.append(self._end)
@@ -476,6 +579,7 @@ class Speaker(mg.Actor):
         if not observed:
             return
         assert self.device is not None
+        self._heard = trio.current_time()
         graph_time = self.device.graph_time
         self.blocks += len(observed)
         for played in observed:

@@ -285,13 +285,23 @@ class InputFlags(NamedTuple):
 
 
 class FakeInput:
-    """A ``sounddevice.RawInputStream`` whose callback thread delivers one block per :meth:`step`."""
+    """A ``sounddevice.RawInputStream`` whose callback thread delivers one block per :meth:`step`, until
+    :meth:`finish` ends it as PortAudio ends a stream whose device is gone."""
 
     def __init__(
-        self, *, device: int, samplerate: int, channels: int, dtype: str, blocksize: int, callback: Any
+        self,
+        *,
+        device: int,
+        samplerate: int,
+        channels: int,
+        dtype: str,
+        blocksize: int,
+        callback: Any,
+        finished_callback: Any = None,
     ) -> None:
         assert (device, samplerate, channels, dtype, blocksize) == (0, RATE, 1, "int16", FRAME)
         self.callback = callback
+        self.finished_callback = finished_callback
         self.closed = False
         self.latency = 0.0
         self._steps: queue.Queue[tuple[int, bool] | None] = queue.Queue()
@@ -311,11 +321,18 @@ class FakeInput:
             raw = np.full(FRAME, value, np.int16).tobytes()  # PortAudio's buffer, reused after the call
             self.callback(raw, FRAME, TimeInfo(0.0, 0.0), InputFlags(overflow))
             self._done.put(None)
+        if not self.closed:  # ended by finish()
+            self.finished_callback()
 
     def step(self, value: int, overflow: bool = False) -> None:
         """Deliver a block full of ``value`` from the device thread; returns once the callback returned."""
         self._steps.put((value, overflow))
         self._done.get(timeout=10)
+
+    def finish(self) -> None:
+        """End the stream from the device thread, which calls the finished callback; returns once it has."""
+        self._steps.put(None)
+        self._thread.join(timeout=10)
 
     def close(self, ignore_errors: bool = False) -> None:
         self.closed = True
@@ -413,6 +430,39 @@ async def test_portaudio_input_overflows_are_counted(
     result, _ = await record(monkeypatch, [(1, False), (2, True), (3, False)], tap)
     assert result.log.of("mic_total", "mic")[0].fields["input_overflows"] == 1
     assert result.log.of("mic_overrun", "mic")[0].fields == {"overruns": 0, "input_overflows": 1}
+
+
+async def test_a_mic_whose_stream_ends_sends_what_it_had_and_fails_naming_the_device(
+    monkeypatch: pytest.MonkeyPatch, mock_clock: trio.testing.MockClock
+) -> None:
+    fake = FakeInputModule()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    tap = Tap()
+    g = mg.Graph("rec")
+    g.add("mic", "mic", device="fake mic")
+    g.add("tap", "device_test_tap", tap=tap)
+    g.link("mic.audio", "tap.audio")
+    log = mg.EventLog()
+    opened = trio.Event()
+    log.listen(lambda e: opened.set() if e.event == "device_opened" else None)
+    async with mg.open_runtime() as rt:
+        running = await rt.start(g, log=log)
+        await opened.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        stream = fake.streams[0]
+        stream.step(1)
+        stream.step(2)
+        stream.finish()  # the device is gone: PortAudio calls the finished callback
+        with pytest.raises(mg.NodeFailedError) as caught:
+            await running.wait()
+    assert isinstance(caught.value.__cause__, mg.ProviderError)
+    assert str(caught.value.__cause__) == (
+        "mic 'mic': input device 'fake mic' stopped recording: its stream ended (device unplugged or gone, or "
+        "PortAudio stopped it) after 2 frames"
+    )
+    total = log.of("mic_total", "mic")[0].fields
+    assert (total["frames"], total["sent"]) == (2, 2), "what it had is sent first"
+    assert stream.closed
 
 
 async def test_an_unknown_input_device_is_named_with_the_available_ones(

@@ -13,7 +13,8 @@ below computes exactly what the speaker saw, with no rounding doubt about what h
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 
 import attrs
 import numpy as np
@@ -38,10 +39,20 @@ Step = tuple[str, float]  # ("frame", 0), ("flush", 0), ("interrupt", 0), ("wait
 # --- the graph: a script of frames into the speaker -------------------------------------------------------
 
 
-def graph(script: Sequence[Step], block_ms: float = BLOCK_MS, prebuffer_ms: float = 0.0) -> mg.Graph:
+def graph(
+    script: Sequence[Step], block_ms: float = BLOCK_MS, prebuffer_ms: float = 0.0, stall_ms: float | None = 1000.0
+) -> mg.Graph:
     g = mg.Graph("speaker")
     g.add("src", "test_audio_script", script=tuple(script), sample_rate=RATE, frame_samples=FRAME)
-    g.add("out", "speaker", device="fake", sample_rate=RATE, block_ms=block_ms, prebuffer_ms=prebuffer_ms)
+    g.add(
+        "out",
+        "speaker",
+        device="fake",
+        sample_rate=RATE,
+        block_ms=block_ms,
+        prebuffer_ms=prebuffer_ms,
+        stall_ms=stall_ms,
+    )
     g.link("src.audio", "out.audio")
     return g
 
@@ -100,6 +111,7 @@ async def play(
                 assert steps < 20000, "the speaker never finished"
             result = await running.wait()
     assert stream.stopped and stream.closed, "the speaker stops its stream (playing out the tail), then closes it"
+    assert not stream.aborted
     return Played(result, stream, interrupts, prebuffer_ms)
 
 
@@ -164,10 +176,13 @@ class Model:
 
 async def play_concurrently(script: Sequence[Step], bursts: Sequence[int], prebuffer_ms: float) -> Played:
     """Run the graph with the device's callbacks running in a worker thread, in bursts of back-to-back
-    blocks, while trio runs the script and the speaker (on an autojump clock) at the same time."""
+    blocks, while trio runs the script and the speaker (on an autojump clock) at the same time.
+
+    The speaker's stall watchdog is off: while a burst runs in the thread, trio has nothing to do and the
+    autojump clock leaps to the watchdog's deadline, although the device is calling back all the while."""
     with fake_sounddevice() as sd:
         async with mg.open_runtime() as rt:
-            running = await start(rt, graph(script, prebuffer_ms=prebuffer_ms))
+            running = await start(rt, graph(script, prebuffer_ms=prebuffer_ms, stall_ms=None))
             stream = sd.streams[0]
             assert (stream.samplerate, stream.channels) == (RATE, 1)
             done = 0
@@ -349,6 +364,134 @@ async def test_an_interrupt_right_after_a_callback_counts_the_block_it_took(
         (True, 4 * PERIOD),
         (False, pytest.approx(5 * PERIOD, abs=1e-6)),
     ]
+
+
+# --- a device that stops playing ---------------------------------------------------------------------------
+#
+# The test moves the clock by hand, as above, rather than letting an autojump clock run: the speaker opens and
+# aborts its stream in worker threads, and while one runs an autojump clock would leap to whatever deadline
+# comes next, so the test could not tell the watchdog's deadline from the leap.
+
+# Segment 0: six frames and a flush; segment 1: four frames, still open when the device stops.
+TWO_SEGMENTS: list[Step] = [*[("frame", 0.0)] * 6, ("flush", 0.0), *[("frame", 0.0)] * 4]
+
+
+async def settle(clock: trio.testing.MockClock, seconds: float) -> None:
+    clock.jump(seconds)
+    await trio.testing.wait_all_tasks_blocked()
+
+
+@attrs.define
+class Lost:
+    running: mg.RunningGraph
+    stream: FakeStream
+
+    def owed(self) -> list[tuple[int, bool, float, float]]:
+        """The playback_finished events so far: (segment, interrupted, position, sent)."""
+        return [
+            (e.fields["segment"], e.fields["interrupted"], e.fields["position"], e.fields["sent"])
+            for e in self.running.log.of("playback_finished", "out")
+        ]
+
+    async def failure(self) -> str:
+        """The speaker's failure (once its cleanup, in a worker thread, is done)."""
+        with pytest.raises(mg.NodeFailedError) as caught:
+            await self.running.wait()
+        assert isinstance(caught.value.__cause__, mg.ProviderError)
+        log = self.running.log
+        assert [e.fields["reason"] for e in log.of("node_finished", "out")] == ["failed"]
+        assert max(e.seq for e in log.of("playback_finished", "out")) < log.of("node_finished", "out")[0].seq
+        assert (self.stream.aborted, self.stream.stopped, self.stream.closed) == (True, False, True), (
+            "a device that stopped is aborted, not drained"
+        )
+        return str(caught.value.__cause__)
+
+
+@contextlib.asynccontextmanager
+async def three_blocks_played(clock: trio.testing.MockClock) -> AsyncIterator[Lost]:
+    """A speaker with TWO_SEGMENTS queued, of which the device played three blocks, a block apart; the last
+    callback was a block ago."""
+    with fake_sounddevice() as sd:
+        async with mg.open_runtime() as rt:
+            running = await start(rt, graph(TWO_SEGMENTS), pace=False)
+            stream = sd.streams[0]
+            for _ in TWO_SEGMENTS:  # the script queues everything
+                await settle(clock, PERIOD)
+            for _ in range(3):
+                now = trio.current_time()
+                stream.step(now, now + 4 * TICK)
+                await trio.testing.wait_all_tasks_blocked()  # the speaker takes what the device posted
+                await settle(clock, PERIOD)
+            lost = Lost(running, stream)
+            assert lost.owed() == [], "nothing finished yet"
+            yield lost
+
+
+# What the speaker owes when the device stops: both segments finish, interrupted, at the position played.
+OWED = [(0, True, pytest.approx(3 * PERIOD, abs=1e-6), 6 * PERIOD), (1, True, 0.0, 4 * PERIOD)]
+
+
+def check_played(lost: Lost) -> None:
+    log, stream = lost.running.log, lost.stream
+    assert playback_violations(log, "out", closed=2) == []
+    started = [(e.fields["segment"], e.fields["at"]) for e in log.of("playback_started", "out")]
+    assert started == [(0, stream.blocks[0].dac - lost.running.t0)]
+    assert sum(int(np.count_nonzero(b.samples)) for b in stream.blocks) == 3 * FRAME
+
+
+async def test_a_device_that_stops_calling_back_fails_the_speaker_after_its_owed_events(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    async with three_blocks_played(mock_clock) as lost:
+        # The watchdog: a second (stall_ms, beyond the simulated device's latency of 0) after the last callback.
+        await settle(mock_clock, 1.0 - PERIOD - TICK)
+        assert lost.owed() == [], "not a tick before the watchdog's second"
+        await settle(mock_clock, TICK)
+        assert lost.owed() == OWED
+        check_played(lost)
+        assert await lost.failure() == (
+            "speaker 'out': output device 'fake' stopped calling back: none for 1.000 s, audio waiting for it; "
+            "0.055 s of audio queued for it were never played"
+        )
+
+
+async def test_a_device_whose_stream_ends_fails_the_speaker_at_once_after_its_owed_events(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    async with three_blocks_played(mock_clock) as lost:
+        lost.stream.finish()  # PortAudio calls the finished callback: the device is gone
+        await trio.testing.wait_all_tasks_blocked()
+        assert lost.owed() == OWED, "at once, without waiting for the watchdog"
+        check_played(lost)
+        assert await lost.failure() == (
+            "speaker 'out': output device 'fake' stopped playing: its stream ended (device unplugged or gone, or "
+            "PortAudio stopped it); 0.055 s of audio queued for it were never played"
+        )
+
+
+async def test_an_idle_device_may_stop_calling_back_until_audio_waits_for_it(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    # The device plays an utterance, then does not call back for 30 s: nothing is owed meanwhile, so nothing is
+    # wrong (the simulated device idles; a real one plays silence). Then an utterance arrives and the device
+    # resumes a tick before a second has passed: the watchdog's second counts from when audio began to wait.
+    script: list[Step] = [*[("frame", 0.0)] * 2, ("flush", 0.0), ("wait", 30.0), *[("frame", 0.0)] * 2]
+    script.append(("flush", 0.0))
+    with fake_sounddevice() as sd:
+        async with mg.open_runtime() as rt:
+            running = await start(rt, graph(script), pace=False)
+            stream = sd.streams[0]
+            # Callbacks a block apart play the first utterance; 30 s of nothing later, the second is queued (at
+            # 30 s + 3 blocks); the device calls back again a tick before a second more, then a block apart.
+            for pause in [PERIOD] * 3 + [30.0, 1.0 - TICK] + [PERIOD] * 3:
+                await settle(mock_clock, pause)
+                if pause != 30.0:
+                    now = trio.current_time()
+                    stream.step(now, now)
+                    await trio.testing.wait_all_tasks_blocked()
+            result = await running.wait()
+    assert [e.fields["interrupted"] for e in result.log.of("playback_finished", "out")] == [False, False]
+    assert (stream.stopped, stream.aborted) == (True, False)
 
 
 async def start_failure(device: str | int, channels: int = 1) -> str:

@@ -32,6 +32,10 @@ same every time although the callback runs in another thread. :func:`mediagraph.
 generates callback schedules (:class:`DeviceTiming`) for such a loop. To let the callbacks race the node
 instead, run :meth:`FakeStream.run_blocks` in a worker thread while trio goes on.
 
+A device that fails is simulated too: one that stops calling back is a test that stops calling
+:meth:`FakeStream.step`; one whose stream ends by itself (unplugged, or PortAudio gave up on it) is
+:meth:`FakeStream.finish`, which runs the stream's ``finished_callback`` in the device thread, as PortAudio does.
+
 Nothing here imports pytest or hypothesis.
 """
 
@@ -104,8 +108,10 @@ class FakeStream:
     """A ``sounddevice.RawOutputStream`` whose callback thread runs one block per :meth:`step`.
 
     Built by :meth:`FakeSounddevice.RawOutputStream`, with the arguments ``sounddevice`` takes. The attributes
-    a test reads: ``blocks`` (every :class:`DeviceBlock` played, in order), ``stopped`` and ``closed`` (whether
-    the node called :meth:`stop` and :meth:`close`), and the arguments it was opened with.
+    a test reads: ``blocks`` (every :class:`DeviceBlock` played, in order), ``stopped``, ``aborted`` and
+    ``closed`` (whether the node called :meth:`stop`, :meth:`abort` and :meth:`close`), ``finished`` (whether
+    the stream became inactive: stopped, aborted, ended by :meth:`finish` or by a callback that raised; the
+    ``finished_callback`` then ran, once), and the arguments it was opened with.
 
     Resource handling: :meth:`start` starts the callback thread; :meth:`close` (which the node calls, as with a
     real stream) ends it and waits for it. A thread left running (a test that never let the node close its
@@ -121,6 +127,7 @@ class FakeStream:
         dtype: str,
         blocksize: int,
         callback: Callable[[bytearray, int, Any, Any], object],
+        finished_callback: Callable[[], object] | None = None,
     ) -> None:
         if dtype != "int16":
             raise FakePortAudioError(f"the simulated device plays int16 only, not {dtype}")
@@ -131,17 +138,21 @@ class FakeStream:
         self.channels = channels
         self.blocksize = blocksize
         self.callback = callback
+        self.finished_callback = finished_callback
         #: reported by the stream like a real one's output latency (the node only logs it)
         self.latency = 0.0
         self.blocks: list[DeviceBlock] = []
         self.stopped = False
+        self.aborted = False
         self.closed = False
+        self.finished = False
+        self._finish_lock = threading.Lock()
         self._steps: queue.Queue[tuple[float, float, bool] | None] = queue.Queue()
         self._done: queue.Queue[DeviceBlock | BaseException] = queue.Queue()
         self._thread = threading.Thread(target=self._play, name="fake-portaudio-callback", daemon=True)
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else "stopped" if self.stopped else "open"
+        state = "closed" if self.closed else "finished" if self.finished else "open"
         return (
             f"<FakeStream device={self.device} {self.samplerate} Hz {self.channels} ch blocksize={self.blocksize} "
             f"{state}, {len(self.blocks)} blocks played>"
@@ -156,9 +167,34 @@ class FakeStream:
         """Start the callback thread (the node does, when it opens the stream)."""
         self._thread.start()
 
-    def stop(self) -> None:
-        """Record that the node stopped the stream; blocks the test still releases are played all the same."""
+    def stop(self, ignore_errors: bool = True) -> None:
+        """Record that the node stopped the stream, which finishes it (the ``finished_callback`` runs, in the
+        calling thread); blocks the test still releases are played all the same (the device's latency)."""
         self.stopped = True
+        self._finish()
+
+    def abort(self, ignore_errors: bool = True) -> None:
+        """Record that the node aborted the stream, which finishes it, like :meth:`stop`."""
+        self.aborted = True
+        self._finish()
+
+    def finish(self) -> None:
+        """The stream ends by itself, as when its device is unplugged: the callback thread runs the
+        ``finished_callback`` and ends; later :meth:`step` calls return ``None``. Returns once it has run.
+
+        Raises:
+            RuntimeError: the stream was never started.
+        """
+        if self._thread.ident is None:
+            raise RuntimeError(f"{self!r}: finish() before the stream was started")
+        self._steps.put(None)
+        self._thread.join(timeout=10)
+
+    def _finish(self) -> None:
+        with self._finish_lock:
+            finished, self.finished = self.finished, True
+        if not finished and self.finished_callback is not None:
+            self.finished_callback()
 
     def close(self, ignore_errors: bool = False) -> None:
         """End the callback thread and wait for it; later :meth:`step` calls return ``None``."""
@@ -177,9 +213,12 @@ class FakeStream:
             try:
                 block = self._block(*step)
             except BaseException as exc:  # handed to step(), which raises it; like PortAudio, the stream ends
+                self._finish()
                 self._done.put(exc)
                 return
             self._done.put(block)
+        if not self.closed:  # ended by finish(), not by close()
+            self._finish()
 
     def step(self, current: float, dac: float, underflow: bool = False) -> DeviceBlock | None:
         """Run one callback in the device thread and wait for it to return.
@@ -193,13 +232,14 @@ class FakeStream:
             underflow: tell the callback PortAudio had to play silence (a late callback).
 
         Returns:
-            the block played (also appended to ``blocks``), or ``None`` once the stream is closed.
+            the block played (also appended to ``blocks``), or ``None`` once the stream is closed or has
+            ended (:meth:`finish`).
 
         Raises:
             RuntimeError: the stream was never started.
             BaseException: whatever the callback raised (the stream then plays no more).
         """
-        if self.closed:
+        if self.closed or (self.finished and not self._thread.is_alive()):
             return None
         if self._thread.ident is None:
             raise RuntimeError(f"{self!r}: step() before the stream was started")
