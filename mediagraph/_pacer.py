@@ -108,7 +108,7 @@ class _TimerfdAlarm:
             value.tv_sec = value.tv_nsec = 0  # disarmed
         else:
             # A zero it_value disarms the timer, so a deadline at or before the epoch is clamped to 1 ns.
-            ns = max(round((deadline - self._offset) * 1e9), 1)
+            ns = max(math.ceil((deadline - self._offset) * 1e9), 1)
             value.tv_sec, value.tv_nsec = divmod(ns, 1_000_000_000)
         if self._settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None) != 0:
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
@@ -201,9 +201,9 @@ class Pacer:
                     for entry in due:
                         if not entry.cancelled:
                             self._step(entry)
-                    await trio.lowlevel.checkpoint()
-                    continue
-                # Sleep until the earliest entry is due, but at least one tick after the last round.
+                # Sleep until the earliest entry is due, but at least one tick after the last round. The sleep
+                # is the loop's only checkpoint: a deadline already past (a round longer than a tick) wakes at
+                # once, after the other runnable tasks.
                 self._deadline = max(heap[0][0], self._last + self.resolution) if heap else math.inf
                 await alarm.sleep_until(self._deadline)
                 self._deadline = -math.inf  # awake: hand_over need not move the alarm

@@ -71,11 +71,15 @@ class ToneSource(mg.Source):
         self.frame_len = round(config.sample_rate * config.frame_ms / 1000)
         self.total = None if config.duration is None else round(config.duration * config.sample_rate)
         self.position = 0  # samples emitted
+        self._rate = config.sample_rate
+        self._channels = config.channels
+        self._paced = config.paced
         # For a whole-Hz tone one second of samples repeats exactly; when frames tile that second, every frame
-        # is a view into it and producing one costs no numpy work at all.
-        self._cycle: npt.NDArray[np.int16] | None = None
+        # is one of the same views into it and producing one costs no numpy work at all.
+        self._views: list[npt.NDArray[np.int16]] | None = None
         if config.frequency.is_integer() and config.sample_rate % self.frame_len == 0:
-            self._cycle = _cycle(config.frequency, config.amplitude, config.sample_rate, config.channels)
+            cycle = _cycle(config.frequency, config.amplitude, config.sample_rate, config.channels)
+            self._views = [cycle[i : i + self.frame_len] for i in range(0, config.sample_rate, self.frame_len)]
 
     def __repr__(self) -> str:
         return f"<ToneSource {self.config.frequency} Hz at {self.position} samples>"
@@ -88,19 +92,19 @@ class ToneSource(mg.Source):
         self._emit = io.outlets["audio"].emit
 
     def produce(self) -> float | None:
-        count = self.frame_len if self.total is None else min(self.frame_len, self.total - self.position)
-        if count <= 0:
-            return None
-        rate = self.config.sample_rate
-        if self._cycle is not None and count == self.frame_len:
-            offset = self.position % rate
-            samples = self._cycle[offset : offset + count]
+        position = self.position
+        count = self.frame_len
+        if self.total is not None:
+            count = min(count, self.total - position)
+            if count <= 0:
+                return None
+        rate = self._rate
+        if self._views is not None and count == self.frame_len:
+            samples = self._views[position % rate // count]
         else:
-            samples = self._render(self.position, count)
-        self._emit(
-            mg.AudioFrame(samples=samples, sample_rate=rate, channels=self.config.channels, timestamp=self.position)
-        )
-        self.position += count
-        if self.total is not None and self.position >= self.total:
+            samples = self._render(position, count)
+        self._emit(mg.AudioFrame(samples=samples, sample_rate=rate, channels=self._channels, timestamp=position))
+        self.position = position = position + count
+        if self.total is not None and position >= self.total:
             return None
-        return self.position / rate if self.config.paced else 0.0
+        return position / rate if self._paced else 0.0
