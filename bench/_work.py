@@ -35,13 +35,13 @@ class ToneFrames:
     def __init__(self) -> None:
         n = np.arange(RATE, dtype=np.float64)
         wave_ = np.sin(2 * math.pi * FREQUENCY * n / RATE) * (AMPLITUDE * 32767)
-        self.cycle: Samples = np.round(wave_).astype(np.int16)[:, None]
+        cycle: Samples = np.round(wave_).astype(np.int16)[:, None]
+        self.views = [cycle[i : i + FRAME] for i in range(0, RATE, FRAME)]
 
     def frame(self, index: int) -> mg.AudioFrame:
         position = index * FRAME
-        offset = position % RATE
         return mg.AudioFrame(
-            samples=self.cycle[offset : offset + FRAME], sample_rate=RATE, channels=1, timestamp=position
+            samples=self.views[position % RATE // FRAME], sample_rate=RATE, channels=1, timestamp=position
         )
 
 
