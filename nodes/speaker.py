@@ -253,7 +253,8 @@ class Device(Protocol):
         """Stop playing, after what the device took, and release the device; idempotent."""
 
     async def abort(self) -> None:
-        """Release a device that stopped playing, without waiting for it to play anything; idempotent."""
+        """Release a device that stopped playing, without waiting for it to play anything; idempotent.
+        Cancellation: gives up on a device that does not even let go."""
 
 
 class VirtualDevice:
@@ -393,7 +394,9 @@ class PortAudioDevice:
     async def abort(self) -> None:
         if not self._closed:
             self._closed = True
-            await trio.to_thread.run_sync(self._abort_and_close)
+            # A hung sound server may block even an abort (PulseAudio frozen: until it resumes): the node's
+            # cleanup, bounded by the runtime, gives up on it then, leaving the worker thread behind.
+            await trio.to_thread.run_sync(self._abort_and_close, abandon_on_cancel=True)
 
     def _stop_and_close(self) -> None:
         # Blocking, so off the trio thread: stopping lets the device play what it already took (its latency,
