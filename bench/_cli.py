@@ -12,7 +12,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -89,52 +89,58 @@ def _line(peer: str, workload: str, **fields: object) -> None:
     print(f"peer={peer} workload={workload} {text}", flush=True)
 
 
-def _measure(fn: Callable[[], float], repeat: int, stat: str) -> float:
-    times = []
+def _measure_all[K](runs: Mapping[K, Callable[[], float]], repeat: int, stat: str) -> dict[K, float]:
+    """Run every configuration ``repeat`` times, in rounds of one run each, and combine each one's times.
+
+    Interleaved so that a change in the machine's speed during a workload (a shared VM drifts by tens of percent
+    over minutes) reaches every peer alike, and the ratios between peers of one run stay meaningful.
+    """
+    times: dict[K, list[float]] = {key: [] for key in runs}
     for _ in range(repeat):
-        gc.collect()
-        times.append(fn())
-    return min(times) if stat == "best" else statistics.median(times)
+        for key, fn in runs.items():
+            gc.collect()
+            times[key].append(fn())
+    return {key: min(t) if stat == "best" else statistics.median(t) for key, t in times.items()}
 
 
 def run_w1(peers: Sequence[str], ks: Sequence[int], n: int, repeat: int, stat: str) -> None:
     ks = sorted(set(ks))
-    for peer in (p for p in W1_PEERS if p in peers):
-        per_frame: dict[int, float] = {}
+    chosen = [p for p in W1_PEERS if p in peers]
+    runs = {(peer, k): functools.partial(W1_PEERS[peer], k, n) for peer in chosen for k in ks}
+    per_frame = {key: t / n for key, t in _measure_all(runs, repeat, stat).items()}
+    lo, hi = ks[0], ks[-1]
+    for peer in chosen:
         for k in ks:
-            per_frame[k] = _measure(functools.partial(W1_PEERS[peer], k, n), repeat, stat) / n
             fields: dict[str, object] = {
                 "k": k,
                 "frames": n,
                 "hops_per_frame": k + 1,
-                "frames_per_s": 1 / per_frame[k],
-                "us_per_hop": per_frame[k] / (k + 1) * 1e6,
-                "us_per_frame": per_frame[k] * 1e6,
+                "frames_per_s": 1 / per_frame[peer, k],
+                "us_per_hop": per_frame[peer, k] / (k + 1) * 1e6,
+                "us_per_frame": per_frame[peer, k] * 1e6,
             }
-            lo, hi = ks[0], ks[-1]
             if k == hi and lo < hi:
-                fields["us_per_hop_marginal"] = (per_frame[hi] - per_frame[lo]) / (hi - lo) * 1e6
+                fields["us_per_hop_marginal"] = (per_frame[peer, hi] - per_frame[peer, lo]) / (hi - lo) * 1e6
             _line(peer, "W1", **fields)
 
 
 def run_w2(peers: Sequence[str], n: int, repeat: int, stat: str) -> None:
-    floor: float | None = None
     with tempfile.TemporaryDirectory(prefix="mediagraph-bench-") as tmp:
-        for peer in (p for p in W2_PEERS if p in peers):
-            path = Path(tmp) / f"{peer}.wav"
-            per_frame = _measure(functools.partial(W2_PEERS[peer], n, path), repeat, stat) / n
-            if peer == "direct-sync":
-                floor = per_frame
-            fields: dict[str, object] = {
-                "frames": n,
-                "hops_per_frame": W2_HOPS,
-                "frames_per_s": 1 / per_frame,
-                "us_per_hop": per_frame / W2_HOPS * 1e6,
-                "us_per_frame": per_frame * 1e6,
-            }
-            if floor is not None:
-                fields["vs_direct_sync"] = floor / per_frame
-            _line(peer, "W2", **fields)
+        chosen = [p for p in W2_PEERS if p in peers]
+        runs = {peer: functools.partial(W2_PEERS[peer], n, Path(tmp) / f"{peer}.wav") for peer in chosen}
+        per_frame = {peer: t / n for peer, t in _measure_all(runs, repeat, stat).items()}
+    floor = per_frame.get("direct-sync")
+    for peer in chosen:
+        fields: dict[str, object] = {
+            "frames": n,
+            "hops_per_frame": W2_HOPS,
+            "frames_per_s": 1 / per_frame[peer],
+            "us_per_hop": per_frame[peer] / W2_HOPS * 1e6,
+            "us_per_frame": per_frame[peer] * 1e6,
+        }
+        if floor is not None:
+            fields["vs_direct_sync"] = floor / per_frame[peer]
+        _line(peer, "W2", **fields)
 
 
 def _w3_once(peer: str, n: int, seconds: float, warmup: float) -> float:

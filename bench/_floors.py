@@ -7,8 +7,8 @@
 - ``trio-chan-64``: one trio task per stage, a trio memory channel of 64 per link (W1, W2, W3).
 
 End of stream is a ``None`` on asyncio queues (the usual asyncio idiom) and the channel closing on trio. The
-WAV writer stage drains whatever is queued and writes it with one ``writeframes`` call, as ``bench_wav`` does;
-``direct-sync`` has no queue, so it writes every ``WAV_BATCH`` frames (a full mailbox's worth).
+WAV writer stage drains whatever is queued and hands it to the shared ``WavWriter``, as ``bench_wav`` does;
+``direct-sync`` hands over each frame. The writer writes ``WAV_BATCH`` frames at a time for all of them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import mediagraph as mg
 
 from ._work import FRAME, OUT_RATE, PERIOD, RATE, Counter, LatencyProbe, Resampler, ToneFrames, WavWriter, apply_gain
 
-WAV_BATCH: Final = 64
 CAPACITY: Final = 64
 
 Push = Callable[[mg.AudioFrame], None]
@@ -159,16 +158,9 @@ def w2_direct_sync(n: int, path: Path) -> float:
     resampler = Resampler()
     writer = WavWriter(path)
     counter = Counter()
-    pending: list[mg.AudioFrame] = []
-
-    def wav(frame: mg.AudioFrame) -> None:
-        pending.append(frame)
-        if len(pending) >= WAV_BATCH:
-            writer.write(pending)
-            pending.clear()
 
     def tee(frame: mg.AudioFrame) -> None:
-        wav(frame)
+        writer.add((frame,))
         counter.count(frame)
 
     def gain(frame: mg.AudioFrame) -> None:
@@ -185,7 +177,6 @@ def w2_direct_sync(n: int, path: Path) -> float:
     tail = resampler.flush()
     if tail is not None:
         gain(tail)
-    writer.write(pending)
     writer.close()
     elapsed = time.perf_counter() - t
     _w2_check("direct-sync", n, counter, writer)
@@ -222,7 +213,7 @@ def w2_asyncio_queue(n: int, path: Path) -> float:
             while not inq.empty():
                 batch.append(inq.get_nowait())
             frames = [m for m in batch if m is not None]
-            writer.write(frames)
+            writer.add(frames)
             if len(frames) < len(batch):
                 break
         writer.close()
@@ -279,7 +270,7 @@ def w2_trio_chan(n: int, path: Path) -> float:
                         batch.append(inc.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                writer.write(batch)
+                writer.add(batch)
         writer.close()
 
     async def main() -> float:

@@ -110,7 +110,7 @@ class WavConfig:
 
 @mg.node_type("bench_wav", config=WavConfig)
 class BenchWav(mg.Actor):
-    """Writes its audio to a WAV file with the stdlib ``wave`` module, one ``writeframes`` per batch.
+    """Writes its audio to a WAV file with the stdlib ``wave`` module (``WavWriter``: 64 frames per write).
 
     Resource handling: the file is opened at the first frame and finalized when the input ends, or in
     :meth:`cleanup` if the node is cancelled first.
@@ -131,7 +131,7 @@ class BenchWav(mg.Actor):
             except trio.EndOfChannel:
                 break
             # Blocking file I/O inside the task, as the floors do: a few hundred bytes per frame, page cache only.
-            self._writer.write([m for m in batch if type(m) is mg.AudioFrame])
+            self._writer.add(m for m in batch if type(m) is mg.AudioFrame)
         self._writer.close()
         io.log("wav_total", samples=self._writer.samples)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import wave
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -78,19 +78,34 @@ def apply_gain(frame: mg.AudioFrame) -> mg.AudioFrame:
     )
 
 
-class WavWriter:
-    """A WAV file written with the stdlib ``wave`` module, one ``writeframes`` call per batch of frames.
+#: Frames per ``writeframes`` call (each also rewrites the WAV header), the same for every peer.
+WAV_BATCH: Final = 64
 
-    Resource handling: opened at the first frame (which gives the format), closed by :meth:`close`, which is
-    idempotent and finalizes the header.
+
+class WavWriter:
+    """A WAV file written with the stdlib ``wave`` module, ``WAV_BATCH`` frames per ``writeframes`` call.
+
+    Peers hand over frames in whatever batches their queues give them (one at a time for ``direct-sync``, what
+    was queued for the others); the writer keeps them until it has ``WAV_BATCH``, so every peer does the same
+    file work: the same number of writes and header updates.
+
+    Resource handling: opened at the first write (which gives the format), closed by :meth:`close`, which
+    writes what is left, is idempotent and finalizes the header.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: wave.Wave_write | None = None
-        self.samples = 0
+        self._pending: list[mg.AudioFrame] = []
+        self.samples = 0  # written so far
 
-    def write(self, frames: Sequence[mg.AudioFrame]) -> None:
+    def add(self, frames: Iterable[mg.AudioFrame]) -> None:
+        self._pending.extend(frames)
+        if len(self._pending) >= WAV_BATCH:
+            self._write()
+
+    def _write(self) -> None:
+        frames, self._pending = self._pending, []
         if not frames:
             return
         if self._file is None:
@@ -103,6 +118,7 @@ class WavWriter:
         self.samples += data.shape[0]
 
     def close(self) -> None:
+        self._write()
         if self._file is not None:
             self._file.close()
             self._file = None

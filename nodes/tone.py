@@ -94,8 +94,8 @@ class ToneSource(mg.Source):
     def produce(self) -> float | None:
         position = self.position
         count = self.frame_len
-        if self.total is not None:
-            count = min(count, self.total - position)
+        if self.total is not None and position + count > self.total:
+            count = self.total - position
             if count <= 0:
                 return None
         rate = self._rate
