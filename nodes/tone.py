@@ -50,11 +50,13 @@ def _render(
 
 
 @functools.lru_cache(maxsize=32)
-def _cycle(frequency: float, amplitude: float, rate: int, channels: int) -> npt.NDArray[np.int16]:
-    """One second of a whole-Hz tone, shared by every source playing it (never written to)."""
+def _cycle(
+    frequency: float, amplitude: float, rate: int, channels: int, frame_len: int
+) -> tuple[npt.NDArray[np.int16], ...]:
+    """One second of a whole-Hz tone cut into frames: views shared by every source playing it (never written to)."""
     samples = _render(frequency, amplitude, rate, channels, 0, rate)
     samples.flags.writeable = False
-    return samples
+    return tuple(samples[i : i + frame_len] for i in range(0, rate, frame_len))
 
 
 @mg.node_type("tone_source", config=ToneConfig)
@@ -76,10 +78,10 @@ class ToneSource(mg.Source):
         self._paced = config.paced
         # For a whole-Hz tone one second of samples repeats exactly; when frames tile that second, every frame
         # is one of the same views into it and producing one costs no numpy work at all.
-        self._views: list[npt.NDArray[np.int16]] | None = None
+        self._views: tuple[npt.NDArray[np.int16], ...] | None = None
         if config.frequency.is_integer() and config.sample_rate % self.frame_len == 0:
-            cycle = _cycle(config.frequency, config.amplitude, config.sample_rate, config.channels)
-            self._views = [cycle[i : i + self.frame_len] for i in range(0, config.sample_rate, self.frame_len)]
+            cfg = config
+            self._views = _cycle(cfg.frequency, cfg.amplitude, cfg.sample_rate, cfg.channels, self.frame_len)
 
     def __repr__(self) -> str:
         return f"<ToneSource {self.config.frequency} Hz at {self.position} samples>"
