@@ -25,6 +25,7 @@ __all__ = [
     "Flush",
     "Interrupt",
     "PlaybackFinished",
+    "PlaybackProgress",
     "PlaybackStarted",
     "TextChunk",
     "VideoFrame",
@@ -241,6 +242,22 @@ class PlaybackStarted:
     """
 
     segment: int
+    generation: int = 0
+    t: float = 0.0
+    start: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PlaybackProgress:
+    """A sink has played ``position`` seconds of ``segment``, the last of them at graph time ``t``.
+
+    Sent between a segment's ``PlaybackStarted`` and its ``PlaybackFinished`` (every block, or at the sink's
+    configured interval), with non-decreasing positions, so a node above (a recorder, a transcript
+    synchronizer) can commit what was really played without waiting for the segment to finish.
+    """
+
+    segment: int
+    position: float
     generation: int = 0
     t: float = 0.0
     start: float | None = None
