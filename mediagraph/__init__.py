@@ -4,6 +4,7 @@ Every node is an actor with typed, bounded mailboxes; graphs are declared, valid
 run under trio structured concurrency. See the README for a tour.
 """
 
+from ._contract import PlaybackContract, PlaybackContractError
 from ._errors import (
     GraphDefinitionError,
     MailboxOverflowError,
@@ -43,6 +44,7 @@ from ._node import (
     resource_types,
 )
 from ._ports import InletSpec, OutletSpec, Overflow, Ports, SameAs
+from ._requests import Request, RequestBox
 from ._runtime import (
     GraphResult,
     Inlet,
@@ -50,13 +52,14 @@ from ._runtime import (
     NodeIO,
     NodeStatistics,
     Outlet,
+    PlaybackOutlet,
     RunningGraph,
     Runtime,
     open_runtime,
     run,
 )
 from ._segments import PlaybackEvent, PlaybackTracker
-from ._slot import ChildSpec, SlotConfig
+from ._slot import ChildSpec, SlotConfig, SwapPolicy
 from ._yaml import (
     Action,
     ActionRequest,
@@ -75,27 +78,13 @@ from ._yaml import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "ResourceRef",
-    "ResourceSpec",
-    "ResourceType",
-    "get_resource_type",
-    "register_resource_type",
-    "resource_types",
     "Action",
     "ActionRequest",
     "ActionType",
-    "GraphFile",
-    "Override",
-    "ScheduledAction",
-    "action_types",
-    "dump_graph",
-    "load_graph",
-    "parse_graph",
-    "register_action_type",
-    "run_schedule",
     "Actor",
     "AudioFormat",
     "AudioFrame",
+    "ChildSpec",
     "Control",
     "EndOfStream",
     "Event",
@@ -104,6 +93,7 @@ __all__ = [
     "Flush",
     "Graph",
     "GraphDefinitionError",
+    "GraphFile",
     "GraphResult",
     "Inlet",
     "InletSpec",
@@ -122,29 +112,48 @@ __all__ = [
     "Outlet",
     "OutletSpec",
     "Overflow",
+    "Override",
+    "PlaybackContract",
+    "PlaybackContractError",
     "PlaybackEvent",
     "PlaybackFinished",
+    "PlaybackOutlet",
     "PlaybackProgress",
     "PlaybackStarted",
     "PlaybackTracker",
     "PortRef",
     "Ports",
     "ProviderError",
+    "Request",
+    "RequestBox",
+    "ResourceRef",
+    "ResourceSpec",
+    "ResourceType",
     "Restart",
     "RunningGraph",
     "Runtime",
-    "ChildSpec",
-    "SlotConfig",
     "SameAs",
+    "ScheduledAction",
+    "SlotConfig",
     "Source",
     "Supervision",
+    "SwapPolicy",
     "TextChunk",
     "Transform",
     "VideoFrame",
+    "action_types",
     "config_from_mapping",
+    "dump_graph",
     "get_node_type",
+    "get_resource_type",
+    "load_graph",
     "node_type",
     "node_types",
     "open_runtime",
+    "parse_graph",
+    "register_action_type",
+    "register_resource_type",
+    "resource_types",
     "run",
+    "run_schedule",
 ]

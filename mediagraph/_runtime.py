@@ -28,14 +28,16 @@ from typing import Any, Final, Literal
 import attrs
 import trio
 
+from ._contract import PLAYBACK_TYPES, PlaybackContract, PlaybackContractError
 from ._errors import MediaGraphError, NodeFailedError, ProviderError
 from ._events import EventLog
-from ._frames import EndOfStream, Interrupt
+from ._frames import EndOfStream, Interrupt, PlaybackFinished, PlaybackStarted
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart
 from ._mailbox import Mailbox, has_room, wait_room
 from ._node import Actor, Node, ResourceRef, ResourceSpec, Source, Transform, closest, get_resource_type
 from ._pacer import Pacer
 from ._ports import Overflow
+from ._requests import Request, RequestBox
 
 __all__ = [
     "GraphResult",
@@ -44,6 +46,7 @@ __all__ = [
     "NodeIO",
     "NodeStatistics",
     "Outlet",
+    "PlaybackOutlet",
     "RunningGraph",
     "Runtime",
     "open_runtime",
@@ -217,6 +220,56 @@ class Outlet:
             link.close()
 
 
+class PlaybackOutlet(Outlet):
+    """An outlet that carries playback events: each one passes the outlet's :class:`PlaybackContract` (a stale
+    event is dropped, a breach raises :class:`PlaybackContractError` in the emitting node) and is recorded in
+    the event log as it leaves, so every playback event in the log is one that was delivered."""
+
+    __slots__ = ("_push", "_record", "contract")
+
+    def __init__(self, node: str, name: str, record: Callable[..., None]) -> None:
+        super().__init__(node, name)
+        self.contract = PlaybackContract(node, name)
+        self._record = record
+        self._push: Callable[[Any], None] = self._discard
+        self.emit = self._checked
+
+    def _bind(self) -> None:
+        self.emit = self._discard
+        super()._bind()
+        self._push, self.emit = self.emit, self._checked
+
+    def _checked(self, msg: Any) -> None:
+        if isinstance(msg, PLAYBACK_TYPES):
+            checked = self.contract.check(msg)
+            if checked is None:
+                return
+            self._deliver(checked)
+        else:
+            self._push(msg)
+
+    def _deliver(self, event: Any) -> None:
+        if isinstance(event, PlaybackStarted):
+            self._record("playback_started", segment=event.segment, generation=event.generation, at=event.t)
+        elif isinstance(event, PlaybackFinished):
+            self._record(
+                "playback_finished",
+                segment=event.segment,
+                generation=event.generation,
+                position=round(event.position, 6),
+                interrupted=event.interrupted,
+                sent=round(event.sent, 6),
+                at=event.t,
+            )
+        self._push(event)
+
+    def end_incarnation(self, t: float) -> None:
+        """The node died or restarts: deliver the finish it owed, if any (see :class:`PlaybackContract`)."""
+        for event in self.contract.end_incarnation(t):
+            if not self.closed:
+                self._deliver(event)
+
+
 class Inlet:
     """An inlet of a node with its own task: ``async for msg in inlet`` until every link into it closed.
 
@@ -293,6 +346,7 @@ class NodeStatistics:
     queued: int
     peak_mailbox: int
     restarts: int
+    stale: int = 0  # playback events of a superseded generation, dropped at the node's outlets
 
 
 class NodeIO:
@@ -339,6 +393,47 @@ class NodeIO:
         """Wait until every outlet of this node has room."""
         await wait_room(self._run.reach())
 
+    @property
+    def requests(self) -> RequestBox:
+        """API calls addressed to this node (a slot's swaps), in order. Answer each one you take; the runtime
+        fails those left unanswered when the node ends or restarts."""
+        return self._run.requests
+
+    def child_name(self, stem: str = "child") -> str:
+        """A name for a child never used before in this node's life, restarts included: ``child1``, ``child2``..."""
+        self._run.children += 1
+        return f"{stem}{self._run.children}"
+
+    async def start_child(
+        self, nursery: trio.Nursery, graph: Graph, *, quiet: frozenset[str] = frozenset()
+    ) -> RunningGraph:
+        """Start ``graph`` as a child of this node, in ``nursery``, and return once every node in it listens.
+
+        The child shares this graph's clock, event log, pacer and resources; its nodes are logged as
+        ``THIS_NODE/NODE`` (``quiet`` nodes not at all), and it records no graph events of its own.
+
+        Raises:
+            GraphDefinitionError: the child graph is invalid.
+            NodeFailedError: a node of it could not be built.
+
+        Resource handling: the child runs in ``nursery``, so it ends before the nursery does; stop it by ending
+        its inputs, or cancel it.
+        """
+        parent = self._run.graph
+        child = RunningGraph(
+            graph,
+            fuse=parent.fuse,
+            log=parent.log,
+            pacer=parent._pacer,
+            cleanup_timeout=parent._cleanup_timeout,
+            prefix=f"{parent.prefix}{self.name}/",
+            quiet=quiet,
+            t0=parent.t0,
+            resources=parent.resources,
+        )
+        await nursery.start(child._run)
+        return child
+
 
 class _NodeRun:
     """The runner's record of one node; the node itself never sees it."""
@@ -367,7 +462,17 @@ class _NodeRun:
                 for p in ports.inlets
             }
         )
-        self.outlets: dict[str, Outlet] = {p.name: Outlet(self.name, p.name) for p in ports.outlets}
+        self.outlets: dict[str, Outlet] = {
+            p.name: (
+                PlaybackOutlet(self.name, p.name, self.record)
+                if any(issubclass(t, PLAYBACK_TYPES) for t in p.types)
+                else Outlet(self.name, p.name)
+            )
+            for p in ports.outlets
+        }
+        self.playback = [o for o in self.outlets.values() if isinstance(o, PlaybackOutlet)]
+        self.requests = RequestBox(graph.prefix + self.name)
+        self.children = 0  # children started through NodeIO.start_child, over the node's whole life
         self.in_links: list[Link] = []
         self.open_links = 0
         self.state = "pending"
@@ -383,6 +488,22 @@ class _NodeRun:
     def __repr__(self) -> str:
         kind = "fused" if self.fused else type(self.impl).__mro__[1].__name__.lower()
         return f"<node {self.name} ({self.spec.type.name}, {kind}) {self.state}>"
+
+    def record(self, event: str, **fields: Any) -> None:
+        self.graph.record(self.name, event, **fields)
+
+    def end_incarnation(self) -> None:
+        """The node's current instance is gone: its playback outlets finish what it owed."""
+        for outlet in self.playback:
+            outlet.end_incarnation(self.graph.time())
+
+    def check_owed(self) -> None:
+        """Raise if the node completed owing a playback finish (a lost ``PlaybackFinished``)."""
+        for outlet in self.playback:
+            if outlet.contract.owes:
+                raise PlaybackContractError(
+                    self.name, outlet.name, "finished_once", "it completed without finishing the segment it started"
+                )
 
     def reach(self) -> list[Mailbox]:
         if self._reach is None:
@@ -406,17 +527,20 @@ class _NodeRun:
                 return
             try:
                 self.impl.finish()  # type: ignore[union-attr]
+                self.check_owed()
             except Exception as exc:
                 raise _FusedFailure(self, exc) from exc
             self.finish("completed")
 
     def finish(self, reason: Reason, error: BaseException | None = None) -> None:
+        self.requests.close(f"has finished ({reason})" if self.state == "running" else "never started")
         if self.state != "running":  # never started, or already finished: exactly one node_finished
             return
         self.state = "finished"
         fields: dict[str, Any] = {"reason": reason}
         if error is not None:
             fields["error"] = f"{type(error).__name__}: {error}"
+        self.end_incarnation()
         self.close_impl()
         # Recorded before the outlets close, so fused and unfused nodes downstream finish after this one.
         self.graph.record(self.name, "node_finished", **fields)
@@ -452,6 +576,7 @@ class _NodeRun:
             queued=sum(len(mb) for mb in mbs),
             peak_mailbox=max((mb.peak for mb in mbs), default=0),
             restarts=self.restarts,
+            stale=sum(o.contract.stale for o in self.playback),
         )
 
 
@@ -625,27 +750,53 @@ class RunningGraph:
     async def swap(self, slot: str, child: Any, policy: str = "cut") -> None:
         """Replace the child of slot node ``slot`` (see the ``slot`` node type), waiting until done.
 
+        The swap is queued in the slot, behind the swaps asked for before it, and done by the slot's own task
+        between two messages; with ``policy="boundary"`` it waits for the open segment to close.
+
         Args:
-            child: ``{"type": ..., **params}``, or ``None`` to empty the slot.
-            policy: ``"cut"`` or ``"boundary"``.
+            child: ``{"type": ..., **params}``, a ``ChildSpec``, or ``None`` to empty the slot.
+            policy: ``"cut"`` or ``"boundary"`` (or a ``SwapPolicy``).
 
         Raises:
-            MediaGraphError: ``slot`` is not a running slot; GraphDefinitionError: the child is invalid or its
-                ports differ from the slot's.
+            GraphDefinitionError: the child is invalid or its ports differ from the slot's; nothing was queued.
+            MediaGraphError: ``slot`` is not a running slot, or the slot ended (its input, a failure, a cancel)
+                before the swap was done; NodeFailedError: the child being replaced, or the new one, failed.
+
+        Cancellation: a swap the slot has not begun is withdrawn; one it has begun still completes.
         """
         run = self._node(slot)
-        swap = getattr(run.impl, "swap", None)
-        if swap is None:
+        prepare = getattr(type(run.impl), "prepare_swap", None)
+        if prepare is None:
             raise MediaGraphError(f"node {slot!r} is not a slot, it cannot swap its child")
+        payload = prepare(slot, run.spec.config, child, policy, self.graph.resources)
         if run.state != "running":
             raise MediaGraphError(f"slot {slot!r} is {run.state}; there is nothing to swap")
-        await swap(child, policy)
+        request = Request("swap", payload)
+        run.requests.submit(request)
+        try:
+            await request.wait()
+        except trio.Cancelled:
+            run.requests.withdraw(request)
+            raise
 
     def _node(self, name: str) -> _NodeRun:
         try:
             return self.nodes[name]
         except KeyError:
             raise MediaGraphError(f"graph {self.name!r} has no node {name!r}{closest(name, self.nodes)}") from None
+
+    @property
+    def failure(self) -> MediaGraphError | None:
+        """The error the graph failed with (a node with the default policy failed), once it has."""
+        return self._failure
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    async def wait_finished(self) -> None:
+        """Wait for the graph to finish, however it ends; never raises its failure (see :attr:`failure`)."""
+        await self._done.wait()
 
     def cancel(self) -> None:
         """Cancel every node now; they finish as cancelled."""
@@ -777,6 +928,7 @@ class RunningGraph:
                         node.scope.cancel()
                     with node.scope:
                         await self._body(node)
+                        node.check_owed()
                     # An end of input caused by the cancellation of the nodes upstream is no completion.
                     if self.cancelling or (node.scope.cancelled_caught and not node.stopping):
                         reason = "cancelled"
@@ -795,6 +947,8 @@ class RunningGraph:
                         self.record(
                             node.name, "node_restarted", attempt=node.restarts, error=f"{type(exc).__name__}: {exc}"
                         )
+                        node.end_incarnation()
+                        node.requests.fail_taken(f"failed ({type(exc).__name__}: {exc}) and is restarting")
                         node.close_impl()
                         await trio.sleep(policy.backoff * 2 ** (node.restarts - 1))
                         node.impl = node.spec.type.factory(node.spec.config)

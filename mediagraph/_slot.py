@@ -1,43 +1,65 @@
 """The ``slot`` node: a swappable child behind a fixed set of ports.
 
 Theory of operation. Everything upstream links to the slot, never to the child, so a swap cannot disturb the
-chain above (a transcript synchronizer, a recorder). The child runs as a small graph nested in the slot's
-task tree — ``feed`` (messages from the slot) → child → ``tap`` (its outlets, back to the slot) — so it keeps
-a real lifecycle, supervision and shielded cleanup; it is logged as ``slot/childN``.
+chain above (a transcript synchronizer, a recorder). The child runs as a small graph started through the
+public sub-graph seam (:meth:`NodeIO.start_child`) — ``feed`` → child → ``tap`` — so it keeps a real
+lifecycle and shielded cleanup; it is logged as ``slot/childN``, ``N`` never reused, restarts included.
 
-The slot numbers segments itself (the first frame after a flush or interrupt opens one), and maps the
-child's own numbering onto its own, so segment ids run on across children; every playback event it passes
-up carries the slot's generation: the child's own (which increases at each interrupt) on top of a base that
-passes every earlier child's at each swap, so it increases at every swap and every interrupt. A swap happens
-between two messages:
+One task owns every decision. Three kinds of things reach it, each as a message in the slot's own queues:
+the messages on its inlets (read by one reader task per inlet, one at a time, so backpressure holds), what
+the child sends (the tap posts it), and the API's swap requests (``io.requests``: queued, in order, each
+answered exactly once — by the slot, or by the runtime if the slot ends first). The segment bookkeeping is
+the trio-free :class:`SlotSegments`; the task only applies its decisions. Hence, by construction: two swaps
+never overlap, a boundary swap never runs inside a segment, and no call is left waiting.
+
+Segments and generations are the slot's own: the first frame after a flush or interrupt opens a segment; every
+event about it carries the slot's id and the generation in force when it opened. The generation goes up at
+every swap and every interrupt, whether or not a child is there to hear it. A swap happens between two
+messages:
 
 - ``cut``: the old child gets an ``Interrupt`` (its open segment finishes as interrupted at the position it
-  reached), its input ends, and the slot waits for it to finish before the new child starts.
-- ``boundary``: the old child plays out the open segment; the swap happens after the flush that closes it.
+  reached), its input ends, and the new child starts once the old one has finished (or, after
+  ``stop_timeout``, been cancelled).
+- ``boundary``: waits in the slot — never in the caller's schedule — until no segment is open: after the flush
+  or interrupt that closes it, or the end of the input. A cut asked for behind it interrupts the open segment,
+  which is the boundary it was waiting for.
 
-Every message sent to the slot reaches exactly one child, in order. Once the old child has finished nothing
-of it can reach anyone. An empty slot answers a flush (or interrupt) with an interrupted
-``PlaybackFinished`` for the segment, as a message.
+Every message sent to the slot reaches exactly one child, in order. Once the old child has finished nothing of
+it can reach anyone. Whatever a child owed when it finished — died, was cut, was cancelled — the slot
+finishes as interrupted at the position it last reported. An empty slot answers a flush (or interrupt) with an
+interrupted ``PlaybackFinished`` for the segment, as a message. A child that breaks the segment contract fails
+(the runtime checks its playback outlet; the slot checks the ids and positions it reports against what it
+was sent), and a child that fails fails the slot with the child's own error, after its segments finished.
 """
 
 from __future__ import annotations
 
+import enum
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 import trio
 
-from ._errors import GraphDefinitionError, MediaGraphError
-from ._frames import AudioFrame, Flush, Interrupt, PlaybackFinished, PlaybackStarted
+from ._contract import PlaybackContractError
+from ._errors import GraphDefinitionError, MediaGraphError, NodeFailedError
+from ._frames import AudioFrame, Flush, Interrupt, PlaybackFinished, PlaybackProgress, PlaybackStarted
 from ._graph import Graph
-from ._node import Actor, Transform, building_resources, closest, get_node_type, node_type
+from ._node import Actor, ResourceSpec, Transform, building_resources, closest, get_node_type, node_type
 from ._ports import InletSpec, OutletSpec, Ports
+from ._requests import Request
 from ._runtime import NodeIO, RunningGraph
+from ._slot_core import Answer, SlotSegments
 
-__all__ = ["ChildSpec", "SlotConfig"]
+__all__ = ["ChildSpec", "SlotConfig", "SwapPolicy"]
 
-POLICIES = ("cut", "boundary")
+
+class SwapPolicy(enum.Enum):
+    """How a swap treats the segment playing: ``CUT`` it now, or wait for its ``BOUNDARY``."""
+
+    CUT = "cut"
+    BOUNDARY = "boundary"
 
 
 @attrs.frozen(kw_only=True)
@@ -55,7 +77,7 @@ class ChildSpec:
             GraphDefinitionError: no ``type``, unknown type, or invalid parameters.
         """
         if not isinstance(data, Mapping) or "type" not in data:
-            raise GraphDefinitionError(f"{where}: expected a mapping with a 'type', got {data!r}", param="child")
+            raise GraphDefinitionError(f"{where}: expected a mapping with a 'type', got {_short(data)}", param="child")
         params = {k: v for k, v in data.items() if k != "type"}
         nt = get_node_type(str(data["type"]))
         return cls(type=nt.name, config=nt.make_config(params, where=f"{where} ({nt.name})"))
@@ -67,26 +89,35 @@ class ChildSpec:
         return self.type
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def _child(value: Any) -> ChildSpec | None:
     if value is None or isinstance(value, ChildSpec):
         return value
     return ChildSpec.from_mapping(value)
 
 
-def _policy(_: Any, __: Any, value: str) -> None:
-    if value not in POLICIES:
-        raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {value!r}")
+def _positive(_: Any, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0 < value < 86400:
+        raise ValueError(f"{attribute.name} must be between 0 and 86400 seconds, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
 class SlotConfig:
     """Args:
-    child: the first child, ``{type: speaker, device: virtual}``; ``None`` for an empty slot.
+    child: the first child, ``{type: speaker, device: virtual}``; ``None`` for an empty slot. A slot that
+        restarts (``supervision: restart``) starts again with this child.
     like: for an empty slot, the node type whose ports the slot has.
+    stop_timeout: seconds a child being replaced (or the last one, at the end of the input) may take to
+        finish before it is cancelled.
     """
 
     child: ChildSpec | None = attrs.field(default=None, converter=_child)
     like: str | None = None
+    stop_timeout: float = attrs.field(default=5.0, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.child is None and self.like is None:
@@ -100,41 +131,76 @@ class SlotConfig:
         return nt.ports(nt.make_config({}, where=f"slot like {self.like!r}"))
 
 
-# --- bridges between the slot and its nested child graph --------------------------------------------------
+@attrs.frozen(kw_only=True)
+class _Swap:
+    """A validated swap request: the new child (``None`` empties the slot) and the policy."""
+
+    child: ChildSpec | None
+    policy: SwapPolicy
+
+
+# --- bridges between the slot and its child graph ---------------------------------------------------------
+
+
+class _FeedQueue:
+    """What the slot's task hands to its child, in order; the child's ``feed`` node drains it."""
+
+    def __init__(self, room: trio.lowlevel.ParkingLot) -> None:
+        self.items: deque[tuple[str, Any]] = deque()
+        self.closed = False
+        self._lot = trio.lowlevel.ParkingLot()
+        self._room = room  # the slot's readers wait there for room
+
+    def put(self, inlet: str, msg: Any) -> None:
+        assert not self.closed
+        self.items.append((inlet, msg))
+        self._lot.unpark_all()
+
+    def close(self) -> None:
+        self.closed = True
+        self._lot.unpark_all()
+
+    async def get(self) -> tuple[str, Any] | None:
+        while not self.items:
+            if self.closed:
+                return None
+            await self._lot.park()
+        item = self.items.popleft()
+        self._room.unpark_all()
+        return item
 
 
 @attrs.frozen(kw_only=True)
 class _FeedConfig:
     ports: Ports
-    receive: trio.MemoryReceiveChannel[tuple[str, Any]]
+    queue: _FeedQueue
 
 
 @node_type("_slot_feed", config=_FeedConfig)
 class _Feed(Actor):
-    """Inside a slot: sends what the slot forwards to the child."""
+    """Inside a slot: sends what the slot hands over to the child."""
 
     @staticmethod
     def ports(config: _FeedConfig) -> Ports:
         return Ports(outlets=[OutletSpec(name=p.name, types=p.types, format=p.format) for p in config.ports.inlets])
 
     def __init__(self, config: _FeedConfig) -> None:
-        self.config = config
+        self.queue = config.queue
 
     async def run(self, io: NodeIO) -> None:
-        async with self.config.receive:
-            async for inlet, msg in self.config.receive:
-                await io.outlets[inlet].send(msg)
+        while (item := await self.queue.get()) is not None:
+            await io.outlets[item[0]].send(item[1])
 
 
 @attrs.frozen(kw_only=True)
 class _TapConfig:
     ports: Ports
-    handler: Callable[[str, Any], None]
+    post: Callable[[str, Any], None]
 
 
 @node_type("_slot_tap", config=_TapConfig)
 class _Tap(Transform):
-    """Inside a slot: hands what the child sends to the slot. Feedback inlets: never blocks the child."""
+    """Inside a slot: posts what the child sends into the slot's queue. Feedback inlets: never blocks."""
 
     @staticmethod
     def ports(config: _TapConfig) -> Ports:
@@ -143,286 +209,345 @@ class _Tap(Transform):
         )
 
     def __init__(self, config: _TapConfig) -> None:
-        self.handler = config.handler
+        self.post = config.post
 
     def start(self, io: NodeIO) -> None:
         pass
 
     def process(self, inlet: str, msg: Any) -> None:
-        self.handler(inlet, msg)
+        self.post(inlet, msg)
+
+
+@attrs.frozen
+class _ChildSent:
+    """A message the child sent on one of its outlets."""
+
+    child: _Hosted
+    outlet: str
+    msg: Any
+
+
+@attrs.frozen
+class _ChildEnded:
+    child: _Hosted
+
+
+@attrs.frozen
+class _StopTimedOut:
+    child: _Hosted
+
+
+_Control = Request | _ChildSent | _ChildEnded | _StopTimedOut
 
 
 class _Hosted:
-    """One child generation running inside the slot."""
+    """One child running inside the slot."""
 
-    def __init__(self, spec: ChildSpec, number: int, base: int, send: trio.MemorySendChannel[tuple[str, Any]]):
+    def __init__(self, spec: ChildSpec, name: str, room: trio.lowlevel.ParkingLot) -> None:
         self.spec = spec
-        self.number = number
-        self.base = base  # slot segment id of the child's segment 0
-        self.send = send
+        self.name = name
+        self.feed = _FeedQueue(room)
         self.running: RunningGraph | None = None
+        self.breach: NodeFailedError | None = None  # what the slot found wrong in what the child reported
+
+    def __repr__(self) -> str:
+        return f"<child {self.name} {self.spec}>"
 
 
 @node_type("slot", config=SlotConfig)
 class Slot(Actor):
-    """Holds a swappable child behind fixed ports; see ``swap``."""
+    """Holds a swappable child behind fixed ports; swap it with ``RunningGraph.swap``."""
 
     @staticmethod
     def ports(config: SlotConfig) -> Ports:
         return config.ports()
 
-    def __init__(self, config: SlotConfig) -> None:
-        self.config = config
-        self.child: _Hosted | None = None
-        self.generation = 0  # the highest generation passed up so far
-        self._base = 0  # added to the current child's generations
-        self.children = 0
-        self.next_segment = 0  # ids the slot has handed out
-        self.open: int | None = None  # id of the segment frames go to, if one is open
-        self._finished: set[int] = set()
-        self.discarded = 0  # frames that reached an empty slot
-        self._ranges: dict[int, list[float]] = {}  # unfinished segment -> [media start, seconds forwarded]
-        self._pending: tuple[ChildSpec | None, str, trio.Event] | None = None
-        self._lock = trio.Lock()  # held while a message is handed to the child, and during a swap
-        self.closing = False  # input ended: the last child is being stopped
-
-    def __repr__(self) -> str:
-        child = self.child.spec if self.child else "empty"
-        return f"<Slot child={child} generation={self.generation} open={self.open}>"
-
-    async def run(self, io: NodeIO) -> None:
-        self.io = io
-        self._parent = io._run.graph
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            if self.config.child is not None:
-                await self._start(self.config.child)
-            inlets = list(io.inlets.values())
-            async with trio.open_nursery() as readers:
-                for inlet in inlets:
-                    readers.start_soon(self._forward, inlet.name)
-            async with self._lock:
-                self.closing = True
-                if self._pending is not None:  # a boundary swap still waiting when the input ended
-                    await self._swap_now(*self._pending)
-                if self.child is None and self.open is not None:
-                    self._answer_empty(self.open)
-                await self._stop_child(interrupt=False)
-        io.log("slot_total", segments=self.next_segment, discarded=self.discarded, children=self.children)
-
-    # --- segments ----------------------------------------------------------------------------------------
-
-    def _track(self, msg: Any) -> int | None:
-        """Slot-level segment bookkeeping; returns the id of a segment this message closes, if any."""
-        if isinstance(msg, AudioFrame):
-            if self.open is None:
-                self.open = self.next_segment
-                self.next_segment += 1
-            range_ = self._ranges.setdefault(self.open, [msg.timestamp / msg.sample_rate, 0.0])
-            range_[1] += msg.duration
-            return None
-        if isinstance(msg, Flush):
-            if self.open is None:  # a flush with nothing queued finishes an empty segment
-                self.open = self.next_segment
-                self.next_segment += 1
-            closed, self.open = self.open, None
-            return closed
-        if isinstance(msg, Interrupt):
-            cut, self.open = self.open, None
-            return cut
-        return None
-
-    def _generation(self, event: PlaybackStarted | PlaybackFinished) -> int:
-        """The slot's generation for a child's event: the swap base plus the child's interrupt count."""
-        self.generation = max(self.generation, self._base + event.generation)
-        return self._base + event.generation
-
-    def _emit_up(self, outlet: str, event: PlaybackStarted | PlaybackFinished) -> None:
-        """Pass an event up under the slot's own segment id, generation and media range, and log it."""
-        start, sent = self._ranges.get(event.segment, (None, 0.0))
-        if isinstance(event, PlaybackFinished):
-            self._ranges.pop(event.segment, None)
-            self._finished.add(event.segment)
-            event = attrs.evolve(event, generation=self._generation(event), start=start, sent=sent)
-            self.io.log(
-                "playback_finished",
-                segment=event.segment,
-                generation=event.generation,
-                position=round(event.position, 6),
-                interrupted=event.interrupted,
-                sent=round(sent, 6),
-            )
-        else:
-            event = attrs.evolve(event, generation=self._generation(event), start=start)
-            self.io.log("playback_started", segment=event.segment, generation=event.generation)
-        self.io.outlets[outlet].emit(event)
-
-    def _from_child(self, hosted: _Hosted) -> Callable[[str, Any], None]:
-        def handle(outlet: str, msg: Any) -> None:
-            if self.child is not hosted:  # a replaced child: nothing of it reaches anyone
-                return
-            if isinstance(msg, (PlaybackStarted, PlaybackFinished)):
-                self._emit_up(outlet, attrs.evolve(msg, segment=msg.segment + hosted.base))
-            else:
-                self.io.outlets[outlet].emit(msg)
-
-        return handle
-
-    # --- forwarding --------------------------------------------------------------------------------------
-
-    async def _forward(self, inlet: str) -> None:
-        async for msg in self.io.inlets[inlet]:
-            async with self._lock:
-                closed = self._track(msg)
-                if self.child is not None:
-                    try:
-                        await self.child.send.send((inlet, msg))
-                    except trio.BrokenResourceError:  # the child died: its watcher reports why
-                        await trio.sleep_forever()
-                elif closed is not None and closed not in self._finished:
-                    self._answer_empty(closed)
-                elif isinstance(msg, AudioFrame):
-                    self.discarded += 1
-                if closed is not None and self._pending is not None and self._pending[1] == "boundary":
-                    await self._swap_now(*self._pending)
-
-    def _answer_empty(self, segment: int) -> None:
-        event = PlaybackFinished(
-            segment=segment,
-            position=0.0,
-            interrupted=True,
-            generation=self.generation - self._base,  # relative, like a child's: _emit_up adds the base
-            t=self.io.time(),
-        )
-        for p in self.config.ports().outlets:
-            if PlaybackFinished in p.types:
-                self._emit_up(p.name, event)
-
-    # --- children ----------------------------------------------------------------------------------------
-
-    async def _start(self, spec: ChildSpec) -> None:
-        ports = self.config.ports()  # the child's: the first one's by construction, later ones by check_swap
-        self.children += 1
-        send, receive = trio.open_memory_channel[tuple[str, Any]](0)
-        assert self.open is None, "a child always starts between segments"
-        hosted = _Hosted(spec, self.children, self.next_segment, send)
-        name = f"child{hosted.number}"
-        g = Graph(f"{self.io.name}/{name}")
-        g.add("feed", "_slot_feed", config=_FeedConfig(ports=ports, receive=receive))
-        g.add(name, spec.type, config=spec.config)
-        g.add("tap", "_slot_tap", config=_TapConfig(ports=ports, handler=self._from_child(hosted)))
-        for inlet in ports.inlets:
-            g.link(f"feed.{inlet.name}", f"{name}.{inlet.name}")
-        for outlet in ports.outlets:
-            g.link(f"{name}.{outlet.name}", f"tap.{outlet.name}")
-        parent = self._parent
-        hosted.running = RunningGraph(
-            g,
-            fuse=parent.fuse,
-            log=parent.log,
-            pacer=parent._pacer,
-            cleanup_timeout=parent._cleanup_timeout,
-            prefix=f"{parent.prefix}{self.io.name}/",
-            quiet=frozenset({"feed", "tap"}),
-            t0=parent.t0,
-            resources=parent.resources,
-        )
-        self.child = hosted
-        await self._nursery.start(hosted.running._run)
-        self._nursery.start_soon(self._watch, hosted)
-
-    async def _watch(self, hosted: _Hosted) -> None:
-        """A child that fails while it is the slot's child fails the slot, with the child's own error, after
-        every segment it still owed is finished as interrupted (position 0: what it played is unknown)."""
-        assert hosted.running is not None
-        await hosted.running._done.wait()
-        failure = hosted.running._failure
-        if failure is None or self.child is not hosted:
-            return
-        self.child = None
-        for segment in range(hosted.base, self.next_segment):
-            if segment not in self._finished:
-                self._answer_empty(segment)
-        self.open = None
-        raise failure
-
-    async def _stop_child(self, *, interrupt: bool) -> None:
-        hosted = self.child
-        if hosted is None:
-            return
-        if interrupt:
-            await hosted.send.send((self._audio_inlet(), Interrupt(reason="swap")))
-        await hosted.send.aclose()
-        assert hosted.running is not None
-        await hosted.running._done.wait()
-        self.child = None
-        self.open = None  # the child finished the open segment: interrupted, or closed by its end of input
-        if hosted.running._failure is not None:
-            raise hosted.running._failure
-
-    def _audio_inlet(self) -> str:
-        return next(p.name for p in self.config.ports().inlets if AudioFrame in p.types)
-
-    async def swap(self, child: Any, policy: str = "cut") -> None:
-        """Replace the child (``{"type": ..., **params}`` or ``None`` to empty the slot), waiting until done.
-
-        Raises:
-            GraphDefinitionError: invalid child or policy, or a child whose ports differ from the slot's.
-        """
-        token = building_resources.set(self._parent.graph.resources)  # a new child may name graph resources
+    @staticmethod
+    def prepare_swap(
+        name: str, config: SlotConfig, child: Any, policy: Any, resources: Mapping[str, ResourceSpec]
+    ) -> _Swap:
+        """Validate a swap before it is queued (see :func:`check_swap`)."""
+        token = building_resources.set(resources)  # a new child may name graph resources
         try:
             spec = _child(child)
         finally:
             building_resources.reset(token)
-        check_swap(self.io.name, self.config, spec, policy)
-        done = trio.Event()
-        if policy == "boundary" and self.open is not None and self.child is not None and not self.closing:
-            self._pending = (spec, policy, done)  # the forwarder swaps after the flush closing the segment
-            await done.wait()
+        return _Swap(child=spec, policy=check_swap(name, config, spec, policy))
+
+    def __init__(self, config: SlotConfig) -> None:
+        self.config = config
+        ports = config.ports()
+        self._ports = ports
+        self._audio = next((p.name for p in ports.inlets if AudioFrame in p.types), None)
+        self._interrupt_inlet = self._audio or ports.inlets[0].name
+        self._playback = [p.name for p in ports.outlets if PlaybackFinished in p.types]
+        self.segments = SlotSegments()
+        self.child: _Hosted | None = None
+        self.stopping: _Hosted | None = None  # the child being replaced
+        self._swap: tuple[Request, _Swap, str | None] | None = None  # the swap waiting for `stopping` to end
+        self._requests: deque[Request] = deque()
+        self._control: deque[_Control] = deque()  # what the children send, their ends, swap requests
+        self._inputs: deque[tuple[str, Any] | None] = deque()  # inlet messages; None: every inlet ended
+        self._wake = trio.lowlevel.ParkingLot()
+        self._room = trio.lowlevel.ParkingLot()
+        self.input_ended = False
+        self.discarded = 0  # frames that reached an empty slot
+        self.started = 0  # children this incarnation started
+
+    def __repr__(self) -> str:
+        child = self.child.spec if self.child else "empty"
+        return f"<Slot child={child} generation={self.segments.generation} open={self.segments.open}>"
+
+    # --- the actor ------------------------------------------------------------------------------------------
+
+    async def run(self, io: NodeIO) -> None:
+        self.io = io
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            if self.config.child is not None:
+                await self._start(self.config.child)
+            nursery.start_soon(self._read_requests)
+            nursery.start_soon(self._read_inputs)
+            await self._loop()
+            nursery.cancel_scope.cancel()
+        io.log("slot_total", segments=self.segments.next_segment, discarded=self.discarded, children=self.started)
+
+    async def _loop(self) -> None:
+        while True:
+            if self._control:
+                await self._on_control(self._control.popleft())
+            elif self._inputs and self.stopping is None:
+                await self._on_input(self._inputs.popleft())
+            elif self.input_ended and self.child is None and self.stopping is None:
+                return
+            else:
+                await self._wake.park()
+            self._room.unpark_all()
+
+    def _post(self, item: _Control) -> None:
+        self._control.append(item)
+        self._wake.unpark_all()
+
+    async def _read_requests(self) -> None:
+        async for request in self.io.requests:
+            self._post(request)
+
+    def _has_room(self) -> bool:
+        if self._inputs or self.stopping is not None:
+            return False
+        return self.child is None or len(self.child.feed.items) < 2
+
+    async def _read_inputs(self) -> None:
+        async def read(inlet: str) -> None:
+            async for msg in self.io.inlets[inlet]:
+                while not self._has_room():  # the child is behind, or the slot's task, or a swap is under way
+                    await self._room.park()
+                self._inputs.append((inlet, msg))
+                self._wake.unpark_all()
+
+        async with trio.open_nursery() as readers:
+            for inlet in self.io.inlets:
+                readers.start_soon(read, inlet)
+        self._inputs.append(None)
+        self._wake.unpark_all()
+
+    # --- inputs ---------------------------------------------------------------------------------------------
+
+    async def _on_input(self, item: tuple[str, Any] | None) -> None:
+        if item is None:
+            self.input_ended = True
+            self._answer(self.segments.end(self.io.time()))
+            await self._serve_requests()  # swaps asked for before the end: the end is their boundary
             return
-        async with self._lock:
-            if self.closing:
-                raise MediaGraphError(f"slot {self.io.name!r} has ended its input; there is nothing to swap")
-            await self._swap_now(spec, policy, done)
+        inlet, msg = item
+        if inlet == self._audio:
+            owner = self.child.name if self.child is not None else None
+            if isinstance(msg, AudioFrame):
+                self.segments.frame(owner, msg.timestamp / msg.sample_rate, msg.duration)
+                if owner is None:
+                    self.discarded += 1
+            elif isinstance(msg, Interrupt):
+                self._answer(self.segments.interrupt(self.io.time()))
+            elif isinstance(msg, Flush):
+                self._answer(self.segments.flush(owner, self.io.time()))
+        if self.child is not None:
+            self.child.feed.put(inlet, msg)
+        await self._serve_requests()
 
-    async def _swap_now(self, spec: ChildSpec | None, policy: str, done: trio.Event) -> None:
-        self._pending = None
-        old = str(self.child.spec) if self.child else None
-        self.io.log("swap_started", old=old, new=str(spec) if spec else None, policy=policy)
-        if self.child is None:
-            if self.open is not None:  # the empty slot played nothing of it, whatever the policy
-                self._answer_empty(self.open)
-                self.open = None
-        else:
-            # After a cut the next frame opens a new segment; a boundary swap happens when none is open, or at
-            # the end of the input, when the old child's end closes it.
-            await self._stop_child(interrupt=policy == "cut" and self.open is not None)
-        self.generation += 1
-        self._base = self.generation  # the new child's generation 0 comes after everything before it
-        if spec is not None:
-            await self._start(spec)
-        self.io.log("swap_finished", old=old, new=str(spec) if spec else None, generation=self.generation)
-        done.set()
+    # --- what the children send -----------------------------------------------------------------------------
+
+    def _from_child(self, hosted: _Hosted) -> Callable[[str, Any], None]:
+        def post(outlet: str, msg: Any) -> None:
+            self._post(_ChildSent(hosted, outlet, msg))
+
+        return post
+
+    async def _on_control(self, item: _Control) -> None:
+        if isinstance(item, Request):
+            if self.input_ended:
+                item.fail(MediaGraphError(f"slot {self.io.name!r} has ended its input; there is nothing to swap"))
+                return
+            self._requests.append(item)
+            await self._serve_requests()
+        elif isinstance(item, _ChildSent):
+            if item.child is self.child or item.child is self.stopping:  # else a replaced child: dropped
+                self._child_message(item.child, item.outlet, item.msg)
+        elif isinstance(item, _ChildEnded):
+            await self._child_ended(item.child)
+        elif item.child is self.stopping and item.child.running is not None:
+            self.io.log("child_stop_timeout", child=item.child.name, seconds=self.config.stop_timeout)
+            item.child.running.cancel()
+
+    def _child_message(self, hosted: _Hosted, outlet: str, msg: Any) -> None:
+        if not isinstance(msg, (PlaybackStarted, PlaybackProgress, PlaybackFinished)):
+            self.io.outlets[outlet].emit(msg)
+            return
+        if hosted.breach is not None:
+            return
+        try:
+            event = self.segments.child_event(hosted.name, msg)
+        except PlaybackContractError as breach:
+            # The child's own outlet passed it, so it breaks what only the slot knows: what it sent the child.
+            assert hosted.running is not None
+            hosted.breach = NodeFailedError(f"{self.io.name}/{hosted.name}", breach)
+            hosted.breach.__cause__ = breach
+            hosted.running.cancel()
+            return
+        self.io.outlets[outlet].emit(event)
+
+    async def _child_ended(self, hosted: _Hosted) -> None:
+        assert hosted.running is not None
+        self._answer(self.segments.child_gone(hosted.name, self.io.time()))
+        failure = hosted.breach or hosted.running.failure
+        if hosted is self.child:
+            self.child = None
+            if failure is not None:
+                raise failure
+            if not self.input_ended:  # a child that ends by itself leaves the slot empty, as a swap to None would
+                self.io.log("child_finished", child=hosted.name)
+            return
+        assert hosted is self.stopping and self._swap is not None
+        self.stopping = None
+        request, swap, old = self._swap
+        self._swap = None
+        if failure is not None:
+            self.io.log("swap_failed", old=old, new=_str(swap.child), error=str(failure))
+            request.fail(failure)
+            raise failure
+        await self._install(request, swap, old)
+        await self._serve_requests()
+
+    def _answer(self, answers: list[Answer]) -> None:
+        for outlet in self._playback:
+            for answer in answers:
+                self.io.outlets[outlet].emit(answer)
+
+    # --- swaps ----------------------------------------------------------------------------------------------
+
+    async def _serve_requests(self) -> None:
+        """Begin the first queued swap if it can begin now; a cut queued behind a waiting boundary swap
+        interrupts the open segment, which is the boundary that swap waits for. Once the input has ended and
+        no swap is left, the last child is stopped."""
+        await self._next_swaps()
+        child = self.child
+        if self.input_ended and not self._requests and self.stopping is None and child and not child.feed.closed:
+            self._stop(child, cut=False)
+
+    async def _next_swaps(self) -> None:
+        while self._requests and self.stopping is None:
+            request = self._requests[0]
+            swap: _Swap = request.payload
+            if swap.policy is SwapPolicy.BOUNDARY and self.segments.open is not None and self.child is not None:
+                if not any(r.payload.policy is SwapPolicy.CUT for r in self._requests):
+                    return
+                self._answer(self.segments.interrupt(self.io.time()))
+                self.child.feed.put(self._interrupt_inlet, Interrupt(reason="swap"))
+            self._requests.popleft()
+            await self._begin(request, swap)
+
+    async def _begin(self, request: Request, swap: _Swap) -> None:
+        old = self.child
+        self.io.log("swap_started", old=_str(old.spec if old else None), new=_str(swap.child), policy=swap.policy.value)
+        cut = self.segments.open is not None  # a boundary swap begins only when none is open, or with no child
+        self._answer(self.segments.interrupt(self.io.time(), count=False))  # the empty slot's open segment
+        self.segments.swapped()
+        if old is None:
+            await self._install(request, swap, None)
+            return
+        self._swap = (request, swap, str(old.spec))
+        self.child, self.stopping = None, old
+        self._stop(old, cut=cut)
+
+    def _stop(self, hosted: _Hosted, *, cut: bool) -> None:
+        """End the child's input (after an ``Interrupt`` if ``cut``); it finishes in its own time, bounded by
+        ``stop_timeout``, and its end reaches the loop as a message."""
+        if cut:
+            hosted.feed.put(self._interrupt_inlet, Interrupt(reason="swap"))
+        hosted.feed.close()
+        self._nursery.start_soon(self._bound_stop, hosted)
+
+    async def _bound_stop(self, hosted: _Hosted) -> None:
+        assert hosted.running is not None
+        with trio.move_on_after(self.config.stop_timeout):
+            await hosted.running.wait_finished()
+            return
+        self._post(_StopTimedOut(hosted))
+
+    async def _install(self, request: Request, swap: _Swap, old: str | None) -> None:
+        if swap.child is not None:
+            await self._start(swap.child)
+        self.io.log("swap_finished", old=old, new=_str(swap.child), generation=self.segments.generation)
+        request.resolve()
+
+    async def _start(self, spec: ChildSpec) -> None:
+        name = self.io.child_name()
+        hosted = _Hosted(spec, name, self._room)
+        g = Graph(name)
+        g.add("feed", "_slot_feed", config=_FeedConfig(ports=self._ports, queue=hosted.feed))
+        g.add(name, spec.type, config=spec.config)
+        g.add("tap", "_slot_tap", config=_TapConfig(ports=self._ports, post=self._from_child(hosted)))
+        for inlet in self._ports.inlets:
+            g.link(f"feed.{inlet.name}", f"{name}.{inlet.name}")
+        for outlet in self._ports.outlets:
+            g.link(f"{name}.{outlet.name}", f"tap.{outlet.name}")
+        self.segments.child_started(name)
+        hosted.running = await self.io.start_child(self._nursery, g, quiet=frozenset({"feed", "tap"}))
+        self.child = hosted
+        self.started += 1
+        self._nursery.start_soon(self._watch, hosted)
+
+    async def _watch(self, hosted: _Hosted) -> None:
+        assert hosted.running is not None
+        await hosted.running.wait_finished()
+        self._post(_ChildEnded(hosted))
 
 
-def check_swap(slot: str, config: SlotConfig, child: ChildSpec | None, policy: str) -> None:
-    """Check a swap before it starts.
+def _str(spec: ChildSpec | None) -> str | None:
+    return str(spec) if spec is not None else None
+
+
+def check_swap(slot: str, config: SlotConfig, child: ChildSpec | None, policy: Any) -> SwapPolicy:
+    """Check a swap before it starts; returns its policy.
 
     Raises:
         GraphDefinitionError: a policy other than cut or boundary (``param="policy"``), or a child whose
             ports differ from the slot's (``param="to"``).
     """
-    if policy not in POLICIES:
+    try:
+        chosen = SwapPolicy(policy.value if isinstance(policy, SwapPolicy) else policy)
+    except ValueError:
+        names = [p.value for p in SwapPolicy]
         raise GraphDefinitionError(
-            f"slot {slot!r}: swap policy must be cut or boundary, got {policy!r}{closest(str(policy), POLICIES)}",
+            f"slot {slot!r}: swap policy must be cut or boundary, got {_short(policy)}{closest(str(policy), names)}",
             param="policy",
-        )
+        ) from None
     if child is not None and child.ports() != config.ports():
         raise GraphDefinitionError(
             f"slot {slot!r}: child {child.type} has ports {_describe(child.ports())}, "
             f"the slot has {_describe(config.ports())}",
             param="to",
         )
+    return chosen
 
 
 def _describe(ports: Ports) -> str:

@@ -296,17 +296,26 @@ class ScheduledAction:
 
 
 async def run_schedule(schedule: Sequence[ScheduledAction], running: RunningGraph) -> None:
-    """Run each action when the graph clock reaches its time, recording a ``schedule_action`` event first.
+    """Fire each action when the graph clock reaches its time, recording a ``schedule_action`` event first.
+
+    Every action runs in its own task, so one that waits (a boundary swap waits in the slot for the segment
+    to close) never delays the actions after it. An action refused by the graph (a swap after the slot's
+    input ended) is recorded as ``schedule_action_failed``; it does not stop the graph.
 
     Cancellation: cancel the calling scope to drop the actions not yet due (when the graph has finished).
     """
-    for item in schedule:
-        await trio.sleep_until(running.t0 + item.at)
-        running.record(None, "schedule_action", action=item.name, at=item.at)
+
+    async def execute(item: ScheduledAction) -> None:
         try:
             await item.action.execute(running)
-        except MediaGraphError as exc:  # e.g. a swap after the slot's input ended: reported, not fatal
+        except MediaGraphError as exc:
             running.record(None, "schedule_action_failed", action=item.name, at=item.at, error=str(exc))
+
+    async with trio.open_nursery() as nursery:
+        for item in schedule:
+            await trio.sleep_until(running.t0 + item.at)
+            running.record(None, "schedule_action", action=item.name, at=item.at)
+            nursery.start_soon(execute, item)
 
 
 # --- the loaded file -------------------------------------------------------------------------------------

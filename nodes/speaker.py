@@ -89,26 +89,11 @@ PLAYBACK_TYPES = (mg.PlaybackStarted, mg.PlaybackFinished)
 
 
 def log_playback(io: mg.NodeIO, events: list[mg.PlaybackEvent], emit: Any) -> None:
-    """Send each event on the playback outlet and record it in the event log, in order.
-
-    ``at`` is the event's own time (for ``playback_started``: when the first sample was played), which for
-    a real device can differ from the time the event was logged; ``sent`` is how much of the segment was
-    queued, so checkers can bound the position.
-    """
+    """Send each event on the playback outlet, in order; the runtime checks each one against the segment
+    contract and records it in the event log as it leaves (``at``: the event's own time, for
+    ``playback_started`` when the first sample was played; ``sent``: how much of the segment was queued)."""
     for event in events:
         emit(event)
-        if isinstance(event, mg.PlaybackStarted):
-            io.log("playback_started", segment=event.segment, generation=event.generation, at=event.t)
-        else:
-            io.log(
-                "playback_finished",
-                segment=event.segment,
-                generation=event.generation,
-                position=round(event.position, 6),
-                interrupted=event.interrupted,
-                sent=round(event.sent, 6),
-                at=event.t,
-            )
 
 
 class Played(NamedTuple):

@@ -14,7 +14,10 @@ Importing this module registers the test node types, which pass :class:`ProbeFra
 ==============  ==========================================================================================
 
 For playback tests, ``test_audio_script`` (:class:`AudioScript`) plays a script of audio frames, flushes,
-interrupts and pauses (:class:`ScriptConfig`) on the graph clock into an ``audio`` outlet.
+interrupts and pauses (:class:`ScriptConfig`) on the graph clock into an ``audio`` outlet, and
+``test_faulty_sink`` (:class:`FaultySink`) is an audio sink with a speaker's ports that dies at its k-th
+frame or at an interrupt, or breaks the segment contract in a chosen way (:data:`Breach`,
+:class:`FaultySinkConfig`), so a graph can be tested against bad sinks.
 
 Checkers come in pairs: ``*_violations`` returns the broken rules as :class:`Violation` objects, ``check_*``
 raises :class:`InvariantError` (an ``AssertionError``) listing them: :func:`check_lifecycle`,
@@ -83,6 +86,7 @@ from ._nodes import (
 )
 from ._plans import Fault, GraphPlan, LinkPlan, NodePlan
 from ._playback import check_playback, playback_violations
+from ._sinks import Breach, FaultySink, FaultySinkConfig
 
 if TYPE_CHECKING:
     from .strategies import device_timings, faults, graphs, schedules
@@ -91,6 +95,7 @@ __all__ = [
     "ActorConfig",
     "Arrival",
     "AudioScript",
+    "Breach",
     "Cancel",
     "Captured",
     "DeviceBlock",
@@ -99,6 +104,8 @@ __all__ = [
     "FakeSounddevice",
     "FakeStream",
     "Fault",
+    "FaultySink",
+    "FaultySinkConfig",
     "FaultSpec",
     "GraphPlan",
     "InjectedFault",
