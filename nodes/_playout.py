@@ -26,6 +26,7 @@ class Played(NamedTuple):
     t: float  # when the first of them is played, on the device's clock
     underrun: bool  # the buffer ran dry while the segment was still open (upstream was late)
     device_underflow: bool  # the device itself reported an output underflow (its callback was late)
+    now: float = 0.0  # when the callback ran, on the device's clock
 
 
 class DeviceBuffer:
@@ -132,7 +133,7 @@ class DeviceBuffer:
             # while more of it is expected, an underrun.
             underrun = self._playing and got < count and self._open
             self._playing = self._playing and got == count
-            self._observed.append(Played(got, t, underrun, device_underflow))
+            self._observed.append(Played(got, t, underrun, device_underflow, now))
         if out is not None:
             out[got:] = 0
         return got

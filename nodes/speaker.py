@@ -28,10 +28,13 @@ naming the node and the device. A stall is told by time: a device calls back at 
 its own (its latency, at most) whether it has audio or not, so one that has not called back for ``stall_ms``
 beyond its latency while audio waits for it is taken for stopped.
 
-A device that has not called back yet has not stopped: it has not started. Sound servers can be slow to
-start a stream (an idle PulseAudio null sink renders in 2 s blocks and starts a new stream only at the end of
-the current one), so the first callback has its own, longer bound, ``start_ms`` from opening, and the error
-says which of the two bounds was passed.
+A device that has not started yet has not stopped. Sound servers can be slow to start a stream: PortAudio
+on an idle PulseAudio null sink calls back for several blocks at once to fill its buffer, then not at all
+for up to 2 s, until the sink starts the stream at the end of the 2 s block it is rendering. So a device
+has started once it calls back at a second instant of its own clock (``currentTime`` half a block or more
+after its first callback; for a device whose clock stands at 0, half a block later on the graph clock);
+until then it has its own, longer bound, ``start_ms`` from opening, and the error says which of the two
+bounds was passed.
 """
 
 from __future__ import annotations
@@ -185,7 +188,9 @@ class Speaker(mg.Actor):
         self._audible_until = 0.0  # graph time when the last sample taken will have been played
         self._heard = 0.0  # when (trio's clock) the node last took observations of the device's callbacks
         self._opened = 0.0  # when (trio's clock) the device was opened
-        self._called_back = False  # the device has called back at least once: it started
+        self._started = False  # the device called back at a second instant: it plays (see the module doc)
+        self._first_wake: tuple[float, float] | None = None  # its first callback: device time, trio time
+        self._filled = 0  # blocks it took in its first wake-up
         self._waiting = 0.0  # when (trio's clock) audio last began to wait for the device, nothing being owed
         self._stopped: str | None = None  # how the device stopped by itself
         self._failed = False
@@ -229,11 +234,8 @@ class Speaker(mg.Actor):
                 if self._stopped is not None:
                     self._fail(self._stopped)
                 if (now := trio.current_time()) >= self._stall_deadline():
-                    if not self._called_back:
-                        self._fail(
-                            f"never started: no callback in {now - self._opened:.3f} s since its stream was "
-                            f"opened, audio waiting for it"
-                        )
+                    if not self._started:
+                        self._fail(self._not_started(now))
                     self._fail(f"stopped calling back: none for {now - self._heard:.3f} s, audio waiting for it")
             await self.device.drain(self._audible_until)
             nursery.cancel_scope.cancel()
@@ -261,7 +263,7 @@ class Speaker(mg.Actor):
         assert self.device is not None
         if self.tracker.unplayed == 0:
             return math.inf
-        if not self._called_back:
+        if not self._started:
             return math.inf if self.device.start is None else self._opened + self.device.start
         if self.device.stall is None:
             return math.inf
@@ -321,10 +323,8 @@ class Speaker(mg.Actor):
             return
         assert self.device is not None
         self._heard = trio.current_time()
-        if not self._called_back:
-            self._called_back = True
-            if self.device.start is not None:  # a real device: how long it took to start is worth knowing
-                self.io.log("device_started", after=round(self._heard - self._opened, 3))
+        if not self._started:
+            self._watch_start(observed)
         graph_time = self.device.graph_time
         self.blocks += len(observed)
         for played in observed:
@@ -333,6 +333,31 @@ class Speaker(mg.Actor):
             self.underruns += played.underrun
             self.device_underflows += played.device_underflow
         self._log_underruns()
+
+    def _watch_start(self, observed: list[Played]) -> None:
+        """Has the device started: has it called back at a second instant of its own clock?"""
+        half = self.block / self.config.sample_rate / 2
+        for played in observed:
+            if self._first_wake is None:
+                self._first_wake = (played.now, self._heard)
+            elif abs(played.now - self._first_wake[0]) >= half or (
+                played.now == 0.0 and self._heard - self._first_wake[1] >= half  # a clock standing at 0
+            ):
+                self._started = True
+                assert self.device is not None
+                if self.device.start is not None:  # a real device: how long it took to start is worth knowing
+                    self.io.log("device_started", after=round(self._heard - self._opened, 3), filled=self._filled)
+                return
+            self._filled += 1
+
+    def _not_started(self, now: float) -> str:
+        waited = f"{now - self._opened:.3f} s since its stream was opened"
+        if self._first_wake is None:
+            return f"never started: no callback in {waited}, audio waiting for it"
+        return (
+            f"never started: it took {self._filled} blocks at once to fill its buffer, then did not call back "
+            f"again in {waited}, audio waiting for it"
+        )
 
     def _play(self, samples: int, t: float) -> None:
         """The device played ``samples``, the first at graph time ``t``: tell the tracker, one piece per segment."""

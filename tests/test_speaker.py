@@ -184,11 +184,12 @@ async def play_concurrently(script: Sequence[Step], bursts: Sequence[int], prebu
     """Run the graph with the device's callbacks running in a worker thread, in bursts of back-to-back
     blocks, while trio runs the script and the speaker (on an autojump clock) at the same time.
 
-    The speaker's stall watchdog is off: while a burst runs in the thread, trio has nothing to do and the
-    autojump clock leaps to the watchdog's deadline, although the device is calling back all the while."""
+    The speaker's stall and start watchdogs are off: while a burst runs in the thread, trio has nothing to do
+    and the autojump clock leaps to the watchdog's deadline, although the device is calling back all the
+    while."""
     with fake_sounddevice() as sd:
         async with mg.open_runtime() as rt:
-            running = await start(rt, graph(script, prebuffer_ms=prebuffer_ms, stall_ms=None))
+            running = await start(rt, graph(script, prebuffer_ms=prebuffer_ms, stall_ms=None, start_ms=None))
             stream = sd.streams[0]
             assert (stream.samplerate, stream.channels) == (RATE, 1)
             done = 0
@@ -504,14 +505,20 @@ async def test_an_idle_device_may_stop_calling_back_until_audio_waits_for_it(
 
 
 async def test_a_device_slow_to_start_is_not_taken_for_stopped(mock_clock: trio.testing.MockClock) -> None:
-    # A sound server may take seconds to start a stream (an idle PulseAudio null sink: up to 2 s). The first
-    # callback comes 4.5 s after the stream was opened, with the utterance waiting all along: well past
-    # stall_ms, but a device that has not started has not stopped; then the device plays, a block apart.
+    # As PortAudio on an idle PulseAudio null sink: right after opening, six callbacks at one instant fill the
+    # device's buffer; then none for 2 s (the sink starts the stream at the end of the 2 s block it renders),
+    # the utterance waiting all along: well past stall_ms, but a device that has not started has not
+    # stopped. Then it plays, a block apart.
     with fake_sounddevice() as sd:
         async with mg.open_runtime() as rt:
             running = await start(rt, graph(UTTERANCE), pace=False)
             stream = sd.streams[0]
-            await settle(mock_clock, 4.5)  # the script queues everything meanwhile
+            await settle(mock_clock, PERIOD)  # the first frame is queued
+            opened = trio.current_time()
+            for _ in range(6):
+                stream.step(opened, opened)
+            await trio.testing.wait_all_tasks_blocked()
+            await settle(mock_clock, 2.0)  # the script queues the rest meanwhile
             assert not running.log.of("playback_finished"), "not failed"
             while running.result is None:
                 now = trio.current_time()
@@ -520,27 +527,41 @@ async def test_a_device_slow_to_start_is_not_taken_for_stopped(mock_clock: trio.
                 await settle(mock_clock, PERIOD)
             result = await running.wait()
     assert [e.fields["interrupted"] for e in result.log.of("playback_finished", "out")] == [False]
-    assert result.log.of("device_started", "out")[0].fields == {"after": 4.5}
+    assert result.log.of("device_started", "out")[0].fields == {"after": 2.008, "filled": 6}
     assert result.log.of("speaker_total", "out")[0].fields["played"] == 12 * FRAME
     assert playback_violations(result.log, "out", closed=1) == []
 
 
+@pytest.mark.parametrize(
+    ("filled", "how"),
+    [
+        (0, "no callback in 3.000 s since its stream was opened"),
+        (
+            6,
+            "it took 6 blocks at once to fill its buffer, then did not call back again in 3.000 s since its stream "
+            "was opened",
+        ),
+    ],
+)
 async def test_a_device_that_never_starts_fails_the_speaker_after_start_ms_saying_so(
-    mock_clock: trio.testing.MockClock,
+    mock_clock: trio.testing.MockClock, filled: int, how: str
 ) -> None:
     with fake_sounddevice() as sd:
         async with mg.open_runtime() as rt:
             running = await start(rt, graph(UTTERANCE, start_ms=3000.0), pace=False)
             lost = Lost(running, sd.streams[0])
-            await settle(mock_clock, 3.0 - TICK)
+            await settle(mock_clock, 12 * PERIOD)  # the script queues the utterance
+            for _ in range(filled):
+                now = trio.current_time()
+                lost.stream.step(now, now)
+            await settle(mock_clock, 3.0 - 12 * PERIOD - TICK)
             assert lost.owed() == [], "not a tick before start_ms"
             await settle(mock_clock, TICK)
-            assert lost.owed() == [(0, True, 0.0, 12 * PERIOD)], "the utterance ends, interrupted, unplayed"
+            assert lost.owed() == [(0, True, pytest.approx(filled * PERIOD), 12 * PERIOD)], "ends, interrupted"
             assert await lost.failure() == (
-                "speaker 'out': output device 'fake' never started: no callback in 3.000 s since its stream was "
-                "opened, audio waiting for it; 0.094 s of audio queued for it were never played"
+                f"speaker 'out': output device 'fake' never started: {how}, audio waiting for it; "
+                f"{(12 - filled) * PERIOD:.3f} s of audio queued for it were never played"
             )
-    assert not running.log.of("playback_started")
 
 
 async def test_progress_reports_each_block_played_with_progress_ms_0(mock_clock: trio.testing.MockClock) -> None:
