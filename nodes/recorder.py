@@ -49,7 +49,8 @@ class RecorderConfig:
     path: the file to write; its extension picks the format: ``.ogg``/``.opus`` (Opus in Ogg, the default
         format), ``.wav`` (16-bit PCM), ``.mp4`` (fragmented MP4: AAC, plus H.264 when ``video`` is linked).
         Missing parent folders are created. It is written as ``PATH.part`` and renamed to ``PATH`` once
-        finalized: an existing file there is replaced then (a symbolic link there is refused at start).
+        finalized: an existing file there is replaced then (a symbolic link there is refused at start). A
+        ``PATH.part`` left by a killed run is replaced when the next run starts: move it away to keep it.
     max_lag: seconds of media a quiet side is waited for behind the other before its silence is written.
     max_hold: seconds of agent audio held for a playback event that settles it before it is written
         untrimmed.
