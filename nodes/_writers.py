@@ -9,7 +9,7 @@ only by a complete one. What reaches the disk while recording is readable at any
 - **Ogg/Opus**: a page at least every 250 ms, each handed to the OS as soon as it is muxed.
 - **WAV**: 16-bit PCM written as it comes, the header's sizes rewritten after each write (a killed file's
   header counts what is there: the data always precedes the header that counts it).
-- **MP4**: fragmented (an empty ``moov``, then a ``moof``/``mdat`` fragment at least every 500 ms, each handed
+- **MP4**: fragmented (an empty ``moov``, then a ``moof``/``mdat`` fragment at least every 250 ms, each handed
   to the OS when complete), so the file is playable up to its last complete fragment.
 
 Files are never written through a symbolic link: a symlink at the final path is refused, the in-progress file
@@ -41,7 +41,7 @@ __all__ = ["FORMATS", "Format", "Recording", "open_part"]
 
 #: The file's sample rate.
 RATE: Final = 48000
-_MP4_FRAGMENT_US: Final = 500_000
+_MP4_FRAGMENT_US: Final = 250_000
 
 
 @attrs.frozen(kw_only=True)

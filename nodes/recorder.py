@@ -8,7 +8,7 @@ its inlets in batches into the core and writes what the core releases, at least 
 
 What a killed process loses: audio is written once final and played (with a sink that reports
 ``PlaybackProgress``, about ``progress_ms`` behind playback), in pieces of 100 ms, and reaches the disk at
-once (WAV), within 250 ms (Ogg pages) or 500 ms (MP4 fragments), so about the last second at most (plus
+once (WAV), within 250 ms (Ogg pages, MP4 fragments), so about the last second at most (plus
 ``max_lag`` while a side is quiet).
 """
 
