@@ -4,7 +4,7 @@ Every node is an actor with typed, bounded mailboxes; graphs are declared, valid
 run under trio structured concurrency. See the README for a tour.
 """
 
-from ._contract import PlaybackContract, PlaybackContractError
+from ._contract import PLAYBACK_TYPES, PlaybackContract, PlaybackContractError
 from ._errors import (
     GraphDefinitionError,
     MailboxOverflowError,
@@ -78,6 +78,7 @@ from ._yaml import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "PLAYBACK_TYPES",
     "Action",
     "ActionRequest",
     "ActionType",

@@ -11,9 +11,10 @@ included — can pass a broken event stream upstream. Each event the node emits 
 
 The rules, per segment: at most one start; progress only between start and finish, never going back; exactly
 one finish, with a position no smaller than the progress reported and no larger than what the event says was
-sent (when it says: ``sent`` 0 means it does not); nothing after the finish. Across segments: they play and finish one after another in id order, with no
-id skipped (a finish for a later segment while an earlier one is unfinished means that earlier finish was
-lost). The first event an incarnation of the node emits sets where its numbering starts.
+sent (when it says: ``sent`` 0 means it does not), stamped no earlier than the start; nothing after the
+finish. Across segments: they play and finish one after another in id order, with no id skipped (a finish for
+a later segment while an earlier one is unfinished means that earlier finish was lost). The first event an
+incarnation of the node emits sets where its numbering starts.
 
 Incarnations. When the runtime restarts a node, or the node dies, :meth:`end_incarnation` finishes what the
 dead incarnation owed (the segment it had started, interrupted at the position it last reported). A restarted
@@ -57,7 +58,7 @@ class _Playing:
     started: bool = False
     position: float = 0.0
     start: float | None = None
-    t: float = 0.0
+    started_t: float = 0.0  # graph time of its PlaybackStarted
 
 
 class PlaybackContract:
@@ -113,7 +114,7 @@ class PlaybackContract:
         if isinstance(event, PlaybackStarted):
             if playing.started:
                 self._breach("started_once", f"a second playback_started for segment {seg}")
-            playing.started, playing.start, playing.t = True, event.start, event.t
+            playing.started, playing.start, playing.started_t = True, event.start, event.t
         elif isinstance(event, PlaybackProgress):
             if not playing.started:
                 self._breach("progress_after_start", f"playback_progress for segment {seg} before its start")
@@ -122,7 +123,7 @@ class PlaybackContract:
                     "position_monotonic",
                     f"segment {seg}: position went back from {playing.position:.6f} to {event.position:.6f}",
                 )
-            playing.position, playing.t = event.position, event.t
+            playing.position = event.position
         else:
             if event.sent > 0 and event.position > event.sent + _EPSILON:  # sent 0: the node does not say
                 self._breach("position_bound", f"segment {seg}: position {event.position:.6f} > {event.sent:.6f} sent")
@@ -131,7 +132,7 @@ class PlaybackContract:
                     "position_monotonic",
                     f"segment {seg}: finished at {event.position:.6f} after progress {playing.position:.6f}",
                 )
-            if playing.started and event.t < playing.t:
+            if playing.started and event.t < playing.started_t:
                 self._breach("finish_after_start", f"segment {seg}: finished at t={event.t} before its start")
             self._expect = seg + 1
             self._playing = None
@@ -165,7 +166,7 @@ class PlaybackContract:
                 position=playing.position,
                 interrupted=True,
                 generation=playing.generation,
-                t=max(t, playing.t),
+                t=max(t, playing.started_t),
                 start=playing.start,
                 sent=playing.position,
             )

@@ -249,11 +249,14 @@ class PlaybackStarted:
 
 @attrs.frozen(kw_only=True)
 class PlaybackProgress:
-    """A sink has played ``position`` seconds of ``segment``, the last of them at graph time ``t``.
+    """A sink has played ``position`` seconds of ``segment``; the played part ends at graph time ``t``.
 
     Sent between a segment's ``PlaybackStarted`` and its ``PlaybackFinished`` (every block, or at the sink's
-    configured interval), with non-decreasing positions, so a node above (a recorder, a transcript
-    synchronizer) can commit what was really played without waiting for the segment to finish.
+    configured interval), with the start's ``generation`` and non-decreasing positions, never more than was
+    sent, so a node above (a recorder, a transcript synchronizer) can commit what was really played without
+    waiting for the segment to finish: the media from ``start`` to ``start + position`` (seconds) was played
+    and no later event can take it back (an interrupt cuts only what comes after). ``start`` is the
+    segment's media time, as in :class:`PlaybackStarted`.
     """
 
     segment: int

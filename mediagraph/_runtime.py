@@ -31,7 +31,7 @@ import trio
 from ._contract import PLAYBACK_TYPES, PlaybackContract, PlaybackContractError
 from ._errors import MediaGraphError, NodeFailedError, ProviderError
 from ._events import EventLog
-from ._frames import EndOfStream, Interrupt, PlaybackFinished, PlaybackStarted
+from ._frames import EndOfStream, Interrupt, PlaybackProgress, PlaybackStarted
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart
 from ._mailbox import Mailbox, has_room, wait_room
 from ._node import Actor, Node, ResourceRef, ResourceSpec, Source, Transform, closest, get_resource_type
@@ -227,9 +227,9 @@ class PlaybackOutlet(Outlet):
 
     __slots__ = ("_push", "_record", "contract")
 
-    def __init__(self, node: str, name: str, record: Callable[..., None]) -> None:
+    def __init__(self, node: str, name: str, record: Callable[..., None], *, qualified: str | None = None) -> None:
         super().__init__(node, name)
-        self.contract = PlaybackContract(node, name)
+        self.contract = PlaybackContract(qualified or node, name)
         self._record = record
         self._push: Callable[[Any], None] = self._discard
         self.emit = self._checked
@@ -251,7 +251,15 @@ class PlaybackOutlet(Outlet):
     def _deliver(self, event: Any) -> None:
         if isinstance(event, PlaybackStarted):
             self._record("playback_started", segment=event.segment, generation=event.generation, at=event.t)
-        elif isinstance(event, PlaybackFinished):
+        elif isinstance(event, PlaybackProgress):
+            self._record(
+                "playback_progress",
+                segment=event.segment,
+                generation=event.generation,
+                position=round(event.position, 6),
+                at=event.t,
+            )
+        else:
             self._record(
                 "playback_finished",
                 segment=event.segment,
@@ -464,7 +472,7 @@ class _NodeRun:
         )
         self.outlets: dict[str, Outlet] = {
             p.name: (
-                PlaybackOutlet(self.name, p.name, self.record)
+                PlaybackOutlet(self.name, p.name, self.record, qualified=graph.prefix + self.name)
                 if any(issubclass(t, PLAYBACK_TYPES) for t in p.types)
                 else Outlet(self.name, p.name)
             )
@@ -502,7 +510,10 @@ class _NodeRun:
         for outlet in self.playback:
             if outlet.contract.owes:
                 raise PlaybackContractError(
-                    self.name, outlet.name, "finished_once", "it completed without finishing the segment it started"
+                    outlet.contract.node,
+                    outlet.name,
+                    "finished_once",
+                    "it completed without finishing the segment it started",
                 )
 
     def reach(self) -> list[Mailbox]:

@@ -8,6 +8,12 @@ most one ``PlaybackStarted``, exactly one ``PlaybackFinished`` once closed or in
 finished, nothing after finished, segments finish in the order they opened, and the position never exceeds
 what was queued. Every flush finishes exactly one segment (an empty one if nothing was queued), so a wrapper
 above the sink rotates its segment exactly once per flush.
+
+Progress. With a ``progress_interval``, ``played`` also reports how far a started, unfinished segment has
+played: a ``PlaybackProgress`` each time its position has grown by at least the interval since the last one
+(the first once the interval is played; interval 0: at every ``played`` call that plays some of it), never in
+the call that finishes it (its ``PlaybackFinished`` says more). Positions are counted in samples, so the
+reports do not depend on any clock, and they never decrease nor exceed what was queued.
 """
 
 from __future__ import annotations
@@ -16,11 +22,11 @@ from collections import deque
 
 import attrs
 
-from ._frames import PlaybackFinished, PlaybackStarted
+from ._frames import PlaybackFinished, PlaybackProgress, PlaybackStarted
 
 __all__ = ["PlaybackEvent", "PlaybackTracker"]
 
-PlaybackEvent = PlaybackStarted | PlaybackFinished
+PlaybackEvent = PlaybackStarted | PlaybackProgress | PlaybackFinished
 
 
 @attrs.define
@@ -31,6 +37,8 @@ class _Segment:
     closed: bool = False
     started: bool = False
     start: float | None = None  # media seconds of the first sample queued
+    reported: int = 0  # position (samples) of the last PlaybackProgress
+    started_t: float = 0.0  # graph time of its PlaybackStarted: no later event of it is stamped earlier
 
 
 class PlaybackTracker:
@@ -40,10 +48,26 @@ class PlaybackTracker:
         sample_rate: samples per second, to express positions in seconds.
         first_segment: id of the first segment (a slot continues numbering across children).
         generation: stamped on every event; see :meth:`interrupt`.
+        progress_interval: seconds of a segment played between two ``PlaybackProgress`` events (0: at every
+            ``played`` call); ``None`` (the default) sends none.
+
+    Raises:
+        ValueError: a negative ``progress_interval``.
     """
 
-    def __init__(self, sample_rate: int, *, first_segment: int = 0, generation: int = 0) -> None:
+    def __init__(
+        self,
+        sample_rate: int,
+        *,
+        first_segment: int = 0,
+        generation: int = 0,
+        progress_interval: float | None = None,
+    ) -> None:
+        if progress_interval is not None and not progress_interval >= 0:
+            raise ValueError(f"progress_interval must be None or >= 0 seconds, got {progress_interval!r}")
         self.sample_rate = sample_rate
+        # In samples, at least one: a report needs the position to have moved.
+        self._every = None if progress_interval is None else max(1, round(progress_interval * sample_rate))
         self.generation = generation
         self.next_id = first_segment
         self._segments: deque[_Segment] = deque()  # unfinished, oldest first; only the last may be open
@@ -96,16 +120,30 @@ class PlaybackTracker:
             caller's to count).
         """
         events: list[PlaybackEvent] = []
+        done = 0  # samples of this call played so far: they end at t + done / rate
         while samples > 0 and self._segments:
             seg = self._segments[0]
             take = min(samples, seg.queued - seg.played)
             if take > 0:
                 if not seg.started:
                     seg.started = True
+                    seg.started_t = t
                     events.append(PlaybackStarted(segment=seg.id, generation=self.generation, t=t, start=seg.start))
                 seg.played += take
                 samples -= take
+                done += take
             if not (seg.closed and seg.played == seg.queued):
+                if take > 0 and self._every is not None and seg.played - seg.reported >= self._every:
+                    seg.reported = seg.played
+                    events.append(
+                        PlaybackProgress(
+                            segment=seg.id,
+                            position=seg.played / self.sample_rate,
+                            generation=self.generation,
+                            t=t + done / self.sample_rate,
+                            start=seg.start,
+                        )
+                    )
                 break  # still playing, or open and waiting for more frames
             events.append(self._finished(self._segments.popleft(), False, t))
         events.extend(self._settle(t))
@@ -130,7 +168,7 @@ class PlaybackTracker:
             position=seg.played / self.sample_rate,
             interrupted=interrupted,
             generation=self.generation,
-            t=t,
+            t=max(t, seg.started_t) if seg.started else t,  # a device's start can be stamped ahead of now
             start=seg.start,
             sent=seg.queued / self.sample_rate,
         )

@@ -1,6 +1,7 @@
 """``speaker``: plays audio and reports what was actually played, as playback events.
 
-Theory of operation. The node writes the audio it receives into a :class:`DeviceBuffer`; a device consumes
+Theory of operation. The node writes the audio it receives into a :class:`~._playout.DeviceBuffer`; a device
+(:mod:`._output`) consumes
 that buffer one block at a time and writes down, in the same buffer, what it observed for each block
 (samples consumed, when the first of them reaches the listener, whether it ran short). The node takes those
 observations in order and turns them into :class:`mediagraph.PlaybackTracker` calls, so the playback events
@@ -14,6 +15,8 @@ are ordered by construction, whichever device plays:
 
 ``playback_started`` is stamped with the time the device actually played the segment's first sample: the
 virtual device's tick, or PortAudio's ``outputBufferDacTime`` of the block that held it, on the graph clock.
+``playback_progress`` follows every ``progress_ms`` of a segment played (every block with 0), so a recorder
+above can write what was played without waiting for the segment to end.
 An interrupt takes the observations not yet handled and empties the buffer in one step under the lock, so the
 position of an interrupted segment counts exactly the samples the device had taken.
 
@@ -24,28 +27,31 @@ the position the device really played, the same way as an interrupt, then fails 
 naming the node and the device. A stall is told by time: a device calls back at least once per wake-up of
 its own (its latency, at most) whether it has audio or not, so one that has not called back for ``stall_ms``
 beyond its latency while audio waits for it is taken for stopped.
+
+A device that has not started yet has not stopped. Sound servers can be slow to start a stream: PortAudio
+on an idle PulseAudio null sink calls back for several blocks at once to fill its buffer, then not at all
+for up to 2 s, until the sink starts the stream at the end of the 2 s block it is rendering. So a device
+has started once it calls back at a second instant of its own clock (``currentTime`` half a block or more
+after its first callback; for a device whose clock stands at 0, half a block later on the graph clock);
+until then it has its own, longer bound, ``start_ms`` from opening, and the error says which of the two
+bounds was passed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
 from collections import deque
-from typing import Any, NamedTuple, NoReturn, Protocol
+from typing import Any, NoReturn
 
 import attrs
-import numpy as np
-import numpy.typing as npt
 import trio
 
 import mediagraph as mg
 
-from . import _portaudio
+from ._output import Device, PortAudioDevice, VirtualDevice
+from ._playout import DeviceBuffer, Played
 
 _v = attrs.validators
-
-Samples = npt.NDArray[np.int16]
 
 
 def _device_ok(_: object, attribute: attrs.Attribute[Any], value: str | int) -> None:
@@ -75,6 +81,11 @@ class SpeakerConfig:
     stall_ms: a real device that has not called back for this long beyond its latency while audio waits for
         it has stopped (a hung sound server): the speaker fails. ``None`` waits for it forever, for tests
         whose simulated device calls back from a thread while an autojump clock runs ahead of it.
+    start_ms: a real device that has not called back once this long after its stream was opened, while audio
+        waits for it, never started: the speaker fails. Until its first callback a device is not taken for
+        stalled (sound servers may take seconds to start a stream). ``None`` waits for it forever.
+    progress_ms: a ``playback_progress`` event is sent each time a segment has played this much more
+        (0: every block the device plays).
     """
 
     device: str | int = attrs.field(default="virtual", validator=_device_ok)
@@ -83,336 +94,37 @@ class SpeakerConfig:
     block_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(200)])
     prebuffer_ms: float = attrs.field(default=20.0, validator=[_v.ge(0), _v.le(2000)])
     stall_ms: float | None = attrs.field(default=1000.0, validator=_stall_ok)
+    start_ms: float | None = attrs.field(default=5000.0, validator=_stall_ok)
+    progress_ms: float = attrs.field(default=100.0, validator=[_v.ge(0), _v.le(60000)])
 
 
-PLAYBACK_TYPES = (mg.PlaybackStarted, mg.PlaybackFinished)
+PLAYBACK_TYPES = (mg.PlaybackStarted, mg.PlaybackProgress, mg.PlaybackFinished)
 
 
 def log_playback(io: mg.NodeIO, events: list[mg.PlaybackEvent], emit: Any) -> None:
     """Send each event on the playback outlet, in order; the runtime checks each one against the segment
     contract and records it in the event log as it leaves (``at``: the event's own time, for
-    ``playback_started`` when the first sample was played; ``sent``: how much of the segment was queued)."""
+    ``playback_started`` when the first sample was played, for ``playback_progress`` when the part played
+    ends; ``sent``: how much of the segment was queued)."""
     for event in events:
         emit(event)
-
-
-class Played(NamedTuple):
-    """What a device observed while consuming one block."""
-
-    samples: int  # taken from the buffer (the rest of the block was silence)
-    t: float  # when the first of them is played, on the device's clock
-    underrun: bool  # the buffer ran dry while the segment was still open (upstream was late)
-    device_underflow: bool  # the device itself reported an output underflow (its callback was late)
-
-
-class DeviceBuffer:
-    """Audio waiting for the device, and the device's observations waiting for the node.
-
-    Thread-safe: the node writes and cuts from trio, a device reads from its callback thread; every method
-    holds the lock for a few list operations and one copy at most.
-
-    The device's wake-ups: the blocks it asks for at one instant (``now`` closer than half a block apart) are
-    one wake-up. A device whose own buffer holds several blocks takes them back to back, all of them from
-    what was buffered when it woke up, so the prebuffer is counted beyond the most it took in one of its
-    recent wake-ups, else those blocks would use up the margin (a 20 ms prebuffer before a device that takes
-    20 ms at each wake-up leaves upstream no time at all to be late). A device whose ``now`` never moves
-    (a host API that leaves PortAudio's ``currentTime`` at 0) is counted as taking one block at a time.
-
-    Args:
-        prebuffer: samples a segment needs buffered, beyond what the device takes in a wake-up, before the
-            device starts it, or resumes it after running dry (unless it is all there); 0 starts at once.
-        rate: samples per second, to tell a wake-up's blocks from the next wake-up's.
-    """
-
-    #: wake-ups whose size the prebuffer allows for: the device's recent pattern, which a one-off catch-up
-    #: after a stall does not inflate for long.
-    WAKES = 8
-
-    def __init__(self, prebuffer: int = 0, rate: int = 48000) -> None:
-        self._lock = threading.Lock()
-        self._prebuffer = prebuffer
-        self._rate = rate
-        self._chunks: deque[Samples] = deque()
-        self._observed: list[Played] = []
-        self.buffered = 0  # samples
-        self._open = False  # more audio of the current segment is expected
-        self._playing = False  # the device is playing from the buffer (else waiting for it to fill)
-        self._wake: float | None = None  # `now` of the device's current wake-up
-        self._wake_asked = 0  # samples asked for in the current wake-up, before this block
-        self._wakes: deque[int] = deque(maxlen=self.WAKES)  # samples asked for in the last complete wake-ups
-
-    def __repr__(self) -> str:
-        return (
-            f"<DeviceBuffer {self.buffered} samples, {len(self._observed)} observations, "
-            f"wake-ups of up to {max(self._wakes, default=0)} samples>"
-        )
-
-    def write(self, samples: Samples) -> None:
-        """Queue ``samples`` (never written to afterwards: frames are immutable)."""
-        with self._lock:
-            self._chunks.append(samples)
-            self.buffered += samples.shape[0]
-            self._open = True
-
-    def close_segment(self) -> None:
-        """No more audio of the current segment: running dry from now on is its end, not an underrun."""
-        with self._lock:
-            self._open = False
-
-    def take(self) -> list[Played]:
-        """The observations since the last call, oldest first."""
-        with self._lock:
-            observed, self._observed = self._observed, []
-        return observed
-
-    def cut(self) -> tuple[list[Played], int]:
-        """Empty the buffer: the observations not yet taken, and how many samples were discarded."""
-        with self._lock:
-            observed, self._observed = self._observed, []
-            discarded, self.buffered = self.buffered, 0
-            self._chunks.clear()
-            self._open = self._playing = False
-        return observed, discarded
-
-    def read(self, count: int, now: float, t: float, out: Samples | None = None, device_underflow: bool = False) -> int:
-        """The device consumes a block of ``count`` samples at ``now``, the first played at ``t`` (both on the
-        device's clock).
-
-        Fills ``out`` (when given) with what is buffered and silence after it, and records the observation.
-        Returns how many buffered samples it took.
-        """
-        got = 0
-        with self._lock:
-            if self._wake is None or now - self._wake >= count / self._rate / 2:
-                if self._wake is not None:
-                    self._wakes.append(self._wake_asked)
-                self._wake, self._wake_asked = now, 0
-            if not self._playing:
-                # What this wake-up is still going to take, this block included.
-                ahead = max(max(self._wakes, default=0), self._wake_asked + count) - self._wake_asked
-                ready = not self._prebuffer or self.buffered >= self._prebuffer + ahead
-                self._playing = self.buffered > 0 and (ready or not self._open)
-            self._wake_asked += count
-            if self._playing:
-                while got < count and self._chunks:
-                    head = self._chunks[0]
-                    take = min(count - got, head.shape[0])
-                    if out is not None:
-                        out[got : got + take] = head[:take]
-                    if take == head.shape[0]:
-                        self._chunks.popleft()
-                    else:
-                        self._chunks[0] = head[take:]
-                    got += take
-                self.buffered -= got
-            # Running dry while playing ends playback until the buffer fills again: the end of a segment, or,
-            # while more of it is expected, an underrun.
-            underrun = self._playing and got < count and self._open
-            self._playing = self._playing and got == count
-            self._observed.append(Played(got, t, underrun, device_underflow))
-        if out is not None:
-            out[got:] = 0
-        return got
-
-
-class Device(Protocol):
-    """Where a speaker's buffer is played. The node pokes itself when observations are waiting."""
-
-    #: seconds without a callback after which a device with audio waiting is taken for stopped; ``None``:
-    #: it cannot stall
-    stall: float | None
-
-    def graph_time(self, t: float) -> float:
-        """An observation's time (device clock) on the graph clock."""
-
-    def wake(self) -> None:
-        """Audio was written to the buffer."""
-
-    async def run(self) -> str:
-        """Play until cancelled; return only if the device stopped by itself, saying how."""
-
-    async def drain(self, until: float) -> None:
-        """Return once the device has played out what it took: until graph time ``until``."""
-
-    async def aclose(self) -> None:
-        """Stop playing, after what the device took, and release the device; idempotent."""
-
-    async def abort(self) -> None:
-        """Release a device that stopped playing, without waiting for it to play anything; idempotent.
-        Cancellation: gives up on a device that does not even let go."""
-
-
-class VirtualDevice:
-    """Consumes one block every ``block`` samples of graph time; idle (no tick) while the buffer is empty."""
-
-    def __init__(self, io: mg.NodeIO, buffer: DeviceBuffer, config: SpeakerConfig, block: int, poke: Any) -> None:
-        self._io = io
-        self._buffer = buffer
-        self._block = block
-        self._period = block / config.sample_rate
-        self._poke = poke
-        self._audio = trio.Event()
-        self.stall: float | None = None  # it plays on the graph clock
-
-    def __repr__(self) -> str:
-        return f"<VirtualDevice block={self._block}>"
-
-    def graph_time(self, t: float) -> float:
-        return t
-
-    def wake(self) -> None:
-        self._audio.set()
-
-    async def run(self) -> str:
-        tick = self._io.time()
-        while True:
-            if not self._buffer.buffered:
-                # An idle virtual device waits for audio instead of spinning, then resumes on its grid.
-                self._audio = trio.Event()
-                await self._audio.wait()
-                now = self._io.time()
-                tick += max(0, -(-(now - tick) // self._period)) * self._period
-                continue
-            await self._io.sleep_until(tick)
-            self._buffer.read(self._block, tick, tick)
-            self._poke()
-            tick += self._period
-
-    async def drain(self, until: float) -> None:
-        pass  # a virtual block is played the moment it is taken
-
-    async def aclose(self) -> None:
-        pass
-
-    async def abort(self) -> None:
-        pass
-
-
-class PortAudioDevice:
-    """A ``sounddevice.RawOutputStream`` whose callback thread plays the buffer and pokes the node.
-
-    A raw stream hands the callback PortAudio's buffer as is; the node makes its own numpy view of it, so
-    nothing in the callback depends on how ``sounddevice`` builds arrays.
-
-    Resource handling: :meth:`open` opens and starts the stream; :meth:`aclose` (or :meth:`abort`, once it
-    stopped playing) closes it (the speaker calls it from its cleanup, so it runs however the node ends,
-    cancellation while opening included: opening is not abandoned, the node gets the stream and its cleanup
-    closes it).
-    """
-
-    def __init__(self, io: mg.NodeIO, stream: Any, ended: trio.Event, stall: float | None) -> None:
-        self._io = io
-        self._stream = stream
-        self._ended = ended
-        self._closed = False
-        self.stall = stall
-
-    def __repr__(self) -> str:
-        return f"<PortAudioDevice {self._stream!r}>"
-
-    @classmethod
-    async def open(
-        cls, io: mg.NodeIO, buffer: DeviceBuffer, config: SpeakerConfig, block: int, poke: Any
-    ) -> PortAudioDevice:
-        """Open and start the stream (in a worker thread: PortAudio blocks while it opens a device).
-
-        Raises:
-            ProviderError: PortAudio is missing, the device does not exist or cannot play this format; the
-                message names the node and the device and lists the available devices.
-        """
-        token = trio.lowlevel.current_trio_token()
-        channels = config.channels
-        ended = trio.Event()
-
-        # Runs in PortAudio's thread: fill the block from the buffer, poke the node, nothing else.
-        def callback(outdata: Any, frames: int, time: Any, status: Any) -> None:
-            t = time.outputBufferDacTime or time.currentTime
-            out = np.frombuffer(outdata, dtype=np.int16).reshape(frames, channels)
-            buffer.read(frames, time.currentTime, t, out, bool(status.output_underflow))
-            # RunFinishedError: a last callback while the stream closes after trio.run ended.
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(poke)
-
-        # Runs once the stream is inactive, in PortAudio's thread or in the one that stopped it: tell the node.
-        def finished() -> None:
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(ended.set)
-
-        stream, info = await trio.to_thread.run_sync(
-            _portaudio.open_stream,
-            f"speaker {io.name!r}",
-            "output",
-            config.device,
-            config.sample_rate,
-            channels,
-            block,
-            callback,
-            finished,
-        )
-        io.log("device_opened", device=info["name"], index=info["index"], latency=stream.latency)
-        # The device calls back at least once per wake-up of its own, which its latency bounds.
-        stall = None if config.stall_ms is None else float(stream.latency) + config.stall_ms / 1000
-        return cls(io, stream, ended, stall)
-
-    def graph_time(self, t: float) -> float:
-        return _portaudio.map_clock(self._stream.time, self._io.time(), t)
-
-    def wake(self) -> None:
-        pass  # the stream plays continuously, silence included
-
-    async def run(self) -> str:
-        # The stream plays in PortAudio's thread; it ends by itself only when it can play no more. (Stopping
-        # it ends it too, but only in cleanup, once the node no longer runs this.)
-        await self._ended.wait()
-        return "stopped playing: its stream ended (device unplugged or gone, or PortAudio stopped it)"
-
-    async def drain(self, until: float) -> None:
-        # What the callback took is still in the device's buffers (PortAudio's and the sound server's) until
-        # its DAC time; closing the stream earlier would cut it off.
-        await self._io.sleep_until(until)
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            await trio.to_thread.run_sync(self._stop_and_close)
-
-    async def abort(self) -> None:
-        if not self._closed:
-            self._closed = True
-            # A hung sound server may block even an abort (PulseAudio frozen: until it resumes): the node's
-            # cleanup, bounded by the runtime, gives up on it then, leaving the worker thread behind.
-            await trio.to_thread.run_sync(self._abort_and_close, abandon_on_cancel=True)
-
-    def _stop_and_close(self) -> None:
-        # Blocking, so off the trio thread: stopping lets the device play what it already took (its latency,
-        # tens of milliseconds; closing alone would cut that tail off), closing releases it.
-        try:
-            self._stream.stop()
-        finally:
-            self._stream.close()
-
-    def _abort_and_close(self) -> None:
-        # A device that stopped playing has no tail to play: stopping would wait for a dead device to drain
-        # its buffers, aborting drops them.
-        try:
-            self._stream.abort()
-        finally:
-            self._stream.close()
 
 
 @mg.node_type("speaker", config=SpeakerConfig, uses_device=lambda c: c.device != "virtual")
 class Speaker(mg.Actor):
     """Plays audio; emits playback_started when the device consumes a segment's first sample.
 
-    Inlet ``audio`` (the config's rate and channels); outlet ``playback`` (``PlaybackStarted`` and
-    ``PlaybackFinished``). Logs ``speaker_total`` at the end (frames received, samples played, device blocks
-    observed, underruns: times the buffer ran dry in the middle of a segment, device_underflows: PortAudio's own
-    count of late callbacks) and an ``underrun`` event at most once per second while they happen.
+    Inlet ``audio`` (the config's rate and channels); outlet ``playback`` (``PlaybackStarted``,
+    ``PlaybackProgress`` every ``progress_ms`` of a segment played, and ``PlaybackFinished``). Logs
+    ``speaker_total`` at the end (frames received, samples played, device blocks observed, underruns: times the
+    buffer ran dry in the middle of a segment, device_underflows: PortAudio's own count of late callbacks), an
+    ``underrun`` event at most once per second while they happen, and for a real device ``device_started``
+    (``after``: seconds from opening to its first callback).
 
     Raises:
         ProviderError: at start, for a PortAudio device that is missing or cannot be opened; later, for one
-            that stopped playing (its stream ended, or it stopped calling back for ``stall_ms`` with audio
-            waiting).
+            that never started (no callback within ``start_ms`` of opening, with audio waiting) or stopped
+            playing (its stream ended, or it stopped calling back for ``stall_ms`` with audio waiting).
 
     Error handling: a device that stopped playing first ends every unfinished segment with
     ``playback_finished`` (interrupted, at the position it played), as an interrupt would.
@@ -434,7 +146,7 @@ class Speaker(mg.Actor):
     def __init__(self, config: SpeakerConfig) -> None:
         self.config = config
         self.block = max(1, round(config.sample_rate * config.block_ms / 1000))
-        self.tracker = mg.PlaybackTracker(config.sample_rate)
+        self.tracker = mg.PlaybackTracker(config.sample_rate, progress_interval=config.progress_ms / 1000)
         virtual = config.device == "virtual"
         prebuffer = 0 if virtual else round(config.sample_rate * config.prebuffer_ms / 1000)
         self.buffer = DeviceBuffer(prebuffer, config.sample_rate)
@@ -453,6 +165,10 @@ class Speaker(mg.Actor):
         self._last_segment: int | None = None
         self._audible_until = 0.0  # graph time when the last sample taken will have been played
         self._heard = 0.0  # when (trio's clock) the node last took observations of the device's callbacks
+        self._opened = 0.0  # when (trio's clock) the device was opened
+        self._started = False  # the device called back at a second instant: it plays (see the module doc)
+        self._first_wake: tuple[float, float] | None = None  # its first callback: device time, trio time
+        self._filled = 0  # blocks it took in its first wake-up
         self._waiting = 0.0  # when (trio's clock) audio last began to wait for the device, nothing being owed
         self._stopped: str | None = None  # how the device stopped by itself
         self._failed = False
@@ -469,11 +185,22 @@ class Speaker(mg.Actor):
     async def run(self, io: mg.NodeIO) -> None:
         self.io = io
         self.emit = io.outlets["playback"].emit
-        if self.config.device == "virtual":
-            self.device = VirtualDevice(io, self.buffer, self.config, self.block, self._poke)
+        cfg = self.config
+        if cfg.device == "virtual":
+            self.device = VirtualDevice(io, self.buffer, cfg.sample_rate, self.block, self._poke)
         else:
-            self.device = await PortAudioDevice.open(io, self.buffer, self.config, self.block, self._poke)
-        self._heard = trio.current_time()
+            self.device = await PortAudioDevice.open(
+                io,
+                self.buffer,
+                self._poke,
+                device=cfg.device,
+                rate=cfg.sample_rate,
+                channels=cfg.channels,
+                block=self.block,
+                stall_ms=cfg.stall_ms,
+                start_ms=cfg.start_ms,
+            )
+        self._heard = self._opened = trio.current_time()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._run_device)
             nursery.start_soon(self._read)
@@ -485,6 +212,8 @@ class Speaker(mg.Actor):
                 if self._stopped is not None:
                     self._fail(self._stopped)
                 if (now := trio.current_time()) >= self._stall_deadline():
+                    if not self._started:
+                        self._fail(self._not_started(now))
                     self._fail(f"stopped calling back: none for {now - self._heard:.3f} s, audio waiting for it")
             await self.device.drain(self._audible_until)
             nursery.cancel_scope.cancel()
@@ -507,10 +236,14 @@ class Speaker(mg.Actor):
         self._poke()
 
     def _stall_deadline(self) -> float:
-        """When (trio's clock) the device will be taken for stopped if it does not call back: never while it
-        owes nothing."""
+        """When (trio's clock) the device will be taken for stopped (or, before its first callback, for never
+        started) if it does not call back: never while it owes nothing."""
         assert self.device is not None
-        if self.device.stall is None or self.tracker.unplayed == 0:
+        if self.tracker.unplayed == 0:
+            return math.inf
+        if not self._started:
+            return math.inf if self.device.start is None else self._opened + self.device.start
+        if self.device.stall is None:
             return math.inf
         return max(self._heard, self._waiting) + self.device.stall
 
@@ -568,6 +301,8 @@ class Speaker(mg.Actor):
             return
         assert self.device is not None
         self._heard = trio.current_time()
+        if not self._started:
+            self._watch_start(observed)
         graph_time = self.device.graph_time
         self.blocks += len(observed)
         for played in observed:
@@ -576,6 +311,31 @@ class Speaker(mg.Actor):
             self.underruns += played.underrun
             self.device_underflows += played.device_underflow
         self._log_underruns()
+
+    def _watch_start(self, observed: list[Played]) -> None:
+        """Has the device started: has it called back at a second instant of its own clock?"""
+        half = self.block / self.config.sample_rate / 2
+        for played in observed:
+            if self._first_wake is None:
+                self._first_wake = (played.now, self._heard)
+            elif abs(played.now - self._first_wake[0]) >= half or (
+                played.now == 0.0 and self._heard - self._first_wake[1] >= half  # a clock standing at 0
+            ):
+                self._started = True
+                assert self.device is not None
+                if self.device.start is not None:  # a real device: how long it took to start is worth knowing
+                    self.io.log("device_started", after=round(self._heard - self._opened, 3), filled=self._filled)
+                return
+            self._filled += 1
+
+    def _not_started(self, now: float) -> str:
+        waited = f"{now - self._opened:.3f} s since its stream was opened"
+        if self._first_wake is None:
+            return f"never started: no callback in {waited}, audio waiting for it"
+        return (
+            f"never started: it took {self._filled} blocks at once to fill its buffer, then did not call back "
+            f"again in {waited}, audio waiting for it"
+        )
 
     def _play(self, samples: int, t: float) -> None:
         """The device played ``samples``, the first at graph time ``t``: tell the tracker, one piece per segment."""

@@ -262,6 +262,29 @@ async def test_a_tone_played_through_the_speaker_is_recorded_by_the_mic(pulse: A
     assert result.log.of("mic_total", "mic")[0].fields["frames"] >= len(tap.frames)
 
 
+async def test_a_plain_null_sink_slow_to_start_its_stream_plays_the_whole_tone(
+    pulse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A null sink that nothing keeps ticking (a server with no sound card) lets PortAudio fill its buffer at
+    once, then calls back again only once it starts the stream, up to 2 s later: the speaker waits for it
+    (start_ms), where it used to take it for stopped after stall_ms."""
+    monkeypatch.setenv("PULSE_SINK", "mediagraph_plain")
+    g = mg.Graph("plain")
+    g.add("tone", "device_test_tone", delay=0.0, frequency=1000.0, duration=0.5)
+    g.add("out", "speaker", device="pulse")
+    g.link("tone.audio", "out.audio")
+    with trio.fail_after(15):
+        result = await mg.run(g)
+    total = result.log.of("speaker_total", "out")[0].fields
+    assert total["played"] == 50 * FRAME
+    assert [e.fields["interrupted"] for e in result.log.of("playback_finished", "out")] == [False]
+    (started,) = result.log.of("device_started", "out")
+    assert started.fields["filled"] >= 1, "PortAudio filled the buffer at once, then waited for the sink"
+    assert started.fields["after"] < 5.0
+    written = loudness(np.concatenate(SpyOutput.last.written))
+    assert written.ms == pytest.approx(500, abs=2 + written.gaps), "the whole tone was played"
+
+
 async def test_an_unknown_device_is_named_with_the_devices_portaudio_has(pulse: Any) -> None:
     g = mg.Graph("dev")
     g.add("tone", "device_test_tone", duration=0.1)

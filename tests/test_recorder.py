@@ -435,9 +435,11 @@ async def test_ogg_reaches_the_disk_while_recording(tmp_path: Path, autojump_clo
     async with mg.open_runtime() as runtime:
         running = await runtime.start(g)
         await trio.sleep(5.0)
+        assert not out.exists(), "under its in-progress name until finalized"
         snapshot = tmp_path / "snapshot.ogg"
-        shutil.copy(out, snapshot)  # what a killed process would leave
+        shutil.copy(tmp_path / "call.ogg.part", snapshot)  # what a killed process would leave
         running.cancel()
+    assert out.exists() and not (tmp_path / "call.ogg.part").exists()
     got, _ = read_any(snapshot)
     assert len(got) >= 4.0 * RATE  # at most about a second lost
 

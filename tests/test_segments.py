@@ -7,6 +7,7 @@ import mediagraph as mg
 from mediagraph.testing import playback_violations
 
 RATE = 1000
+PROGRESS = 25  # samples between progress events
 
 
 def as_log(events: list[mg.PlaybackEvent]) -> list[mg.Event]:
@@ -20,6 +21,16 @@ def as_log(events: list[mg.PlaybackEvent]) -> list[mg.Event]:
                     node="sink",
                     event="playback_started",
                     fields={"segment": e.segment, "generation": e.generation},
+                )
+            )
+        elif isinstance(e, mg.PlaybackProgress):
+            out.append(
+                mg.Event(
+                    seq=i,
+                    t=e.t,
+                    node="sink",
+                    event="playback_progress",
+                    fields={"segment": e.segment, "generation": e.generation, "position": e.position},
                 )
             )
         else:
@@ -46,8 +57,9 @@ class TrackerMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.tracker = mg.PlaybackTracker(RATE)
+        self.tracker = mg.PlaybackTracker(RATE, progress_interval=PROGRESS / RATE)
         self.events: list[mg.PlaybackEvent] = []
+        self.reported: dict[int, int] = {}  # segment -> position (samples) of its last progress
         self.chunks: list[list[int]] = []  # [segment, samples not yet played]
         self.played: dict[int, int] = {}
         self.queued: dict[int, int] = {}
@@ -93,7 +105,9 @@ class TrackerMachine(RuleBasedStateMachine):
     @rule(n=st.integers(1, 60), dt=st.floats(0, 0.05))
     def play(self, n: int, dt: float) -> None:
         self.t += dt
-        self.events += self.tracker.played(n, self.t)
+        events = self.tracker.played(n, self.t)
+        self.events += events
+        before = dict(self.played)
         while n and self.chunks:
             take = min(n, self.chunks[0][1])
             self.played[self.chunks[0][0]] = self.played.get(self.chunks[0][0], 0) + take
@@ -101,6 +115,19 @@ class TrackerMachine(RuleBasedStateMachine):
             n -= take
             if not self.chunks[0][1]:
                 self.chunks.pop(0)
+        # A progress for each started, unfinished segment that played and moved PROGRESS samples since the last.
+        finished = {e.segment for e in self.events if isinstance(e, mg.PlaybackFinished)}
+        due = {
+            seg
+            for seg, played in self.played.items()
+            if seg not in finished and played > before.get(seg, 0) and played - self.reported.get(seg, 0) >= PROGRESS
+        }
+        progress = {e.segment: e for e in events if isinstance(e, mg.PlaybackProgress)}
+        assert set(progress) == due
+        for seg, e in progress.items():
+            assert e.position * RATE == self.played[seg], "the position played so far"
+            assert e.start is None and e.generation == self.tracker.generation
+            self.reported[seg] = self.played[seg]
 
     @invariant()
     def invariants_hold(self) -> None:
@@ -140,3 +167,22 @@ def test_started_comes_with_the_first_sample_and_finished_after_the_last() -> No
     assert tr.generation == 1
     assert tr.flush(0.9) == [mg.PlaybackFinished(segment=2, position=0.0, interrupted=False, generation=1, t=0.9)]
     assert tr.end(1.0) == []  # the end of the stream never invents an empty segment
+
+
+def test_progress_comes_every_interval_of_a_segment_played_never_with_its_finish() -> None:
+    tr = mg.PlaybackTracker(100, progress_interval=0.2)
+    tr.queue(60, start=1.0)
+    assert tr.played(10, 0.0) == [mg.PlaybackStarted(segment=0, t=0.0, start=1.0)]
+    assert tr.played(5, 0.1) == []  # 0.15 s played: not yet
+    assert tr.played(10, 0.15) == [mg.PlaybackProgress(segment=0, position=0.25, t=0.25, start=1.0)]
+    assert tr.played(20, 0.25) == [mg.PlaybackProgress(segment=0, position=0.45, t=0.45, start=1.0)]
+    tr.flush()
+    assert tr.played(15, 0.45) == [
+        mg.PlaybackFinished(segment=0, position=0.6, interrupted=False, t=0.45, start=1.0, sent=0.6)
+    ]
+    every = mg.PlaybackTracker(100, progress_interval=0)
+    every.queue(30)
+    assert [type(e) for e in every.played(1, 0.0)] == [mg.PlaybackStarted, mg.PlaybackProgress]
+    assert every.played(1, 0.01) == [mg.PlaybackProgress(segment=0, position=0.02, t=0.02)]
+    assert every.played(0, 0.02) == []  # nothing played, nothing to report
+    assert mg.PlaybackTracker(100).played(0, 0.0) == []

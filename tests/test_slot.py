@@ -35,9 +35,7 @@ class Wrapper(mg.Actor):
         return mg.Ports(
             inlets=[
                 mg.InletSpec(name="audio"),
-                mg.InletSpec(
-                    name="playback", types=(mg.PlaybackStarted, mg.PlaybackFinished), feedback=True, required=False
-                ),
+                mg.InletSpec(name="playback", types=mg.PLAYBACK_TYPES, feedback=True, required=False),
             ],
             outlets=[mg.OutletSpec(name="audio", format=mg.SameAs("audio"))],
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -40,7 +41,11 @@ Step = tuple[str, float]  # ("frame", 0), ("flush", 0), ("interrupt", 0), ("wait
 
 
 def graph(
-    script: Sequence[Step], block_ms: float = BLOCK_MS, prebuffer_ms: float = 0.0, stall_ms: float | None = 1000.0
+    script: Sequence[Step],
+    block_ms: float = BLOCK_MS,
+    prebuffer_ms: float = 0.0,
+    stall_ms: float | None = 1000.0,
+    **speaker: Any,
 ) -> mg.Graph:
     g = mg.Graph("speaker")
     g.add("src", "test_audio_script", script=tuple(script), sample_rate=RATE, frame_samples=FRAME)
@@ -52,6 +57,7 @@ def graph(
         block_ms=block_ms,
         prebuffer_ms=prebuffer_ms,
         stall_ms=stall_ms,
+        **speaker,
     )
     g.link("src.audio", "out.audio")
     return g
@@ -178,11 +184,12 @@ async def play_concurrently(script: Sequence[Step], bursts: Sequence[int], prebu
     """Run the graph with the device's callbacks running in a worker thread, in bursts of back-to-back
     blocks, while trio runs the script and the speaker (on an autojump clock) at the same time.
 
-    The speaker's stall watchdog is off: while a burst runs in the thread, trio has nothing to do and the
-    autojump clock leaps to the watchdog's deadline, although the device is calling back all the while."""
+    The speaker's stall and start watchdogs are off: while a burst runs in the thread, trio has nothing to do
+    and the autojump clock leaps to the watchdog's deadline, although the device is calling back all the
+    while."""
     with fake_sounddevice() as sd:
         async with mg.open_runtime() as rt:
-            running = await start(rt, graph(script, prebuffer_ms=prebuffer_ms, stall_ms=None))
+            running = await start(rt, graph(script, prebuffer_ms=prebuffer_ms, stall_ms=None, start_ms=None))
             stream = sd.streams[0]
             assert (stream.samplerate, stream.channels) == (RATE, 1)
             done = 0
@@ -492,6 +499,91 @@ async def test_an_idle_device_may_stop_calling_back_until_audio_waits_for_it(
             result = await running.wait()
     assert [e.fields["interrupted"] for e in result.log.of("playback_finished", "out")] == [False, False]
     assert (stream.stopped, stream.aborted) == (True, False)
+
+
+# --- a device slow to start ---------------------------------------------------------------------------------
+
+
+async def test_a_device_slow_to_start_is_not_taken_for_stopped(mock_clock: trio.testing.MockClock) -> None:
+    # As PortAudio on an idle PulseAudio null sink: right after opening, six callbacks at one instant fill the
+    # device's buffer; then none for 2 s (the sink starts the stream at the end of the 2 s block it renders),
+    # the utterance waiting all along: well past stall_ms, but a device that has not started has not
+    # stopped. Then it plays, a block apart.
+    with fake_sounddevice() as sd:
+        async with mg.open_runtime() as rt:
+            running = await start(rt, graph(UTTERANCE), pace=False)
+            stream = sd.streams[0]
+            await settle(mock_clock, PERIOD)  # the first frame is queued
+            opened = trio.current_time()
+            for _ in range(6):
+                stream.step(opened, opened)
+            await trio.testing.wait_all_tasks_blocked()
+            await settle(mock_clock, 2.0)  # the script queues the rest meanwhile
+            assert not running.log.of("playback_finished"), "not failed"
+            while running.result is None:
+                now = trio.current_time()
+                stream.step(now, now)
+                await trio.testing.wait_all_tasks_blocked()
+                await settle(mock_clock, PERIOD)
+            result = await running.wait()
+    assert [e.fields["interrupted"] for e in result.log.of("playback_finished", "out")] == [False]
+    assert result.log.of("device_started", "out")[0].fields == {"after": 2.008, "filled": 6}
+    assert result.log.of("speaker_total", "out")[0].fields["played"] == 12 * FRAME
+    assert playback_violations(result.log, "out", closed=1) == []
+
+
+@pytest.mark.parametrize(
+    ("filled", "how"),
+    [
+        (0, "no callback in 3.000 s since its stream was opened"),
+        (
+            6,
+            "it took 6 blocks at once to fill its buffer, then did not call back again in 3.000 s since its stream "
+            "was opened",
+        ),
+    ],
+)
+async def test_a_device_that_never_starts_fails_the_speaker_after_start_ms_saying_so(
+    mock_clock: trio.testing.MockClock, filled: int, how: str
+) -> None:
+    with fake_sounddevice() as sd:
+        async with mg.open_runtime() as rt:
+            running = await start(rt, graph(UTTERANCE, start_ms=3000.0), pace=False)
+            lost = Lost(running, sd.streams[0])
+            await settle(mock_clock, 12 * PERIOD)  # the script queues the utterance
+            for _ in range(filled):
+                now = trio.current_time()
+                lost.stream.step(now, now)
+            await settle(mock_clock, 3.0 - 12 * PERIOD - TICK)
+            assert lost.owed() == [], "not a tick before start_ms"
+            await settle(mock_clock, TICK)
+            assert lost.owed() == [(0, True, filled * PERIOD, 12 * PERIOD)], "ends, interrupted"
+            assert await lost.failure() == (
+                f"speaker 'out': output device 'fake' never started: {how}, audio waiting for it; "
+                f"{(12 - filled) * PERIOD:.3f} s of audio queued for it were never played"
+            )
+
+
+async def test_progress_reports_each_block_played_with_progress_ms_0(mock_clock: trio.testing.MockClock) -> None:
+    # Four frames, a flush, then three more: the device plays a block (one frame) per callback.
+    script: list[Step] = [*[("frame", 0.0)] * 4, ("flush", 0.0), *[("frame", 0.0)] * 3, ("flush", 0.0)]
+    with fake_sounddevice() as sd:
+        async with mg.open_runtime() as rt:
+            running = await start(rt, graph(script, progress_ms=0.0), pace=False)
+            stream = sd.streams[0]
+            while running.result is None:
+                await settle(mock_clock, PERIOD)
+                now = trio.current_time()
+                stream.step(now, now + 4 * TICK)
+                await trio.testing.wait_all_tasks_blocked()
+            result = await running.wait()
+    log = result.log
+    assert playback_violations(log, "out", closed=2) == []
+    progress = [(e.fields["segment"], e.fields["position"], e.fields["at"]) for e in log.of("playback_progress")]
+    # Every block but each segment's last (its playback_finished says it), at the end of what was played.
+    started = {e.fields["segment"]: e.fields["at"] for e in log.of("playback_started", "out")}
+    want = [(seg, k * PERIOD, started[seg] + k * PERIOD) for seg, n in ((0, 4), (1, 3)) for k in range(1, n)]
+    assert progress == [(s, pytest.approx(p, abs=1e-6), pytest.approx(t)) for s, p, t in want]
 
 
 async def start_failure(device: str | int, channels: int = 1) -> str:

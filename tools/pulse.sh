@@ -8,7 +8,9 @@
 #
 # Clients reach the server at PULSE_SERVER=unix:$MEDIAGRAPH_PULSE_DIR/native (default /tmp/mediagraph-pulse),
 # whatever HOME or XDG_RUNTIME_DIR say. Sink: mediagraph_out; source: mediagraph_in (the sink's monitor);
-# both are the server's defaults. PortAudio (ALSA) reaches it through the ALSA device "pulse".
+# both are the server's defaults. PortAudio (ALSA) reaches it through the ALSA device "pulse". A second sink,
+# mediagraph_plain (PULSE_SINK=mediagraph_plain), is a plain null sink that nothing keeps ticking, as on a
+# server with no sound card and nothing else loaded: it starts a new stream up to 2 s late.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,6 +73,8 @@ start() {
     module sinks mediagraph_drain module-null-sink sink_name=mediagraph_drain rate=48000 channels=1
     module modules module-loopback module-loopback source=mediagraph_out.monitor sink=mediagraph_drain \
         latency_msec=20 source_dont_move=true sink_dont_move=true
+    # The plain one: no reader of its monitor, so streams start on it as late as on a bare server.
+    module sinks mediagraph_plain module-null-sink sink_name=mediagraph_plain rate=48000 channels=1
     pactl set-default-sink mediagraph_out
     pactl set-default-source mediagraph_in
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import mediagraph as mg
 
@@ -10,7 +10,7 @@ from ._checks import InvariantError, Violation
 
 __all__ = ["check_playback", "playback_violations"]
 
-_KINDS = ("playback_started", "playback_finished")
+_KINDS = ("playback_started", "playback_progress", "playback_finished")
 
 
 def playback_violations(
@@ -20,12 +20,16 @@ def playback_violations(
     closed: int | None = None,
     sent: Mapping[int, float] | None = None,
 ) -> list[Violation]:
-    """Every broken playback rule in ``node``'s ``playback_started`` / ``playback_finished`` events.
+    """Every broken playback rule in ``node``'s ``playback_started`` / ``playback_progress`` /
+    ``playback_finished`` events.
 
     Rules, per segment: at most one start; at most one finish; start before finish; nothing after the
-    finish; segments finish in id order; generations never go back (no stale event). With ``closed``, each
-    of the segments ``0 .. closed-1`` finished exactly once. No position exceeds what was sent: the event's
-    own ``sent`` field (a slot records it), else ``sent[segment]`` (seconds queued) when given.
+    finish; segments finish in id order; generations never go back (no stale event). Progress comes after
+    the start (``progress_after_start``), with the start's generation (``progress_generation``), and its
+    positions never decrease, up to the finish's position included (``progress_order``). With ``closed``,
+    each of the segments ``0 .. closed-1`` finished exactly once. No position (progress or finish) exceeds
+    what was sent: the event's own ``sent`` field (a sink or slot records it), else ``sent[segment]``
+    (seconds queued) when given.
     """
     events = [e for e in (log.events if isinstance(log, mg.EventLog) else log) if e.node == node and e.event in _KINDS]
     out: list[Violation] = []
@@ -35,6 +39,7 @@ def playback_violations(
 
     started: dict[int, mg.Event] = {}
     finished: dict[int, mg.Event] = {}
+    progressed: dict[int, mg.Event] = {}  # the last progress of each segment
     last_finished: mg.Event | None = None
     last_gen: mg.Event | None = None
     for e in events:
@@ -50,10 +55,24 @@ def playback_violations(
                 out.append(bad("started_once", f"segment {seg} started twice", (started[seg], e)))
             started[seg] = e
             continue
-        finished[seg] = e
-        if last_finished is not None and seg < int(last_finished.fields["segment"]):
-            out.append(bad("finish_order", f"segment {seg} finished after a later segment", (last_finished, e)))
-        last_finished = e
+        if e.event == "playback_progress":
+            out.extend(_progress_violations(bad, e, started.get(seg), progressed.get(seg)))
+            progressed[seg] = e
+        else:
+            finished[seg] = e
+            if last_finished is not None and seg < int(last_finished.fields["segment"]):
+                out.append(bad("finish_order", f"segment {seg} finished after a later segment", (last_finished, e)))
+            last_finished = e
+            before = progressed.get(seg)
+            if before is not None and e.fields["position"] < before.fields["position"] - 1e-9:
+                out.append(
+                    bad(
+                        "progress_order",
+                        f"segment {seg}: finished at position {e.fields['position']}, before its progress "
+                        f"{before.fields['position']}",
+                        (before, e),
+                    )
+                )
         limit = e.fields.get("sent", sent.get(seg, 0.0) if sent is not None else None)
         if limit is not None and e.fields["position"] > limit + 1e-6:
             out.append(
@@ -70,6 +89,37 @@ def playback_violations(
         missing = sorted(set(range(closed)) - finished.keys() - started.keys())
         if missing:
             out.append(bad("finished_once", f"segments {missing} never finished", ()))
+    return out
+
+
+def _progress_violations(
+    bad: Callable[[str, str, tuple[mg.Event, ...]], Violation],
+    e: mg.Event,
+    start: mg.Event | None,
+    before: mg.Event | None,
+) -> list[Violation]:
+    """What is wrong with progress ``e``, given its segment's start and last progress (if any)."""
+    seg = e.fields["segment"]
+    if start is None:
+        return [bad("progress_after_start", f"segment {seg}: progress before its start", (e,))]
+    out = []
+    if e.fields["generation"] != start.fields["generation"]:
+        out.append(
+            bad(
+                "progress_generation",
+                f"segment {seg}: progress of generation {e.fields['generation']}, started in "
+                f"generation {start.fields['generation']}",
+                (start, e),
+            )
+        )
+    if before is not None and e.fields["position"] < before.fields["position"] - 1e-9:
+        out.append(
+            bad(
+                "progress_order",
+                f"segment {seg}: progress went back from {before.fields['position']} to {e.fields['position']}",
+                (before, e),
+            )
+        )
     return out
 
 

@@ -1,0 +1,334 @@
+"""The recorder's file: a 48 kHz stereo recording (plus H.264 video in MP4) that survives a killed process.
+
+Theory of operation. A recording is written under an in-progress name next to its own, ``NAME.part``
+(``call.ogg`` is written as ``call.ogg.part``), and renamed to ``NAME`` (atomically, in the same folder) only
+once finalized, so a file under the final name is always complete, and an existing file there is replaced
+only by a complete one. What reaches the disk while recording is readable at any moment, so a process killed
+(SIGKILL, power cut after the OS wrote it) leaves a playable ``.part`` that lacks only the last moments:
+
+- **Ogg/Opus**: a page at least every 250 ms, each handed to the OS as soon as it is muxed.
+- **WAV**: 16-bit PCM written as it comes, the header's sizes rewritten after each write (a killed file's
+  header counts what is there: the data always precedes the header that counts it).
+- **MP4**: fragmented (an empty ``moov``, then a ``moof``/``mdat`` fragment at least every 250 ms, each handed
+  to the OS when complete), so the file is playable up to its last complete fragment.
+
+Files are never written through a symbolic link: a symlink at the final path is refused, the in-progress file
+is created with ``O_EXCL | O_NOFOLLOW`` (a leftover ``.part`` of a killed run, a regular file or a link, is
+removed first, never followed), and the rename replaces whatever is at the final path itself, never a link's
+target.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+import struct
+import typing
+from fractions import Fraction
+from pathlib import Path
+from typing import Final, Protocol
+
+import attrs
+import av
+import numpy as np
+import numpy.typing as npt
+
+import mediagraph as mg
+
+__all__ = ["FORMATS", "Format", "Recording", "open_part"]
+
+#: The file's sample rate.
+RATE: Final = 48000
+_MP4_FRAGMENT_US: Final = 250_000
+
+
+@attrs.frozen(kw_only=True)
+class Format:
+    container: str
+    codec: str
+    options: dict[str, str] = attrs.field(factory=dict)
+    video: bool = False
+
+
+_OGG = Format(container="ogg", codec="libopus", options={"page_duration": "250000", "flush_packets": "1"})
+FORMATS: Final = {
+    ".ogg": _OGG,
+    ".opus": _OGG,
+    ".wav": Format(container="wav", codec="pcm_s16le"),
+    ".mp4": Format(
+        container="mp4",
+        codec="aac",
+        options={
+            "movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof",
+            "frag_duration": str(_MP4_FRAGMENT_US),
+            "flush_packets": "1",
+        },
+        video=True,
+    ),
+}
+
+
+def part_name(path: Path) -> Path:
+    """Where the recording of ``path`` is written until it is finalized."""
+    return path.with_name(path.name + ".part")
+
+
+def _fail(path: Path, why: str) -> mg.ProviderError:
+    return mg.ProviderError(f"cannot create recording {str(path)!r}: {why}")
+
+
+def _make_folder(path: Path) -> None:
+    """Create the missing folders above ``path``, or say exactly why not."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    except (FileExistsError, NotADirectoryError):
+        for above in reversed([folder, *folder.parents]):
+            if above.exists() and not above.is_dir():
+                raise _fail(path, f"{str(above)!r} is a file, not a folder") from None
+        raise _fail(path, f"{str(folder)!r} is not a folder") from None
+    except PermissionError:
+        existing = next(p for p in [folder, *folder.parents] if p.exists())
+        raise _fail(path, f"no permission to create a folder in {str(existing)!r}") from None
+    except OSError as exc:
+        raise _fail(path, f"cannot create its folder {str(folder)!r}: {exc.strerror or exc}") from None
+
+
+def open_part(path: Path) -> io.FileIO:
+    """Create ``path``'s in-progress file, empty, for writing, never through a symlink.
+
+    Raises:
+        mg.ProviderError: the final path is a symlink or a folder, a folder on the way is a file, or the
+            folder cannot be written; the message names the path and says which.
+    """
+    _make_folder(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise _fail(path, exc.strerror or str(exc)) from None
+    if mode is not None and stat.S_ISLNK(mode):
+        raise _fail(path, "it is a symbolic link, and a recording is never written through one (remove it)")
+    if mode is not None and stat.S_ISDIR(mode):
+        raise _fail(path, "it is a folder")
+    part = part_name(path)
+    try:
+        leftover = os.lstat(part).st_mode
+    except FileNotFoundError:
+        leftover = None
+    if leftover is not None:
+        if not (stat.S_ISREG(leftover) or stat.S_ISLNK(leftover)):
+            raise _fail(path, f"its in-progress name {str(part)!r} is taken by something that is not a file")
+        part.unlink()  # a killed run's: removed (a link itself, never its target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(part, flags, 0o644)
+    except PermissionError:
+        raise _fail(path, f"no permission to write in the folder {str(path.parent)!r}") from None
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            raise _fail(path, f"the folder {str(path.parent)!r} is on a read-only file system") from None
+        raise _fail(path, exc.strerror or str(exc)) from None
+    return io.FileIO(fd, "w")
+
+
+class _Encoder(Protocol):
+    samples: int
+    pictures: int
+    waiting_for_video: bool
+
+    def write_audio(self, samples: npt.NDArray[np.int16]) -> None: ...
+
+    def write_video(self, picture: mg.VideoFrame) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _write_all(file: io.FileIO, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        if not written:
+            raise OSError(errno.ENOSPC, "nothing written")
+        view = view[written:]
+
+
+class _Wav:
+    """16-bit stereo PCM; the header's sizes are rewritten after each write, so the file is always valid."""
+
+    def __init__(self, file: io.FileIO) -> None:
+        self._file = file
+        self.samples = 0
+        self.pictures = 0
+        self.waiting_for_video = False
+        self._header(0)
+
+    def _header(self, data: int) -> None:
+        data = min(data, 0xFFFFFFFF - 36)  # a WAV counts at most 4 GiB; readers then read to the end
+        fmt = struct.pack("<HHIIHH", 1, 2, RATE, RATE * 4, 4, 16)
+        header = b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
+        header += b"data" + struct.pack("<I", data)
+        if self._file.tell():  # rewrite it in place; the file's position stays at its end
+            os.pwrite(self._file.fileno(), header, 0)
+        else:
+            _write_all(self._file, header)
+
+    def write_audio(self, samples: npt.NDArray[np.int16]) -> None:
+        _write_all(self._file, np.ascontiguousarray(samples, dtype="<i2").tobytes())
+        self.samples += len(samples)
+        self._header(self.samples * 4)
+
+    def write_video(self, picture: mg.VideoFrame) -> None:
+        raise TypeError("a WAV recording has no video")  # the recorder has no video inlet for it
+
+    def close(self) -> None:
+        self._header(self.samples * 4)
+
+
+class _Av:
+    """Ogg/Opus or fragmented MP4 (AAC, plus H.264 once the first picture comes, if video is wanted)."""
+
+    def __init__(self, file: io.FileIO, fmt: Format, *, video: bool) -> None:
+        self.samples = 0
+        self.pictures = 0
+        self._container = av.open(file, "w", format=fmt.container, options=fmt.options)
+        self._audio = typing.cast(av.AudioStream, self._container.add_stream(fmt.codec, rate=RATE, layout="stereo"))
+        self._video: av.VideoStream | None = None
+        self.waiting_for_video = video  # the muxer needs every stream before the first packet
+        self._last_pts = -1
+
+    def write_audio(self, samples: npt.NDArray[np.int16]) -> None:
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = RATE
+        frame.pts = self.samples
+        frame.time_base = Fraction(1, RATE)
+        self.samples += len(samples)
+        for packet in self._audio.encode(frame):
+            self._container.mux(packet)
+
+    def write_video(self, picture: mg.VideoFrame) -> None:
+        pixels = picture.pixels
+        frame = pixels if isinstance(pixels, av.VideoFrame) else av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        if self._video is None:
+            self._video = self._container.add_stream("libx264", rate=30)
+            self._video.width, self._video.height = frame.width, frame.height
+            self._video.pix_fmt = "yuv420p"
+            self._video.codec_context.time_base = Fraction(1, 90000)
+            self.waiting_for_video = False
+        pts = round(picture.time * 90000)
+        if pts <= self._last_pts:  # the encoder needs increasing times; a repeat adds nothing
+            return
+        self._last_pts = pts
+        out = frame.reformat(width=self._video.width, height=self._video.height, format="yuv420p")
+        out.pts = pts
+        out.time_base = Fraction(1, 90000)
+        self.pictures += 1
+        for packet in self._video.encode(out):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        try:
+            if not self.samples and not self.pictures:
+                self._container.start_encoding()  # PyAV writes the header only with the first packet
+            for stream in (self._audio, self._video):
+                if stream is not None:
+                    for packet in stream.encode(None):
+                        self._container.mux(packet)
+        finally:
+            self._container.close()
+
+
+class Recording:
+    """One recording file, written under its in-progress name (see the module's docstring).
+
+    Args:
+        path: the final path; its extension picks the format (one of :data:`FORMATS`).
+        video: an MP4 recording waits for its first picture before it writes anything.
+
+    Raises:
+        mg.ProviderError: the file cannot be created (see :func:`open_part`) or written; the message names it.
+
+    Resource handling: the constructor creates the in-progress file; exactly one of :meth:`finalize` (which
+    gives the file its name) and :meth:`abandon` (which leaves the in-progress file as it is, for what it
+    holds) must then be called. After a write failed, only :meth:`abandon` is.
+    """
+
+    def __init__(self, path: Path, *, video: bool) -> None:
+        self.path = path
+        self.part = part_name(path)
+        self.failed: str | None = None  # why writing failed, if it did
+        fmt = FORMATS[path.suffix.lower()]
+        self._file = open_part(path)
+        try:
+            self._encoder: _Encoder = _Wav(self._file) if fmt.container == "wav" else _Av(self._file, fmt, video=video)
+        except (OSError, av.FFmpegError) as exc:
+            self._file.close()
+            self.part.unlink(missing_ok=True)
+            raise _fail(path, str(exc)) from exc
+
+    def __repr__(self) -> str:
+        state = f"failed: {self.failed}" if self.failed else "open" if not self._file.closed else "closed"
+        return f"<Recording {str(self.path)!r} {self.samples} samples {self.pictures} pictures, {state}>"
+
+    @property
+    def samples(self) -> int:
+        return self._encoder.samples
+
+    @property
+    def pictures(self) -> int:
+        return self._encoder.pictures
+
+    @property
+    def waiting_for_video(self) -> bool:
+        return self._encoder.waiting_for_video
+
+    @waiting_for_video.setter
+    def waiting_for_video(self, value: bool) -> None:
+        self._encoder.waiting_for_video = value
+
+    def _failure(self, exc: Exception) -> mg.ProviderError:
+        self.failed = str(exc)
+        return mg.ProviderError(
+            f"writing recording {str(self.path)!r} failed: {exc}; what was written so far is in {str(self.part)!r}"
+        )
+
+    def write_audio(self, samples: npt.NDArray[np.int16]) -> None:
+        try:
+            self._encoder.write_audio(samples)
+        except (OSError, av.FFmpegError) as exc:
+            raise self._failure(exc) from exc
+
+    def write_video(self, picture: mg.VideoFrame) -> None:
+        try:
+            self._encoder.write_video(picture)
+        except (OSError, av.FFmpegError) as exc:
+            raise self._failure(exc) from exc
+
+    def finalize(self) -> None:
+        """Finish the file (encoders flushed, index written, on disk) and rename it to its final name.
+
+        Raises:
+            mg.ProviderError: finishing or renaming failed; the in-progress file is left as it is, named.
+        """
+        try:
+            try:
+                self._encoder.close()
+                os.fsync(self._file.fileno())
+            finally:
+                self._file.close()
+            os.replace(self.part, self.path)  # replaces a link at the path itself, never its target
+        except (OSError, av.FFmpegError) as exc:
+            raise self._failure(exc) from exc
+
+    def abandon(self) -> None:
+        """Close the in-progress file as it is, best effort (it holds what could be written)."""
+        try:
+            self._encoder.close()
+        except (OSError, av.FFmpegError):
+            pass  # the file is as good as it got: it failed to be written already
+        finally:
+            self._file.close()
