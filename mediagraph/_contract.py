@@ -13,8 +13,8 @@ The rules, per segment: at most one start; progress only between start and finis
 one finish, with a position no smaller than the progress reported and no larger than what the event says was
 sent (when it says: ``sent`` 0 means it does not), stamped no earlier than the start; nothing after the
 finish. Across segments: they play and finish one after another in id order, with no id skipped (a finish for
-a later segment while an earlier one is unfinished means that earlier finish was lost). The first event an
-incarnation of the node emits sets where its numbering starts.
+a later segment while an earlier one is unfinished means that earlier finish was lost). A node numbers from 0;
+after a restart, the first event of the new incarnation sets where its numbering starts.
 
 Incarnations. When the runtime restarts a node, or the node dies, :meth:`end_incarnation` finishes what the
 dead incarnation owed (the segment it had started, interrupted at the position it last reported). A restarted
@@ -80,6 +80,7 @@ class PlaybackContract:
         self._segment_base = 0  # outlet id of the incarnation's first segment
         self._generation_base = 0  # added to the incarnation's generations
         self._first: int | None = None  # the incarnation's first segment id
+        self._incarnations = 0  # ended before the current one
         self._next_out = 0  # the outlet id after the last one finished
         self._top_generation = 0  # the highest outlet generation carried
 
@@ -97,8 +98,9 @@ class PlaybackContract:
             self.stale += 1
             return None
         seg = event.segment
-        if self._expect is None:
-            self._expect = self._first = seg
+        if self._expect is None:  # a node's first incarnation numbers from 0; a restarted one from anywhere
+            self._first = seg if self._incarnations else 0
+            self._expect = self._first
         if seg < self._expect:
             self._breach("nothing_after_finish", f"{_name(event)} for segment {seg} after its playback_finished")
         if seg > self._expect:
@@ -174,6 +176,7 @@ class PlaybackContract:
         self._segment_base = self._next_out
         self._generation_base = self._top_generation + 1 if self._first is not None else self._generation_base
         self._expect = self._first = self._playing = None
+        self._incarnations += 1
         self._generation = 0
         return owed
 

@@ -492,6 +492,7 @@ class _NodeRun:
         self.refs = _refs(spec.config)  # resources this node uses
         self.holds: set[str] = set()  # resources acquired for it and not yet released
         self.impl_started = False  # start() was called on the current Transform/Source instance
+        self.imposed: MediaGraphError | None = None  # a failure found by the node's parent (RunningGraph.fail_node)
 
     def __repr__(self) -> str:
         kind = "fused" if self.fused else type(self.impl).__mro__[1].__name__.lower()
@@ -544,6 +545,8 @@ class _NodeRun:
             self.finish("completed")
 
     def finish(self, reason: Reason, error: BaseException | None = None) -> None:
+        if self.imposed is not None and error is None:
+            reason, error = "failed", self.imposed
         self.requests.close(f"has finished ({reason})" if self.state == "running" else "never started")
         if self.state != "running":  # never started, or already finished: exactly one node_finished
             return
@@ -795,6 +798,15 @@ class RunningGraph:
             return self.nodes[name]
         except KeyError:
             raise MediaGraphError(f"graph {self.name!r} has no node {name!r}{closest(name, self.nodes)}") from None
+
+    def fail_node(self, name: str, error: MediaGraphError) -> None:
+        """Fail node ``name`` with ``error`` from outside it (a slot that finds its child broke a rule only the
+        slot can check): the node is cancelled and finishes as failed, and the graph fails with it."""
+        node = self._node(name)
+        if node.state != "running":
+            return
+        node.imposed = error
+        self._fail(node, error)
 
     @property
     def failure(self) -> MediaGraphError | None:
@@ -1119,16 +1131,23 @@ async def open_runtime() -> AsyncIterator[Runtime]:
     Error handling: a graph that failed and was never waited for raises its failure at exit; a failure is
     never swallowed.
     """
-    async with trio.open_nursery() as nursery:
-        pacer = Pacer()
-        nursery.start_soon(pacer.run)
-        runtime = Runtime(nursery, pacer)
-        try:
-            yield runtime
-            for running in runtime.graphs:
-                await running._done.wait()
-        finally:
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            pacer = Pacer()
+            nursery.start_soon(pacer.run)
+            runtime = Runtime(nursery, pacer)
+            try:
+                yield runtime
+                for running in runtime.graphs:
+                    await running._done.wait()
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The runtime's own tasks never raise: a group of one is the block's own error (``await running.wait()``
+        # raising NodeFailedError inside it), which the caller gets as itself.
+        if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], trio.Cancelled):
+            raise group.exceptions[0] from group.exceptions[0].__cause__
+        raise
     for running in runtime.graphs:
         if running._failure is not None and not running._observed:
             raise running._failure

@@ -43,7 +43,7 @@ import attrs
 import trio
 
 from ._contract import PlaybackContractError
-from ._errors import GraphDefinitionError, MediaGraphError, NodeFailedError
+from ._errors import GraphDefinitionError, MediaGraphError
 from ._frames import AudioFrame, Flush, Interrupt, PlaybackFinished, PlaybackProgress, PlaybackStarted
 from ._graph import Graph
 from ._node import Actor, ResourceSpec, Transform, building_resources, closest, get_node_type, node_type
@@ -248,7 +248,8 @@ class _Hosted:
         self.name = name
         self.feed = _FeedQueue(room)
         self.running: RunningGraph | None = None
-        self.breach: NodeFailedError | None = None  # what the slot found wrong in what the child reported
+        self.key = name  # its name in the log and in the slot's segment bookkeeping: SLOT/childN
+        self.failed = False  # the slot failed it for breaking a rule only the slot can check
 
     def __repr__(self) -> str:
         return f"<child {self.name} {self.spec}>"
@@ -361,7 +362,7 @@ class Slot(Actor):
             return
         inlet, msg = item
         if inlet == self._audio:
-            owner = self.child.name if self.child is not None else None
+            owner = self.child.key if self.child is not None else None
             if isinstance(msg, AudioFrame):
                 self.segments.frame(owner, msg.timestamp / msg.sample_rate, msg.duration)
                 if owner is None:
@@ -402,23 +403,22 @@ class Slot(Actor):
         if not isinstance(msg, (PlaybackStarted, PlaybackProgress, PlaybackFinished)):
             self.io.outlets[outlet].emit(msg)
             return
-        if hosted.breach is not None:
+        if hosted.failed:  # nothing more of a child the slot failed
             return
         try:
-            event = self.segments.child_event(hosted.name, msg)
+            event = self.segments.child_event(hosted.key, outlet, msg)
         except PlaybackContractError as breach:
             # The child's own outlet passed it, so it breaks what only the slot knows: what it sent the child.
             assert hosted.running is not None
-            hosted.breach = NodeFailedError(f"{self.io.name}/{hosted.name}", breach)
-            hosted.breach.__cause__ = breach
-            hosted.running.cancel()
+            hosted.failed = True
+            hosted.running.fail_node(hosted.name, breach)
             return
         self.io.outlets[outlet].emit(event)
 
     async def _child_ended(self, hosted: _Hosted) -> None:
         assert hosted.running is not None
-        self._answer(self.segments.child_gone(hosted.name, self.io.time()))
-        failure = hosted.breach or hosted.running.failure
+        self._answer(self.segments.child_gone(hosted.key, self.io.time()))
+        failure = hosted.running.failure
         if hosted is self.child:
             self.child = None
             if failure is not None:
@@ -502,6 +502,7 @@ class Slot(Actor):
     async def _start(self, spec: ChildSpec) -> None:
         name = self.io.child_name()
         hosted = _Hosted(spec, name, self._room)
+        hosted.key = f"{self.io.name}/{name}"
         g = Graph(name)
         g.add("feed", "_slot_feed", config=_FeedConfig(ports=self._ports, queue=hosted.feed))
         g.add(name, spec.type, config=spec.config)
@@ -510,7 +511,7 @@ class Slot(Actor):
             g.link(f"feed.{inlet.name}", f"{name}.{inlet.name}")
         for outlet in self._ports.outlets:
             g.link(f"{name}.{outlet.name}", f"tap.{outlet.name}")
-        self.segments.child_started(name)
+        self.segments.child_started(hosted.key)
         hosted.running = await self.io.start_child(self._nursery, g, quiet=frozenset({"feed", "tap"}))
         self.child = hosted
         self.started += 1

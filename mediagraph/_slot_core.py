@@ -101,7 +101,7 @@ class SlotSegments:
         assert self.open is None, "a child always starts between segments"
         self._bases[child] = self.next_segment
 
-    def child_event(self, child: str, event: ChildEvent) -> ChildEvent:
+    def child_event(self, child: str, outlet: str, event: ChildEvent) -> ChildEvent:
         """``child``'s event, as the slot reports it.
 
         Raises:
@@ -112,7 +112,7 @@ class SlotSegments:
         seg = self._unfinished.get(sid)
         if seg is None or seg.owner != child:
             raise PlaybackContractError(
-                child, "playback", "segment_sent", f"event for its segment {event.segment}, which it was not sent"
+                child, outlet, "segment_sent", f"event for its segment {event.segment}, which it was not sent"
             )
         if isinstance(event, PlaybackStarted):
             seg.started, seg.t = True, event.t
@@ -120,7 +120,7 @@ class SlotSegments:
         if event.position > seg.sent + _EPSILON:
             raise PlaybackContractError(
                 child,
-                "playback",
+                outlet,
                 "position_bound",
                 f"segment {event.segment}: position {event.position:.6f} s > {seg.sent:.6f} s it was sent",
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -95,10 +96,12 @@ async def test_a_boundary_swap_pending_when_the_child_dies_is_answered(
         await trio.sleep_until(running.t0 + 0.05)
         with trio.fail_after(10), pytest.raises(mg.MediaGraphError, match="'out'"):
             await running.swap("out", SINK, policy="boundary")
-        await running.wait_finished()
+        with contextlib.suppress(mg.NodeFailedError):  # under the default policy the graph fails: expected
+            await running.wait()
     check_lifecycle(log)
     assert playback_violations(log, "out") == []
-    assert "out/child1" in str(running.failure or running.result and running.result.isolated.get("out") or log)
+    failures = [e.fields["error"] for e in log.of("node_finished", "out/child1") if "error" in e.fields]
+    assert failures and "InjectedFault" in failures[0]
 
 
 # --- 3. a child that dies while it is stopped --------------------------------------------------------------
@@ -108,15 +111,14 @@ async def test_a_child_dying_while_cut_fails_the_swap_and_the_slot_after_finishi
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     log = mg.EventLog()
-    with pytest.raises(mg.NodeFailedError, match="node 'out' failed") as failed:
-        async with mg.open_runtime() as rt:
-            running = await rt.start(slot_graph(UTTERANCE * 2, child=dying(die_at_interrupt=True)), log=log)
-            await trio.sleep_until(running.t0 + 0.15)
-            with pytest.raises(mg.NodeFailedError, match="node 'out/child1' failed: InjectedFault") as swap:
-                await running.swap("out", SINK, policy="cut")
-            assert isinstance(swap.value.__cause__, InjectedFault)
+    async with mg.open_runtime() as rt:
+        running = await rt.start(slot_graph(UTTERANCE * 2, child=dying(die_at_interrupt=True)), log=log)
+        await trio.sleep_until(running.t0 + 0.15)
+        with pytest.raises(mg.NodeFailedError, match="node 'out/child1' failed: InjectedFault") as swap:
+            await running.swap("out", SINK, policy="cut")
+        assert isinstance(swap.value.__cause__, InjectedFault)
+        with pytest.raises(mg.NodeFailedError, match="node 'out' failed: .*out/child1"):
             await running.wait()
-    assert "out/child1" in str(failed.value)
     assert swaps(log) == ["swap_started", "swap_failed"]
     seg = finished(log)
     assert len(seg) == 1 and seg[0][:2] == (0, True)
@@ -130,7 +132,9 @@ async def test_a_child_dying_on_the_last_message_still_gets_its_segment_finished
     log = mg.EventLog()
     with pytest.raises(mg.NodeFailedError, match="out/child1"):
         await mg.run(slot_graph([("frame", 0.0)] * 30, child=dying(die_at_frame=30)), log=log)
-    assert finished(log) == [(0, True, pytest.approx(29 * FRAME))]
+    [(segment, interrupted, position)] = finished(log)
+    assert (segment, interrupted) == (0, True)
+    assert position == pytest.approx(29 * FRAME), "the position it really played, not 0"
 
 
 # --- 4. a boundary swap never runs mid-segment -----------------------------------------------------------------
@@ -147,9 +151,9 @@ async def test_a_cut_and_a_boundary_swap_at_the_same_instant_never_split_an_utte
             callers.start_soon(running.swap, "out", SINK, "cut")
             callers.start_soon(running.swap, "out", SINK, "boundary")
         await running.wait()
-    segs = finished(log)
-    assert segs[0][:2] == (0, True), "the utterance's first part is cut, so it is reported interrupted"
-    assert all(interrupted or pos == pytest.approx(0.3) for _, interrupted, pos in segs)
+    segs = log.of("playback_finished", "out")
+    assert segs[0].fields["interrupted"], "the utterance's first part is cut, so it is reported interrupted"
+    assert all(e.fields["interrupted"] or e.fields["position"] == e.fields["sent"] for e in segs)
     assert playback_violations(log, "out") == []
 
 
@@ -187,19 +191,31 @@ async def test_a_restarted_slot_continues_its_numbering_and_never_reuses_a_child
 
 
 @pytest.mark.parametrize("order", ["swap first", "cancel first"])
-async def test_a_swap_racing_cancel_raises_a_mediagraph_error(autojump_clock: trio.testing.MockClock, order: str) -> None:
+async def test_a_swap_racing_cancel_raises_a_mediagraph_error(
+    autojump_clock: trio.testing.MockClock, order: str
+) -> None:
+    raised: list[BaseException] = []
+
+    async def swap(running: mg.RunningGraph) -> None:
+        try:
+            await running.swap("out", SINK, "boundary")
+        except BaseException as exc:
+            raised.append(exc)
+            raise
+
     async with mg.open_runtime() as rt:
         running = await rt.start(slot_graph(UTTERANCE * 2))
         await trio.sleep_until(running.t0 + 0.15)
-        with pytest.raises(mg.MediaGraphError):
+        with contextlib.suppress(BaseExceptionGroup):
             async with trio.open_nursery() as callers:
                 if order == "cancel first":
                     running.cancel()
-                callers.start_soon(running.swap, "out", SINK, "boundary")
+                callers.start_soon(swap, running)
                 await trio.testing.wait_all_tasks_blocked()
                 running.cancel()
         await running.wait_finished()
     assert running.result is not None and running.result.reason == "cancelled"
+    assert len(raised) == 1 and type(raised[0]) is mg.MediaGraphError, raised
 
 
 # --- 9. the runtime checks every playback outlet ---------------------------------------------------------------
@@ -230,12 +246,10 @@ async def test_a_child_breaking_the_contract_fails_naming_the_rule_and_the_slot_
     assert ids == sorted(set(ids)) and ids[:1] == [0]
 
 
-@pytest.mark.parametrize("breach", sorted(BREACHES))
+@pytest.mark.parametrize("breach", sorted(set(BREACHES) - {"inflated_sent"}))  # only a slot knows what it sent
 async def test_a_top_level_sink_breaking_the_contract_fails_with_its_name_and_the_rule(
     autojump_clock: trio.testing.MockClock, breach: str
 ) -> None:
-    if breach == "inflated_sent":
-        pytest.skip("only a node that knows what it sent (a slot) can tell; a top-level sink says it itself")
     g = mg.Graph()
     g.add("src", "test_audio_script", script=tuple(UTTERANCE * 3))
     g.add("sink", "test_faulty_sink", breach=breach, breach_segment=1)
@@ -282,7 +296,15 @@ async def test_an_interrupted_segment_is_never_stamped_before_its_start(autojump
 # --- the property: concurrent callers, faults, policies, stop and cancel ------------------------------------
 
 CHILDREN = st.sampled_from(
-    [SINK, None, dying(die_at_frame=5), dying(die_at_interrupt=True), dying(breach="lost_finish"), dying(breach="stale")]
+    [
+        SINK,
+        None,
+        dying(die_at_frame=5),
+        dying(die_at_interrupt=True),
+        dying(breach="lost_finish"),
+        dying(breach="stale"),
+        dying(breach="inflated_sent"),
+    ]
 )
 ACTIONS = st.lists(
     st.tuples(
@@ -353,7 +375,8 @@ def test_every_call_is_answered_and_the_segment_contract_holds_whatever_happens_
     names = children(log)
     assert len(names) == len(set(names))
     totals = log.of("slot_total", "out")
-    if totals and not any(e.event == "node_finished" and e.fields["reason"] != "completed" for e in log):
+    ended_early = any(e.event == "node_finished" and e.fields["reason"] != "completed" for e in log)
+    if totals and not ended_early and not any(what in ("stop", "cancel") for _, what, _ in actions):
         frames = sum(1 for kind, _ in script if kind == "frame")
         received = sum(e.fields["received"] for e in log.of("sink_total"))
         assert received + sum(e.fields["discarded"] for e in totals) == frames

@@ -17,8 +17,8 @@ __all__ = ["Breach", "FaultySinkConfig", "FaultySink"]
 #: ``second_start`` (a second ``PlaybackStarted``), ``second_finish`` (a second ``PlaybackFinished``),
 #: ``start_after_finish``, ``lost_finish`` (the finish is never sent), ``position_beyond_sent`` (a position
 #: larger than the ``sent`` it reports), ``inflated_sent`` (position and ``sent`` both a second more than it was
-#: sent: only a node that knows what it sent — a slot — can tell), and ``stale`` (after an interrupt, a
-#: progress event of the interrupted generation: not a breach, the runtime drops it).
+#: sent: only a node that knows what it sent — a slot — can tell), and ``stale`` (once the turn after an interrupt
+#: has begun, a late progress event of the interrupted generation: not a breach, the runtime drops it).
 Breach = Literal[
     "second_start",
     "second_finish",
@@ -67,7 +67,7 @@ class FaultySink(mg.Actor):
         self.tracker: mg.PlaybackTracker | None = None
         self.frames = 0
         self.played: dict[int, int] = {}  # segment -> samples played
-        self.finished: dict[int, mg.PlaybackFinished] = {}
+        self.stale: mg.PlaybackProgress | None = None  # a late event of an interrupted turn, to send
 
     async def run(self, io: mg.NodeIO) -> None:
         self.io = io
@@ -102,10 +102,9 @@ class FaultySink(mg.Actor):
             if self.tracker is not None:
                 events, _ = self.tracker.interrupt(t)
                 self._send(events)
-                if cfg.breach == "stale" and events:
+                if cfg.breach == "stale" and events:  # sent once the next generation has begun
                     old = events[-1]
-                    stale = mg.PlaybackProgress(segment=old.segment, position=0.0, generation=old.generation, t=t)
-                    self.emit(stale)
+                    self.stale = mg.PlaybackProgress(segment=old.segment, position=0.0, generation=old.generation, t=t)
         elif isinstance(msg, mg.Flush):
             self.tracker = self.tracker or mg.PlaybackTracker(48000)
             self._send(self.tracker.flush(t))
@@ -122,6 +121,9 @@ class FaultySink(mg.Actor):
                 elif cfg.breach == "inflated_sent":
                     event = attrs.evolve(event, position=event.position + 1.0, sent=event.sent + 1.0)
             self.emit(event)
+            if self.stale is not None and event.generation > self.stale.generation:
+                self.emit(self.stale)  # a late event of the interrupted turn, after the new one began
+                self.stale = None
             if not broken:
                 continue
             twice = mg.PlaybackStarted if cfg.breach == "second_start" else mg.PlaybackFinished
