@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -380,3 +384,41 @@ def test_every_call_is_answered_and_the_segment_contract_holds_whatever_happens_
         frames = sum(1 for kind, _ in script if kind == "frame")
         received = sum(e.fields["received"] for e in log.of("sink_total"))
         assert received + sum(e.fields["discarded"] for e in totals) == frames
+
+
+# --- 7. schedule actions fire at their times -----------------------------------------------------------------
+
+SCHEDULED = """\
+graph: scheduled
+nodes:
+  tone: {type: tone_source, duration: 4.0}
+  out: {type: slot, child: {type: speaker}}
+links: [tone.audio -> out.audio]
+schedule:
+  - {at: 2.27, swap: out, to: {type: speaker}, policy: boundary}
+  - {at: 2.91, interrupt: out}
+  - {at: 3.13, swap: out, to: {type: speaker, block_ms: 20}, policy: cut}
+"""
+
+
+def test_a_waiting_boundary_swap_never_delays_the_schedule(tmp_path: Path) -> None:
+    graph = tmp_path / "scheduled.yaml"
+    graph.write_text(SCHEDULED)
+    ran = subprocess.run(
+        [str(Path(sys.executable).parent / "mediagraph"), "run", str(graph), "--clock", "virtual", "--events", "ev"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    log = [json.loads(line) for line in (tmp_path / "ev").read_text().splitlines()]
+    assert not [e for e in log if e["event"] == "schedule_action_failed"]
+    interrupt = next(e for e in log if e["event"] == "interrupt_requested")
+    assert interrupt["t"] == pytest.approx(2.91, abs=1e-6), "the interrupt fires at its time"
+    done = [e for e in log if e["event"] == "swap_finished"]
+    assert len(done) == 2
+    assert 2.91 <= done[0]["t"] < 3.13, "the interrupt closed the segment: the boundary swap's boundary"
+    assert done[1]["t"] == pytest.approx(3.13, abs=0.05)
+    finished = [e for e in log if e["event"] == "playback_finished" and e["node"] == "out"]
+    assert finished[0]["interrupted"] and finished[0]["position"] == pytest.approx(2.91, abs=0.03)
