@@ -53,6 +53,9 @@ __all__ = [
     "run",
 ]
 
+#: The longest chain of fused nodes run as nested calls inside one task (Python's stack bounds it).
+MAX_FUSED_CHAIN: Final = 32
+
 #: A task sending (or a source producing) without ever waiting yields to the scheduler, and so notices
 #: cancellation, at least this often. Larger batches per consumer wake-up; at most this many messages of
 #: synchronous work between two checkpoints.
@@ -443,6 +446,17 @@ class NodeIO:
         return child
 
 
+class _Unbuilt(Actor):
+    """Stands for a node whose constructor raised: running it raises that error, so the failure goes through the
+    node's lifecycle and supervision like any other (a restart builds it again)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def run(self, io: NodeIO) -> None:
+        raise self.error
+
+
 class _NodeRun:
     """The runner's record of one node; the node itself never sees it."""
 
@@ -450,7 +464,7 @@ class _NodeRun:
         self.graph = graph
         self.spec = spec
         self.name = spec.name
-        self.impl: Node = spec.type.factory(spec.config)
+        self.impl: Node = self.build()
         ports = spec.ports
         self.fused = (
             fuse
@@ -500,6 +514,21 @@ class _NodeRun:
 
     def record(self, event: str, **fields: Any) -> None:
         self.graph.record(self.name, event, **fields)
+
+    def build(self) -> Node:
+        """A new instance of the node, or an :class:`_Unbuilt` carrying what its constructor raised."""
+        try:
+            return self.spec.type.factory(self.spec.config)
+        except Exception as exc:
+            return _Unbuilt(exc)
+
+    def close_quietly(self) -> Exception | None:
+        """``close_impl``, returning what it raised instead of raising it."""
+        try:
+            self.close_impl()
+        except Exception as exc:
+            return exc
+        return None
 
     def end_incarnation(self) -> None:
         """The node's current instance is gone: its playback outlets finish what it owed."""
@@ -551,11 +580,15 @@ class _NodeRun:
         if self.state != "running":  # never started, or already finished: exactly one node_finished
             return
         self.state = "finished"
+        self.end_incarnation()
+        closing = self.close_quietly()
+        if closing is not None:  # close() raised: the node failed, whatever it did before
+            if error is None:
+                reason, error = "failed", closing
+            self.graph._supervise_late(self, closing)
         fields: dict[str, Any] = {"reason": reason}
         if error is not None:
             fields["error"] = f"{type(error).__name__}: {error}"
-        self.end_incarnation()
-        self.close_impl()
         # Recorded before the outlets close, so fused and unfused nodes downstream finish after this one.
         self.graph.record(self.name, "node_finished", **fields)
         for inlet in self.io.inlets.values() if self.io is not None else ():
@@ -697,11 +730,16 @@ class RunningGraph:
         self._isolated: dict[str, BaseException] = {}
         self.result: GraphResult | None = None
         self.nodes: dict[str, _NodeRun] = {}
+        # A fused chain runs as nested calls: it is cut into runs of at most MAX_FUSED_CHAIN nodes (the next
+        # one gets its own task), so any graph that validates runs, however long its chains.
+        sources: dict[str, list[str]] = {}
+        for spec in graph.links:
+            sources.setdefault(spec.dst.node, []).append(spec.src.node)
+        depth: dict[str, int] = {}
         for name in validated.order:
-            try:
-                self.nodes[name] = _NodeRun(self, graph.nodes[name], fuse)
-            except Exception as exc:
-                raise NodeFailedError(name, exc) from exc
+            above = max((depth.get(src, 0) for src in sources.get(name, ())), default=0)
+            node = self.nodes[name] = _NodeRun(self, graph.nodes[name], fuse and above < MAX_FUSED_CHAIN)
+            depth[name] = above + 1 if node.fused else 0
         # A graph nested in a slot shares its parent's resources: the parent opened them, the parent closes them.
         self._owns_resources = resources is None
         self.resources = _Resources(graph.resources, self) if resources is None else resources
@@ -860,6 +898,14 @@ class RunningGraph:
 
     # --- running ------------------------------------------------------------------------------------------
 
+    def _supervise_late(self, node: _NodeRun, exc: BaseException) -> None:
+        """A node failed after its body ended (in ``close()`` or ``cleanup()``): too late to restart it, so it is
+        isolated under ``isolate`` and fails the graph otherwise."""
+        if isinstance(node.spec.supervision, Isolate):
+            self._isolated[node.name] = exc
+        else:
+            self._fail(node, exc)
+
     def _fail(self, node: _NodeRun, exc: BaseException) -> None:
         self._fail_with(NodeFailedError(self.prefix + node.name, exc), exc)
 
@@ -972,9 +1018,11 @@ class RunningGraph:
                         )
                         node.end_incarnation()
                         node.requests.fail_taken(f"failed ({type(exc).__name__}: {exc}) and is restarting")
-                        node.close_impl()
+                        closing = node.close_quietly()
+                        if closing is not None:
+                            self.record(node.name, "close_failed", error=f"{type(closing).__name__}: {closing}")
                         await trio.sleep(policy.backoff * 2 ** (node.restarts - 1))
-                        node.impl = node.spec.type.factory(node.spec.config)
+                        node.impl = node.build()
                         continue
                     reason, error = "failed", exc
                     if isinstance(policy, Isolate):
@@ -995,7 +1043,7 @@ class RunningGraph:
                         except Exception as exc:
                             if error is None and reason != "cancelled":
                                 reason, error = "failed", exc
-                                self._fail(node, exc)
+                                self._supervise_late(node, exc)
                     if bounded.cancelled_caught:
                         self.record(node.name, "cleanup_timeout", seconds=self._cleanup_timeout)
                 try:
@@ -1160,6 +1208,7 @@ async def run(
     pace: bool = True,
     log: EventLog | None = None,
     duration: float | None = None,
+    cleanup_timeout: float = 5.0,
 ) -> GraphResult:
     """Run ``graph`` until every node has finished (or ``duration`` seconds of graph time, then stop).
 
@@ -1168,7 +1217,7 @@ async def run(
         NodeFailedError: a node failed under the default policy; the graph was cancelled.
     """
     async with open_runtime() as runtime:
-        running = await runtime.start(graph, fuse=fuse, pace=pace, log=log)
+        running = await runtime.start(graph, fuse=fuse, pace=pace, log=log, cleanup_timeout=cleanup_timeout)
         if duration is not None:
             with trio.move_on_after(duration):
                 await running._done.wait()
