@@ -40,3 +40,28 @@ def test_core_never_imports_a_node() -> None:
 
 def test_builtin_nodes_are_found_through_the_entry_point() -> None:
     assert {"tone_source", "identity", "null_sink"} <= set(mg.node_types())
+
+
+#: The trio-free cores: events and time in, decisions out. Hypothesis tests them hardest.
+CORES = [
+    "mediagraph/_contract.py",
+    "mediagraph/_errors.py",
+    "mediagraph/_frames.py",
+    "mediagraph/_graph.py",
+    "mediagraph/_ports.py",
+    "mediagraph/_segments.py",
+    "mediagraph/_slot_core.py",
+    "nodes/_agent_gate.py",
+    "nodes/_conversation.py",
+    "nodes/_playout.py",
+]
+
+
+def test_cores_never_import_trio() -> None:
+    for name in CORES:
+        tree = ast.parse((ROOT / name).read_text(), name)
+        for node in ast.walk(tree):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            assert not any(m == "trio" or m.startswith("trio.") for m in modules), (name, modules)
