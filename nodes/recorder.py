@@ -456,7 +456,9 @@ class _Writer:
         self.pictures = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(path), "w", format=fmt.container, options=fmt.options)
+            # bitexact: no random Ogg serial number, no version strings; the same input, the same bytes.
+            options = {**fmt.options, "fflags": "+bitexact"}
+            self._container = av.open(str(path), "w", format=fmt.container, options=options)
         except (OSError, av.FFmpegError) as exc:
             raise mg.ProviderError(f"cannot create recording {str(path)!r}: {exc}") from exc
         self._audio = typing.cast(av.AudioStream, self._container.add_stream(fmt.codec, rate=RATE, layout="stereo"))
