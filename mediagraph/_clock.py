@@ -35,8 +35,11 @@ _SWITCH = "_ALLOW_DETERMINISTIC_SCHEDULING"
 
 
 @contextmanager
-def repeatable_scheduling(seed: int = SCHEDULING_SEED) -> Iterator[None]:
+def repeatable_scheduling(seed: int | None = None) -> Iterator[None]:
     """Within the block, ``trio.run`` orders the tasks runnable at the same instant the same way every run.
+
+    Args:
+        seed: of the order (default :data:`SCHEDULING_SEED`); another seed, another order, as repeatable.
 
     Raises:
         MediaGraphError: this trio has no deterministic scheduling switch (its internals changed): a
@@ -51,7 +54,7 @@ def repeatable_scheduling(seed: int = SCHEDULING_SEED) -> Iterator[None]:
         )
     saved = getattr(core, _SWITCH), rng.getstate()
     setattr(core, _SWITCH, True)
-    rng.seed(seed)
+    rng.seed(SCHEDULING_SEED if seed is None else seed)
     try:
         yield
     finally:
