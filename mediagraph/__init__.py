@@ -4,6 +4,7 @@ Every node is an actor with typed, bounded mailboxes; graphs are declared, valid
 run under trio structured concurrency. See the README for a tour.
 """
 
+from ._clock import run_virtual
 from ._errors import (
     GraphDefinitionError,
     MailboxOverflowError,
@@ -147,4 +148,5 @@ __all__ = [
     "node_types",
     "open_runtime",
     "run",
+    "run_virtual",
 ]

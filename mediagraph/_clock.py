@@ -62,14 +62,22 @@ def repeatable_scheduling(seed: int | None = None) -> Iterator[None]:
         rng.setstate(saved[1])
 
 
-def run_virtual[T](async_fn: Callable[[], Awaitable[T]]) -> T:
-    """``trio.run(async_fn)`` on the virtual clock, with repeatable scheduling: the same program gives the
-    same result, event for event, on every run, and a minute of graph time takes milliseconds.
+def run_virtual[*Ts, T](async_fn: Callable[[*Ts], Awaitable[T]], *args: *Ts) -> T:
+    """``trio.run(async_fn, *args)`` on the virtual clock, in an order of tasks that repeats: the same graph
+    gives the same event log and the same output files, byte for byte, on every run, and a minute of media
+    takes milliseconds. ``mediagraph run --clock virtual`` runs graphs this way.
+
+    A plain ``trio.run(async_fn, clock=MockClock(autojump_threshold=0))`` is as fast but does not repeat:
+    trio orders the tasks runnable at the same instant at random.
+
+    Returns:
+        what ``async_fn`` returned.
 
     Raises:
-        MediaGraphError: see :func:`repeatable_scheduling`; whatever ``async_fn`` raised.
+        MediaGraphError: this trio cannot order tasks repeatably (see :func:`repeatable_scheduling`).
+        Whatever ``async_fn`` raised.
     """
     from trio.testing import MockClock  # only here: it imports pytest, a tenth of a second at every start
 
     with repeatable_scheduling():
-        return trio.run(async_fn, clock=MockClock(autojump_threshold=0))
+        return trio.run(async_fn, *args, clock=MockClock(autojump_threshold=0))

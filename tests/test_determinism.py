@@ -22,9 +22,9 @@ import attrs
 import pytest
 import trio
 
+import mediagraph as mg
 import mediagraph._clock
 from mediagraph._cli import main
-from mediagraph._clock import run_virtual
 
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
 SCRIPT = shutil.which("mediagraph", path=str(Path(sys.executable).parent))
@@ -158,13 +158,29 @@ async def interleaving() -> list[tuple[int, int]]:
 def test_run_virtual_gives_tasks_the_same_order_every_run(monkeypatch: pytest.MonkeyPatch) -> None:
     switch = getattr(trio._core._run, "_ALLOW_DETERMINISTIC_SCHEDULING")  # noqa: B009 - a private name
     state = trio._core._run._r.getstate()
-    traces = {tuple(run_virtual(interleaving)) for _ in range(5)}
+    traces = {tuple(mg.run_virtual(interleaving)) for _ in range(5)}
     assert len(traces) == 1
     # Not the one order trio happens to take: another seed orders the same tasks otherwise, as repeatably.
     monkeypatch.setattr(mediagraph._clock, "SCHEDULING_SEED", 1)
-    other = {tuple(run_virtual(interleaving)) for _ in range(5)}
+    other = {tuple(mg.run_virtual(interleaving)) for _ in range(5)}
     assert len(other) == 1
     assert other != traces
     # trio is left as it was found.
     assert getattr(trio._core._run, "_ALLOW_DETERMINISTIC_SCHEDULING") == switch  # noqa: B009
     assert trio._core._run._r.getstate() == state
+
+
+async def slot_run() -> list[tuple[float, str | None, str, tuple[tuple[str, Any], ...]]]:
+    """A tone into a slot: the slot starts its child in its own task while the runtime starts the tone."""
+    g = mg.Graph("api")
+    g.add("tone", "tone_source", duration=0.5)
+    g.add("out", "slot", child={"type": "speaker"})
+    g.link("tone.audio", "out.audio")
+    result = await mg.run(g)
+    return [(e.t, e.node, e.event, tuple(sorted(e.fields.items()))) for e in result.log]
+
+
+def test_a_graph_run_through_the_api_with_run_virtual_repeats() -> None:
+    logs = [mg.run_virtual(slot_run) for _ in range(10)]
+    assert {"out/child1", "tone"} <= {node for _, node, event, _ in logs[0] if event == "node_started"}
+    assert all(log == logs[0] for log in logs)
