@@ -34,6 +34,7 @@ HASH_SEEDS = ("1", "2")
 #: case -> (graph file, extra arguments of ``mediagraph run``)
 CASES: dict[str, tuple[str, tuple[str, ...]]] = {p.name: (p.name, ()) for p in sorted(GRAPHS.glob("*.yaml"))}
 CASES["fan_out_fan_in.yaml --duration 2"] = ("fan_out_fan_in.yaml", ("--duration", "2"))
+CASES["noisy_speech_demo.yaml --duration 2"] = ("noisy_speech_demo.yaml", ("--duration", "2"))
 
 
 @attrs.frozen
@@ -116,13 +117,17 @@ def sink_total(run: Run) -> dict[str, Any]:
 
 def test_a_stop_at_graph_time_t_ends_the_media_at_t(pairs: dict[str, Future[tuple[Run, ...]]]) -> None:
     """A stop at 2.5 s (the schedule) or 2 s (``--duration``) falls on a frame's due time: that frame and
-    every later one are never sent. 16 kHz through two branches: 2 x 16,000 samples a second."""
+    every later one are never sent. 16 kHz through two branches: 2 x 16,000 samples a second; the recorder
+    writes 48,000 a second."""
     scheduled, _ = pairs["fan_out_fan_in.yaml"].result()
     timed, _ = pairs["fan_out_fan_in.yaml --duration 2"].result()
     assert (sink_total(scheduled)["frames"], sink_total(scheduled)["samples"]) == (500, 80_000)
     assert (sink_total(timed)["frames"], sink_total(timed)["samples"]) == (400, 64_000)
     stops = [(e["t"], e["by"]) for e in timed.log() if e["event"] == "stop_requested"]
     assert stops == [(2.0, "duration")]
+    # The issue's figure: 96,000 samples or 96,480 from run to run; 2 s at 48 kHz is 96,000.
+    recorded, _ = pairs["noisy_speech_demo.yaml --duration 2"].result()
+    assert [e["written"] for e in recorded.log() if e["event"] == "recording_finished"] == [96_000]
 
 
 @pytest.mark.parametrize("seed", range(8))
