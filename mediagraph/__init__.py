@@ -4,6 +4,7 @@ Every node is an actor with typed, bounded mailboxes; graphs are declared, valid
 run under trio structured concurrency. See the README for a tour.
 """
 
+from ._clock import run_virtual
 from ._contract import PLAYBACK_TYPES, PlaybackContract, PlaybackContractError
 from ._errors import (
     GraphDefinitionError,
@@ -157,4 +158,5 @@ __all__ = [
     "resource_types",
     "run",
     "run_schedule",
+    "run_virtual",
 ]

@@ -27,6 +27,7 @@ import attrs
 import trio
 
 from . import __version__
+from ._clock import run_virtual
 from ._draw import to_dot, to_mermaid
 from ._errors import GraphDefinitionError, MediaGraphError, NodeFailedError
 from ._events import Event, EventLog
@@ -327,12 +328,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         live = not virtual and sys.stderr.isatty()
         display: _Display = _LiveStatus(sys.stderr) if live else _PlainLog(sys.stderr)
         run = functools.partial(_run_graph, gf, duration=args.duration, events=events, display=display)
-        clock = None
-        if virtual:
-            from trio.testing import MockClock  # only here: it imports pytest, a tenth of a second at every start
-
-            clock = MockClock(autojump_threshold=0)
-        return trio.run(run, clock=clock)
+        return run_virtual(run) if virtual else trio.run(run)
     finally:
         if events is not None:
             events.close()

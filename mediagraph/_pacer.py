@@ -60,7 +60,14 @@ class _Alarm(Protocol):
 
 
 class _TrioAlarm:
-    """A trio deadline: works with any clock; epoll rounds the sleep up to whole milliseconds."""
+    """A trio deadline: works with any clock; epoll rounds the sleep up to whole milliseconds.
+
+    Timers before frames: awake, it lets one more scheduling pass go by before the round. Every task woken
+    by the same clock jump (a scheduled action, a ``--duration`` stop, a node's ``sleep_until``) has then
+    taken its first step, so an action at time T acts before the frames due at T: a stop at T ends the
+    media at T exactly, not one frame later in half the runs. (On the timerfd no such order exists: trio
+    wakes its own timers up to a millisecond late.)
+    """
 
     def __init__(self) -> None:
         self._wake: trio.Event | None = None
@@ -70,6 +77,7 @@ class _TrioAlarm:
         with trio.move_on_at(deadline):
             await self._wake.wait()
         self._wake = None
+        await trio.lowlevel.checkpoint()
 
     def move(self, deadline: float) -> None:
         if self._wake is not None:

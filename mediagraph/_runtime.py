@@ -816,6 +816,19 @@ class RunningGraph:
 
         Cancellation: a swap the slot has not begun is withdrawn; one it has begun still completes.
         """
+        request = self.request_swap(slot, child, policy)
+        try:
+            await request.wait()
+        except trio.Cancelled:
+            self.nodes[slot].requests.withdraw(request)
+            raise
+
+    def request_swap(self, slot: str, child: Any, policy: str = "cut") -> Request:
+        """Queue a swap in slot ``slot`` now, without waiting for it: ``await request.wait()`` for its answer.
+
+        Raises:
+            GraphDefinitionError, MediaGraphError: as :meth:`swap`, for what is refused before it is queued.
+        """
         run = self._node(slot)
         prepare = getattr(type(run.impl), "prepare_swap", None)
         if prepare is None:
@@ -825,11 +838,7 @@ class RunningGraph:
             raise MediaGraphError(f"slot {slot!r} is {run.state}; there is nothing to swap")
         request = Request("swap", payload)
         run.requests.submit(request)
-        try:
-            await request.wait()
-        except trio.Cancelled:
-            run.requests.withdraw(request)
-            raise
+        return request
 
     def _node(self, name: str) -> _NodeRun:
         try:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
 
@@ -83,10 +83,15 @@ NODE_KEYS: typing.Final = ("type", "supervision")
 
 
 class Action(Protocol):
-    """A parsed schedule action, ready to run against a running graph."""
+    """A parsed schedule action, ready to run against a running graph.
+
+    An action may also define ``begin(running) -> Awaitable[None] | None``: it then takes effect at once, in the
+    schedule's task, at its time exactly (before anything else due at that instant), and what it returns, if
+    anything, is awaited in a task of its own. Without ``begin``, ``execute`` runs in a task of its own.
+    """
 
     async def execute(self, running: RunningGraph) -> None:
-        """Do the action now. Runs in the task that runs the schedule; may wait (a swap at a boundary)."""
+        """Do the action; may wait (a swap at a boundary). Never delays the actions after it."""
 
 
 @attrs.frozen(kw_only=True)
@@ -176,11 +181,14 @@ class Stop:
         hint = closest(str(request.value), ["graceful", "cancel"])
         raise GraphDefinitionError(f"stop must be 'graceful' or 'cancel', got {request.value!r}{hint}", param="stop")
 
-    async def execute(self, running: RunningGraph) -> None:
+    def begin(self, running: RunningGraph) -> None:
         if self.mode == "graceful":
             running.stop()
         else:
             running.cancel()
+
+    async def execute(self, running: RunningGraph) -> None:
+        self.begin(running)
         await trio.lowlevel.checkpoint()
 
 
@@ -238,6 +246,9 @@ class Swap:
         check_swap(spec.name, spec.config, child, policy)
         return Swap(spec.name, child, policy)
 
+    def begin(self, running: RunningGraph) -> Awaitable[None]:
+        return running.request_swap(self.slot, self.child, self.policy).wait()
+
     async def execute(self, running: RunningGraph) -> None:
         await running.swap(self.slot, self.child, self.policy)
 
@@ -262,8 +273,11 @@ class InterruptAction:
             )
         return InterruptAction(spec.name, inlet)
 
-    async def execute(self, running: RunningGraph) -> None:
+    def begin(self, running: RunningGraph) -> None:
         running.interrupt(self.node, self.inlet)
+
+    async def execute(self, running: RunningGraph) -> None:
+        self.begin(running)
         await trio.lowlevel.checkpoint()
 
 
@@ -305,17 +319,27 @@ async def run_schedule(schedule: Sequence[ScheduledAction], running: RunningGrap
     Cancellation: cancel the calling scope to drop the actions not yet due (when the graph has finished).
     """
 
-    async def execute(item: ScheduledAction) -> None:
+    def failed(item: ScheduledAction, exc: MediaGraphError) -> None:
+        running.record(None, "schedule_action_failed", action=item.name, at=item.at, error=str(exc))
+
+    async def finish(item: ScheduledAction, effect: Awaitable[None]) -> None:
         try:
-            await item.action.execute(running)
+            await effect
         except MediaGraphError as exc:
-            running.record(None, "schedule_action_failed", action=item.name, at=item.at, error=str(exc))
+            failed(item, exc)
 
     async with trio.open_nursery() as nursery:
         for item in schedule:
             await trio.sleep_until(running.t0 + item.at)
             running.record(None, "schedule_action", action=item.name, at=item.at)
-            nursery.start_soon(execute, item)
+            begin = getattr(item.action, "begin", None)
+            try:
+                effect = begin(running) if begin is not None else item.action.execute(running)
+            except MediaGraphError as exc:
+                failed(item, exc)
+                continue
+            if effect is not None:
+                nursery.start_soon(finish, item, effect)
 
 
 # --- the loaded file -------------------------------------------------------------------------------------

@@ -195,7 +195,9 @@ class _Av:
     def __init__(self, file: io.FileIO, fmt: Format, *, video: bool) -> None:
         self.samples = 0
         self.pictures = 0
-        self._container = av.open(file, "w", format=fmt.container, options=fmt.options)
+        # bitexact: no random Ogg serial number, no version strings; the same input, the same bytes.
+        options = {**fmt.options, "fflags": "+bitexact"}
+        self._container = av.open(file, "w", format=fmt.container, options=options)
         self._audio = typing.cast(av.AudioStream, self._container.add_stream(fmt.codec, rate=RATE, layout="stereo"))
         self._video: av.VideoStream | None = None
         self.waiting_for_video = video  # the muxer needs every stream before the first packet
