@@ -47,8 +47,10 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from . import _limits
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart, Supervision
+from ._limits import quote
 from ._node import building_resources, closest, config_from_mapping, get_node_type, node_types, resource_types
 from ._slot import ChildSpec, check_swap
 
@@ -115,7 +117,7 @@ class ActionRequest:
         spec = self.graph.nodes.get(name) if isinstance(name, str) else None
         if spec is None:
             raise GraphDefinitionError(
-                f"{self.name} action: unknown node {name!r}{closest(str(name), self.graph.nodes)}",
+                f"{self.name} action: unknown node {quote(name)}{closest(str(name), self.graph.nodes)}",
                 node=str(name),
                 param=param or self.name,
             )
@@ -174,7 +176,8 @@ class Stop:
         if request.value == "cancel":
             return Stop("cancel")
         hint = closest(str(request.value), ["graceful", "cancel"])
-        raise GraphDefinitionError(f"stop must be 'graceful' or 'cancel', got {request.value!r}{hint}", param="stop")
+        got = quote(request.value)
+        raise GraphDefinitionError(f"stop must be 'graceful' or 'cancel', got {got}{hint}", param="stop")
 
     async def execute(self, running: RunningGraph) -> None:
         if self.mode == "graceful":
@@ -200,7 +203,7 @@ def _child(value: Any, request: ActionRequest, *, param: str) -> ChildSpec | Non
         return None
     if not isinstance(value, Mapping) or not isinstance(value.get("type"), str):
         raise GraphDefinitionError(
-            f"{request.name} action: '{param}' must be a node mapping with a 'type' (or null), got {value!r}",
+            f"{request.name} action: '{param}' must be a node mapping with a 'type' (or null), got {quote(value)}",
             param=param,
         )
     token = building_resources.set(request.graph.resources)
@@ -229,7 +232,7 @@ class Swap:
         spec = request.node(request.value)
         if spec.type.name != "slot":
             raise GraphDefinitionError(
-                f"swap action: node {spec.name!r} is a {spec.type.name}, not a slot", param="swap"
+                f"swap action: node {quote(spec.name)} is a {spec.type.name}, not a slot", param="swap"
             )
         if "to" not in request.params:
             raise GraphDefinitionError("swap action: 'to' is missing (the new child, or null)", param="swap")
@@ -257,7 +260,7 @@ class InterruptAction:
         names = [p.name for p in spec.ports.inlets]
         if inlet not in names:
             raise GraphDefinitionError(
-                f"interrupt action: node {spec.name!r} has no inlet {inlet!r}{closest(str(inlet), names)}",
+                f"interrupt action: node {quote(spec.name)} has no inlet {quote(inlet)}{closest(str(inlet), names)}",
                 param="inlet" if "inlet" in request.params else "interrupt",
             )
         return InterruptAction(spec.name, inlet)
@@ -331,11 +334,15 @@ class Override:
         target, sep, raw = text.partition("=")
         node, dot, param = target.strip().partition(".")
         if not sep or not dot or not node.isidentifier() or not param.isidentifier():
-            raise ValueError(f"expected NODE.PARAM=VALUE, got {text!r}")
+            raise ValueError(f"expected NODE.PARAM=VALUE, got {quote(text)}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
+            value = _limits.safe_load(raw, filename="--set") if raw.strip() else raw
+        except GraphDefinitionError as exc:
+            raise ValueError(f"{_limits.quote(text)}: {exc.message}") from None
         except yaml.YAMLError as exc:
-            raise ValueError(f"{text!r}: the value is not valid YAML ({exc})") from None
+            raise ValueError(
+                f"{_limits.quote(text)}: the value is not valid YAML ({_limits.cut(str(exc), 300)})"
+            ) from None
         return cls(node=node, param=param, value=value, origin=f"--set {text}")
 
 
@@ -370,11 +377,7 @@ def load_graph(path: str | Path, *, overrides: Sequence[Override] = ()) -> Graph
             ``location`` is ``FILE:LINE:COLUMN`` of the offending key or value.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise GraphDefinitionError(f"cannot read the graph file: {reason}", location=str(path)) from exc
+    text = _limits.read_text(path)
     return parse_graph(text, filename=str(path), base_dir=path.parent, name=path.stem, overrides=overrides)
 
 
@@ -417,7 +420,7 @@ def _kind(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing (null)"
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {quote(value)}"
 
 
 class _Loader:
@@ -455,12 +458,24 @@ class _Loader:
     # -- YAML
 
     def compose(self) -> Node | None:
+        loader: _limits.BoundedLoader | None = None
         try:
-            return yaml.compose(self.text, Loader=yaml.SafeLoader)
+            loader = _limits.BoundedLoader(self.text)
+            root = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             self.yaml_error(exc)
+        except yaml.reader.ReaderError as exc:
+            where = _limits.reader_error_location(exc, self.text, self.filename)
+            char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+            self.fail(where, f"YAML syntax error: character {char} is not allowed ({exc.reason})")
         except yaml.YAMLError as exc:
-            self.fail(self.filename, f"YAML syntax error: {exc}")
+            self.fail(self.filename, f"YAML syntax error: {_limits.cut(str(exc))}")
+        finally:
+            if loader is not None:
+                loader.dispose()
+        if root is not None:
+            _limits.check_tree(root, self.filename)
+        return root
 
     def yaml_error(self, exc: yaml.MarkedYAMLError) -> NoReturn:
         mark = exc.problem_mark or exc.context_mark
@@ -468,7 +483,8 @@ class _Loader:
         context = ""
         if exc.context and exc.context_mark and exc.context_mark is not mark:
             context = f" ({exc.context} at line {exc.context_mark.line + 1})"
-        self.fail(where, f"YAML syntax error: {exc.problem or exc.context}{context}")
+        kind = "" if isinstance(exc, _limits.LimitError) else "YAML syntax error: "
+        self.fail(where, f"{kind}{exc.problem or exc.context}{context}")
 
     def value(self, node: Node) -> Any:
         try:
@@ -493,7 +509,7 @@ class _Loader:
                 self.fail(key_node, f"keys of {what} must be strings, got {_kind(key)}")
             if key in own:
                 first = own[key].start_mark.line + 1
-                self.fail(key_node, f"duplicate key {key!r} in {what} (first at line {first})")
+                self.fail(key_node, f"duplicate key {quote(key)} in {what} (first at line {first})")
             own[key] = key_node
         try:
             self.constructor.flatten_mapping(node)  # `<<: *anchor` merges; the mapping's own keys win
@@ -525,7 +541,7 @@ class _Loader:
         top = self.mapping(root, "a graph file")
         for key, (key_node, _) in top.items():
             if key not in SECTIONS:
-                self.fail(key_node, f"unknown section {key!r}{closest(key, SECTIONS)}")
+                self.fail(key_node, f"unknown section {quote(key)}{closest(key, SECTIONS)}")
         name = default_name
         if "graph" in top:
             name = self.value(top["graph"][1])
@@ -571,17 +587,17 @@ class _Loader:
         out: dict[str, Any] = {}
         for name, (key_node, value_node) in self.mapping(node, "'resources'").items():
             if not name.isidentifier():
-                self.fail(key_node, f"resource name {name!r} must be an identifier (letters, digits, _)")
-            entries = self.mapping(value_node, f"resource {name!r}")
-            type_name = self.type_name(entries, key_node, f"resource {name!r}")
+                self.fail(key_node, f"resource name {quote(name)} must be an identifier (letters, digits, _)")
+            entries = self.mapping(value_node, f"resource {quote(name)}")
+            type_name = self.type_name(entries, key_node, f"resource {quote(name)}")
             rt = known.get(type_name)
             if rt is None:
                 hint = closest(type_name, known) or " (no resource types are installed)"
-                self.fail(entries["type"][1], f"resource {name!r}: unknown resource type {type_name!r}{hint}")
+                self.fail(entries["type"][1], f"resource {quote(name)}: unknown resource type {quote(type_name)}{hint}")
             config = self.config(
                 rt.config,
                 self.params(entries, ("type",)),
-                where=f"resource {name!r} ({rt.name})",
+                where=f"resource {quote(name)} ({rt.name})",
                 entry_at=self.at(key_node),
             )
             try:
@@ -606,7 +622,7 @@ class _Loader:
             self.fail(section[0], "'nodes' is empty: a graph needs at least one node")
         for o in overrides:
             if o.node not in nodes:
-                self.fail(o.origin, f"unknown node {o.node!r}{closest(o.node, nodes)}")
+                self.fail(o.origin, f"unknown node {quote(o.node)}{closest(o.node, nodes)}")
         locations: dict[str, str] = {}
         for name, (key_node, value_node) in nodes.items():
             self.node(graph, name, key_node, value_node, [o for o in overrides if o.node == name])
@@ -617,20 +633,20 @@ class _Loader:
         if isinstance(value_node, ScalarNode) and value_node.tag == "tag:yaml.org,2002:str":
             entries: dict[str, Entry] = {"type": (key_node, value_node)}  # shorthand: `sink: null_sink`
         else:
-            entries = self.mapping(value_node, f"node {name!r}")
-        type_name = self.type_name(entries, key_node, f"node {name!r}")
+            entries = self.mapping(value_node, f"node {quote(name)}")
+        type_name = self.type_name(entries, key_node, f"node {quote(name)}")
         try:
             nt = get_node_type(type_name)
         except GraphDefinitionError as exc:
-            raise self.relocate(exc, self.at(entries["type"][1]), f"node {name!r}: {exc.message}") from exc
+            raise self.relocate(exc, self.at(entries["type"][1]), f"node {quote(name)}: {exc.message}") from exc
         supervision = self.supervision(entries["supervision"][1]) if "supervision" in entries else FailGraph()
         params = self.params(entries, NODE_KEYS)
         cwd = Path.cwd()
         for o in overrides:
             if o.param in NODE_KEYS:
-                self.fail(o.origin, f"--set cannot change a node's {o.param!r}")
+                self.fail(o.origin, f"--set cannot change a node's {quote(o.param)}")
             params[o.param] = _Param(o.value, o.origin, o.origin, cwd)
-        config = self.config(nt.config, params, where=f"node {name!r} ({nt.name})", entry_at=self.at(key_node))
+        config = self.config(nt.config, params, where=f"node {quote(name)} ({nt.name})", entry_at=self.at(key_node))
         try:
             graph.add(name, nt, config=config, supervision=supervision)
         except GraphDefinitionError as exc:
@@ -660,7 +676,7 @@ class _Loader:
                 self.fail(item, f"a link must be a string 'node.port -> node.port', got {_kind(text)}")
             parts = text.split("->")
             if len(parts) != 2:
-                self.fail(item, f"a link must be 'node.port -> node.port', got {text!r}")
+                self.fail(item, f"a link must be 'node.port -> node.port', got {quote(text)}")
             arrow = text.index("->")
             src_text, dst_text = parts[0].strip(), parts[1].strip()
             src_at = self.at_text(item, src_text)
@@ -670,7 +686,7 @@ class _Loader:
                 try:
                     refs.append(PortRef.parse(part))
                 except GraphDefinitionError as exc:
-                    self.fail(at, f"link {text!r}: {exc.message}; a link is 'node.port -> node.port'")
+                    self.fail(at, f"link {quote(text)}: {exc.message}; a link is 'node.port -> node.port'")
             src, dst = refs
             try:
                 graph.link(src, dst)
@@ -679,7 +695,7 @@ class _Loader:
                 at = dst_at if src_node and src_node.ports.outlet(src.port) else src_at
                 if exc.message.startswith("duplicate"):
                     at = self.at(item)
-                raise self.relocate(exc, at, f"link {text!r}: {exc.message}") from exc
+                raise self.relocate(exc, at, f"link {quote(text)}: {exc.message}") from exc
         return items
 
     def text_offset(self, node: Node, offset_in_value: int) -> int:
@@ -726,7 +742,7 @@ class _Loader:
                 other = [key for key in entries if key != "at"]
                 if other:
                     key_node = entries[other[0]][0]
-                    self.fail(key_node, f"unknown schedule action {other[0]!r}{closest(other[0], known)}")
+                    self.fail(key_node, f"unknown schedule action {quote(other[0])}{closest(other[0], known)}")
                 self.fail(item, f"the schedule action at {at} says nothing to do (known: {', '.join(known)})")
             if len(names) > 1:
                 self.fail(entries[names[1]][0], f"one action per schedule entry, got {' and '.join(names)}")
@@ -737,7 +753,7 @@ class _Loader:
                 if key in ("at", name):
                     continue
                 if key not in action_type.params:
-                    self.fail(key_node, f"{name} action: unknown key {key!r}{closest(key, action_type.params)}")
+                    self.fail(key_node, f"{name} action: unknown key {quote(key)}{closest(key, action_type.params)}")
                 params[key] = self.value(value_node)
             request = ActionRequest(
                 name=name,

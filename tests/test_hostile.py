@@ -1,0 +1,264 @@
+"""Graph files from someone else: bounded before anything runs, located errors, no traceback, nothing written.
+
+Most cases load in-process (fast); the ones that concern the command line run it in a subprocess and check
+the exit status, the ``FILE:LINE`` of the message, the time and memory it took and that nothing was written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mediagraph as mg
+from mediagraph._limits import MAX_DEPTH, MAX_SCALAR_CHARS, MAX_VALUES, cut, is_secret, quote
+from mediagraph._yaml import Override, parse_graph
+
+SCRIPT = shutil.which("mediagraph", path=str(Path(sys.executable).parent))
+COMMAND = [SCRIPT] if SCRIPT else [sys.executable, "-m", "mediagraph"]
+
+
+def load(text: str, **kwargs: Any) -> mg.GraphFile:
+    return parse_graph(textwrap.dedent(text), filename="f.yaml", **kwargs)
+
+
+def refused(text: str, **kwargs: Any) -> mg.GraphDefinitionError:
+    with pytest.raises(mg.GraphDefinitionError) as info:
+        load(text, **kwargs)
+    return info.value
+
+
+def mediagraph(*args: Any, cwd: Path, timeout: float = 30) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the command; returns the result and the seconds it took."""
+    start = time.monotonic()
+    done = subprocess.run(
+        [*COMMAND, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    return done, time.monotonic() - start
+
+
+def peak_child_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def laughs(indent: str, levels: int = 9) -> str:
+    """A flow list holding the classic nested aliases: 9**levels strings once expanded, ~400 bytes of text."""
+    rows = [f"&l0 [{', '.join(['lol'] * 9)}]"]
+    rows += [f"&l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "[\n" + ",\n".join(indent + "  " + row for row in rows) + "\n" + indent + "]"
+
+
+TONE = """\
+nodes:
+  tone: {{type: tone_source, duration: 1{extra}}}
+  sink: null_sink
+links: [tone.audio -> sink.audio]
+"""
+
+# --- aliases, depth, sizes ---------------------------------------------------------------------------------
+
+BOMBS = {
+    "parameter": "nodes:\n  tone:\n    type: tone_source\n    frequency: {bomb}\n  sink: null_sink\n"
+    "links: [tone.audio -> sink.audio]\n",
+    "stop": TONE.format(extra="") + "schedule:\n  - at: 1\n    stop: {bomb}\n",
+    "slot child": "nodes:\n  tone: {type: tone_source, duration: 1}\n  out:\n    type: slot\n"
+    "    child: {type: null_sink, x: {bomb}}\nlinks: [tone.audio -> out.audio]\n",
+    "swap target": "nodes:\n  tone: {type: tone_source, duration: 1}\n  out: {type: slot, child: {type: null_sink}}\n"
+    "links: [tone.audio -> out.audio]\nschedule:\n  - at: 1\n    swap: {bomb}\n    to: null\n",
+}
+
+
+@pytest.mark.parametrize("where", sorted(BOMBS))
+def test_billion_laughs_is_refused_at_once(where: str) -> None:
+    text = BOMBS[where].replace("{bomb}", laughs("    "))
+    start = time.process_time()
+    exc = refused(text)
+    assert time.process_time() - start < 1
+    assert exc.location is not None and exc.location.startswith("f.yaml:")
+    assert f"more than {MAX_VALUES:,} values through YAML aliases" in exc.message
+    assert len(str(exc)) < 300
+
+
+def test_billion_laughs_through_the_cli_is_fast_small_and_located(tmp_path: Path) -> None:
+    # Before: 54 s and 2.2 GB, then a MemoryError traceback.
+    path = tmp_path / "g.yaml"
+    path.write_text(BOMBS["parameter"].replace("{bomb}", laughs("    ")))
+    assert path.stat().st_size < 700
+    done, seconds = mediagraph("check", path, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert re.match(rf"{re.escape(str(path))}:\d+:\d+: error: nodes > tone > frequency > \[4\]: ", done.stderr)
+    assert seconds < 10
+    assert peak_child_rss_mb() < 400
+
+
+def test_an_alias_inside_its_own_anchor() -> None:
+    exc = refused(TONE.format(extra=", frequency: &a [1, *a]"))
+    assert "contains itself" in exc.message
+    assert exc.location == "f.yaml:2:53"
+
+
+def test_deep_nesting_is_refused_with_its_line() -> None:
+    deep = "[" * 400 + "1" + "]" * 400
+    exc = refused(TONE.format(extra=f", frequency: {deep}"))
+    assert exc.location is not None and exc.location.startswith("f.yaml:2:")
+    assert f"deeper than {MAX_DEPTH} levels" in exc.message
+
+
+def test_nesting_through_aliases_is_bounded_too() -> None:
+    inner = "[" * 40 + "1" + "]" * 40
+    exc = refused(TONE.format(extra=f", frequency: [&a {inner}, " + "[" * 30 + "*a" + "]" * 30 + "]"))
+    assert f"deeper than {MAX_DEPTH} levels through YAML aliases" in exc.message
+    assert "tone > frequency" in exc.message
+
+
+def test_a_huge_value_is_refused_and_not_echoed() -> None:
+    exc = refused(TONE.format(extra=", frequency: " + "x" * (MAX_SCALAR_CHARS + 1)))
+    assert exc.location == "f.yaml:2:53"
+    assert "nodes > tone > frequency" in exc.message
+    assert len(str(exc)) < 300
+
+
+def test_a_long_list_is_refused() -> None:
+    exc = refused(TONE.format(extra=", frequency: [" + "1," * MAX_VALUES + "1]"))
+    assert f"more than {MAX_VALUES:,} values" in exc.message
+    assert exc.location is not None and exc.location.startswith("f.yaml:2:")
+
+
+def test_a_5_mb_file_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text(TONE.format(extra=", frequency: " + "9" * 5_000_000))
+    with pytest.raises(mg.GraphDefinitionError, match="larger than 1 MiB"):
+        mg.load_graph(path)
+
+
+def test_errors_quote_a_readable_slice_of_a_value() -> None:
+    exc = refused(TONE.format(extra=", frequency: [" + ", ".join(["known"] * 5000) + "]"))
+    assert "must be float" in exc.message
+    assert len(str(exc)) < 300
+    exc = refused("nodes:\n  tone:\n    type: tone_source\n    " + "z" * 1000 + ": 1\n")
+    assert "unknown parameter" in exc.message
+    assert len(str(exc)) < 400
+
+
+def test_known_names_are_listed_within_bounds() -> None:
+    nodes = "".join(f"  n{i}_{'q' * 50}: null_sink\n" for i in range(2000))
+    exc = refused("nodes:\n  tone: tone_source\n" + nodes + "links: [tone.audio -> zzz.audio]\n")
+    assert "and 1,989 more" in exc.message
+    assert len(str(exc)) < 1000
+
+
+def test_cut_and_quote() -> None:
+    assert cut("short") == "short"
+    long = cut("a" * 10_000 + "END")
+    assert len(long) < 100 and long.endswith("(10,003 characters)") and "END" in long
+    assert len(quote(list(range(10**6)))) < 200
+    shared: list[Any] = ["lol"] * 9
+    for _ in range(8):
+        shared = [shared] * 9
+    assert len(quote(shared)) < 200  # 9**9 items behind the repr; never built
+    assert "sk-123" not in quote({"api_key": "sk-123", "model": "m"})
+    assert "<an integer of about" in quote(10**400)
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("api_key", True),
+        ("token", True),
+        ("db_password", True),
+        ("clientSecret", True),
+        ("aws-credentials", True),
+        ("apikey", True),
+        ("keyframe_interval", False),
+        ("frequency", False),
+        ("path", False),
+    ],
+)
+def test_names_of_secrets(name: str, secret: bool) -> None:
+    assert is_secret(name) is secret
+
+
+# --- numbers -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "message"),
+    [
+        (", frequency: " + "9" * 400, "f.yaml:2:53", "a number written with 400 characters is out of range"),
+        (", frequency: 1.0e+999", "f.yaml:2:53", "parameter 'frequency' must be a finite number, got inf"),
+        (", frequency: .nan", "f.yaml:2:53", "parameter 'frequency' must be a finite number, got nan"),
+        ("", "f.yaml:2:39", "parameter 'duration' must be a finite number, got inf"),
+    ],
+)
+def test_numbers_out_of_range(extra: str, where: str, message: str) -> None:
+    text = TONE.format(extra=extra)
+    if not extra:
+        text = text.replace("duration: 1", "duration: .inf")
+    exc = refused(text)
+    assert exc.location == where
+    assert message in exc.message
+
+
+def test_integers_past_int64_are_refused_in_python_too() -> None:
+    g = mg.Graph()
+    with pytest.raises(mg.GraphDefinitionError, match="out of range") as info:
+        g.add("tone", "tone_source", frequency=10**400)
+    assert info.value.param == "frequency"
+    with pytest.raises(mg.GraphDefinitionError, match="out of range"):
+        g.add("tone", "tone_source", sample_rate=2**70)
+
+
+@pytest.mark.parametrize(
+    ("supervision", "message"),
+    [
+        ("{restart: {backoff: .inf}}", "'backoff' must be a finite number"),
+        ("{restart: {max_restarts: 2000}}", "'max_restarts' must be <= 100"),
+        ("{restart: {backoff: 7200}}", "'backoff' must be <= 3600"),
+    ],
+)
+def test_supervision_is_bounded(supervision: str, message: str) -> None:
+    text = "nodes:\n  tone: {type: tone_source, duration: 1}\n  sink:\n    type: null_sink\n"
+    text += f"    supervision: {supervision}\nlinks: [tone.audio -> sink.audio]\n"
+    exc = refused(text)
+    assert message in exc.message
+    assert exc.location is not None and exc.location.startswith("f.yaml:5:")
+
+
+def test_overrides_are_bounded_too() -> None:
+    with pytest.raises(ValueError, match="more than"):
+        Override.parse("tone.frequency=" + laughs("").replace("\n", " "))
+
+
+# --- the graph file itself ---------------------------------------------------------------------------------
+
+
+def test_non_utf8_bytes_are_reported_with_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_bytes(TONE.format(extra="").encode() + b"# caf\xe9\n")
+    with pytest.raises(mg.GraphDefinitionError) as info:
+        mg.load_graph(path)
+    assert info.value.location == f"{path}:5:6"
+    assert "not UTF-8" in info.value.message
+
+
+def test_a_control_character_is_reported_with_its_line() -> None:
+    exc = refused(TONE.format(extra="") + "# bell \x07\n")
+    assert exc.location == "f.yaml:5:8"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_as_the_graph_file_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "g.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(mg.GraphDefinitionError, match="not a regular file"):
+        mg.load_graph(fifo)
