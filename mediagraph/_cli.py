@@ -5,6 +5,9 @@ exits with 130 or 143 once the graph has stopped gracefully.
 
 Errors in a graph file print as ``FILE:LINE:COLUMN: error: MESSAGE`` (the format editors jump to); other
 errors as ``mediagraph: error: MESSAGE``. Nothing starts, and no file is written, unless the graph is valid.
+
+A graph file writes only inside its own folder (``--set`` values: inside the current directory) unless the
+user allows more folders with ``--output-dir DIR``; see ``mediagraph._paths`` for the whole policy.
 """
 
 from __future__ import annotations
@@ -116,7 +119,21 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(command=command)
         return p
 
+    def output_dirs(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--output-dir",
+            metavar="DIR",
+            action="append",
+            type=Path,
+            default=[],
+            dest="output_dirs",
+            help="a folder the graph may write in besides its own folder (the graph file's, or the current "
+            "directory for --set values); outputs elsewhere (.., absolute paths, ~, symbolic links leading "
+            "out) are refused without it (repeatable)",
+        )
+
     run = file_command("run", "run a graph until its sources end, --duration passes, or a stop action", _run)
+    output_dirs(run)
     run.add_argument("--duration", metavar="SECONDS", type=_seconds, help="stop gracefully after this graph time")
     run.add_argument("--events", metavar="FILE.jsonl", type=Path, help="write the event log as JSON lines")
     run.add_argument(
@@ -125,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         default="real",
         help="virtual: run on a mock clock, as fast as possible (refuses graphs holding a real device)",
     )
-    file_command("check", "validate a graph file without running anything", _check)
+    output_dirs(file_command("check", "validate a graph file without running anything", _check))
     draw = file_command("draw", "draw a graph: .mmd (Mermaid), .dot, or .svg/.png through Graphviz", _draw)
     draw.add_argument("-o", "--output", metavar="OUT", type=Path, required=True, help="the diagram to write")
     nodes = sub.add_parser("nodes", help="list node and resource types, or describe one")
@@ -138,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    gf = load_graph(args.file, overrides=args.set)
+    gf = load_graph(args.file, overrides=args.set, output_dirs=args.output_dirs)
     g = gf.graph
     actions = len(gf.schedule)
     print(
@@ -305,7 +322,7 @@ def _params(config: type) -> str:
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    gf = load_graph(args.file, overrides=args.set)
+    gf = load_graph(args.file, overrides=args.set, output_dirs=args.output_dirs)
     virtual = args.clock == "virtual"
     if virtual:
         for name, spec in gf.graph.nodes.items():

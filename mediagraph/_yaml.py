@@ -25,6 +25,8 @@ Besides its parameters a node entry may hold ``supervision: fail | isolate | res
 Relative paths resolve against the graph file's folder (``--set`` values against the current directory):
 a config field whose type is a ``pathlib.Path`` (``Path | None`` included), or any field declared with
 ``attrs.field(metadata={"path": True})``, receives the resolved path (a ``str`` field gets a ``str``).
+``metadata={"path": "output"}`` (or ``"input"``) also declares it a file the node writes (reads), which the
+output policy of ``mediagraph._paths`` checks: outputs stay where the file may write, and no file is both.
 
 Extension points, so later features need no change here:
 
@@ -34,6 +36,7 @@ Extension points, so later features need no change here:
 
 from __future__ import annotations
 
+import functools
 import math
 import types
 import typing
@@ -47,7 +50,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from . import _limits
+from . import _limits, _paths
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart, Supervision
 from ._limits import quote
@@ -356,6 +359,7 @@ class GraphFile:
         schedule: its actions, in time order.
         resources: resource name -> config.
         locations: node name -> ``FILE:LINE:COLUMN`` of its entry, to point at a node later on.
+        paths: the files its nodes (and scheduled swaps) read and write.
     """
 
     path: Path
@@ -363,22 +367,30 @@ class GraphFile:
     schedule: tuple[ScheduledAction, ...]
     resources: Mapping[str, Any]
     locations: Mapping[str, str]
+    paths: tuple[_paths.DeclaredPath, ...] = ()
 
 
-def load_graph(path: str | Path, *, overrides: Sequence[Override] = ()) -> GraphFile:
+def load_graph(
+    path: str | Path, *, overrides: Sequence[Override] = (), output_dirs: Sequence[Path] | None = None
+) -> GraphFile:
     """Read a YAML graph file, build its graph and validate it; nothing runs.
 
     Args:
         path: the file. Relative paths inside it resolve against its folder.
         overrides: parameter values that replace the file's (``--set``).
+        output_dirs: confine the files the graph writes to the folder each path is relative to and these
+            (see ``mediagraph._paths``); ``None``: not confined. The command line always confines.
 
     Raises:
-        GraphDefinitionError: the file cannot be read, is not valid YAML, or defines an invalid graph; its
-            ``location`` is ``FILE:LINE:COLUMN`` of the offending key or value.
+        GraphDefinitionError: the file cannot be read, passes a limit (size, aliases, nesting, numbers),
+            is not valid YAML, defines an invalid graph, or an output the policy refuses (one that is also an
+            input or another output is refused even unconfined); its ``location`` is ``FILE:LINE:COLUMN`` of
+            the offending key or value.
     """
     path = Path(path)
     text = _limits.read_text(path)
-    return parse_graph(text, filename=str(path), base_dir=path.parent, name=path.stem, overrides=overrides)
+    loader = _Loader(text, str(path), path.parent.absolute(), output_dirs=output_dirs, inputs=(path,))
+    return loader.load(path.stem, overrides)
 
 
 def parse_graph(
@@ -388,6 +400,7 @@ def parse_graph(
     base_dir: str | Path = ".",
     name: str = "graph",
     overrides: Sequence[Override] = (),
+    output_dirs: Sequence[Path] | None = None,
 ) -> GraphFile:
     """:func:`load_graph` for text already read.
 
@@ -396,7 +409,7 @@ def parse_graph(
         base_dir: the folder relative paths resolve against.
         name: the graph's name when the text has no ``graph:`` key.
     """
-    loader = _Loader(text, filename, Path(base_dir).absolute())
+    loader = _Loader(text, filename, Path(base_dir).absolute(), output_dirs=output_dirs)
     return loader.load(name, overrides)
 
 
@@ -424,10 +437,21 @@ def _kind(value: Any) -> str:
 
 
 class _Loader:
-    def __init__(self, text: str, filename: str, base_dir: Path) -> None:
+    def __init__(
+        self,
+        text: str,
+        filename: str,
+        base_dir: Path,
+        *,
+        output_dirs: Sequence[Path] | None = None,
+        inputs: Sequence[Path] = (),
+    ) -> None:
         self.text = text
         self.filename = filename
         self.base_dir = base_dir
+        self.output_dirs = output_dirs
+        self.inputs = inputs
+        self.paths: list[_paths.DeclaredPath] = []
         self.constructor = SafeConstructor()
         self.graph = Graph()  # the graph being built, replaced by load()
 
@@ -555,12 +579,17 @@ class _Loader:
         links = self.links(top["links"][1], graph) if "links" in top else []
         self.validate(graph, locations, links)
         schedule = self.schedule(top["schedule"][1], graph) if "schedule" in top else ()
+        for item in schedule:  # a swap's new child may write files too
+            at = functools.partial(lambda loc, _param: (loc, self.base_dir), item.location)
+            self.paths += _paths.declared_paths(item.action, owner=f"{item.name} action", where=at)
+        _paths.check_paths(self.paths, inputs=self.inputs, output_dirs=self.output_dirs)
         return GraphFile(
             path=Path(self.filename),
             graph=graph,
             schedule=schedule,
             resources=resources,
             locations=locations,
+            paths=tuple(self.paths),
         )
 
     def params(self, entries: Mapping[str, Entry], reserved: Sequence[str] = ()) -> dict[str, _Param]:
@@ -647,6 +676,12 @@ class _Loader:
                 self.fail(o.origin, f"--set cannot change a node's {quote(o.param)}")
             params[o.param] = _Param(o.value, o.origin, o.origin, cwd)
         config = self.config(nt.config, params, where=f"node {quote(name)} ({nt.name})", entry_at=self.at(key_node))
+
+        def where(param: str) -> tuple[str, Path]:  # a default path is relative to the current directory
+            given = params.get(param)
+            return (given.value_at, given.base) if given else (self.at(key_node), cwd)
+
+        self.paths += _paths.declared_paths(config, owner=f"node {quote(name)}", where=where)
         try:
             graph.add(name, nt, config=config, supervision=supervision)
         except GraphDefinitionError as exc:

@@ -75,7 +75,7 @@ class FileSourceConfig:
     loop: start again at the end of the file, timestamps going on increasing; ``False``: end the stream.
     """
 
-    path: Path = attrs.field(converter=Path)
+    path: Path = attrs.field(converter=Path, metadata={"path": "input"})
     frame_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(1000)])
     sample_rate: int | None = attrs.field(default=None, validator=_v.optional([_v.ge(8000), _v.le(384000)]))
     channels: int | None = attrs.field(default=None, validator=_v.optional([_v.ge(1), _v.le(8)]))

@@ -95,7 +95,9 @@ class RecorderConfig:
     max_hold: seconds of agent audio held for a ``PlaybackFinished`` before it is written untrimmed.
     """
 
-    path: Path = attrs.field(default=Path("recording.ogg"), converter=Path, validator=_check_path)
+    path: Path = attrs.field(
+        default=Path("recording.ogg"), converter=Path, validator=_check_path, metadata={"path": "output"}
+    )
     max_lag: float = attrs.field(default=1.0, validator=[_v.ge(0), _v.le(3600)])
     max_hold: float = attrs.field(default=30.0, validator=[_v.gt(0), _v.le(3600)])
 

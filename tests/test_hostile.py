@@ -262,3 +262,148 @@ def test_a_fifo_as_the_graph_file_does_not_block(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(mg.GraphDefinitionError, match="not a regular file"):
         mg.load_graph(fifo)
+
+
+# --- outputs stay where they belong ------------------------------------------------------------------------
+
+MEDIA = Path(__file__).resolve().parent.parent / "graphs" / "media" / "noisy_speech.ogg"
+
+RECORDING = """\
+nodes:
+  voice: {{type: file_source, path: in.ogg, paced: false}}
+  rec: {{type: recorder, path: {out}}}
+links: [voice.audio -> rec.user]
+"""
+
+
+def graph_dir(tmp_path: Path, out: str, extra_nodes: str = "") -> Path:
+    folder = tmp_path / "graphs"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(MEDIA, folder / "in.ogg")
+    text = RECORDING.format(out=out)
+    if extra_nodes:
+        text = text.replace("links:", extra_nodes + "links:")
+    (folder / "g.yaml").write_text(text)
+    return folder / "g.yaml"
+
+
+def confined(path: Path, *dirs: Path, overrides: tuple[str, ...] = ()) -> mg.GraphFile:
+    return mg.load_graph(path, output_dirs=list(dirs), overrides=[Override.parse(o) for o in overrides])
+
+
+def test_ready_made_outputs_stay_in_their_folder(tmp_path: Path) -> None:
+    gf = confined(graph_dir(tmp_path, "out/a.wav"))
+    assert [(p.role, p.param) for p in gf.paths] == [("input", "path"), ("output", "path")]
+
+
+def test_an_output_that_is_the_input_is_refused(tmp_path: Path) -> None:
+    path = graph_dir(tmp_path, "in.ogg")
+    before = (path.parent / "in.ogg").read_bytes()
+    with pytest.raises(mg.GraphDefinitionError) as info:
+        mg.load_graph(path)  # even unconfined: it would destroy the input
+    assert info.value.location == f"{path}:3:31"
+    assert "node 'rec'" in info.value.message and "node 'voice'" in info.value.message
+    assert "writing it would destroy what is read" in info.value.message
+    assert (path.parent / "in.ogg").read_bytes() == before
+
+
+def test_two_outputs_on_one_file_are_refused(tmp_path: Path) -> None:
+    path = graph_dir(tmp_path, "out/a.wav", "  rec2: {type: recorder, path: out/../out/a.wav}\n")
+    path.write_text(
+        path.read_text().replace(
+            "links: [voice.audio -> rec.user]", "links:\n  - voice.audio -> rec.user\n  - voice.audio -> rec2.user"
+        )
+    )
+    with pytest.raises(mg.GraphDefinitionError, match="two writers would corrupt it") as info:
+        mg.load_graph(path)
+    assert info.value.location == f"{path}:4:32"
+
+
+def test_an_output_over_the_graph_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "g.wav"
+    path.write_text(
+        "nodes:\n  tone: {type: tone_source, duration: 1}\n  rec: {type: recorder, path: g.wav}\n"
+        "links: [tone.audio -> rec.user]\n"
+    )
+    with pytest.raises(mg.GraphDefinitionError, match="is also the graph file"):
+        mg.load_graph(path)
+
+
+@pytest.mark.parametrize("out", ["../a.wav", "../../../a.wav", "out/../../a.wav", "~/a.wav", "/tmp/mediagraph-a.wav"])
+def test_outputs_that_escape_need_permission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, out: str) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = graph_dir(tmp_path, out)
+    with pytest.raises(mg.GraphDefinitionError, match="allow its folder with --output-dir DIR") as info:
+        confined(path)
+    assert info.value.location == f"{path}:3:31"
+    assert info.value.param == "path"
+    mg.load_graph(path)  # unconfined (the Python API's default), the same file loads
+    target = Path(os.path.realpath(Path(out).expanduser() if out[0] in "/~" else path.parent / out))
+    confined(path, target.parent)  # allowed explicitly
+
+
+def test_a_symlinked_folder_leading_out_is_refused(tmp_path: Path) -> None:
+    path = graph_dir(tmp_path, "out/a.wav")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (path.parent / "out").symlink_to(elsewhere)
+    with pytest.raises(mg.GraphDefinitionError, match="leads outside"):
+        confined(path)
+    confined(path, elsewhere)
+
+
+def test_a_symlink_at_the_output_is_refused_even_when_allowed(tmp_path: Path) -> None:
+    path = graph_dir(tmp_path, "out/a.wav")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (path.parent / "out").mkdir()
+    (path.parent / "out" / "a.wav").symlink_to(victim)
+    for dirs in ((), (tmp_path,)):
+        with pytest.raises(mg.GraphDefinitionError, match="is a symbolic link"):
+            confined(path, *dirs)
+    with pytest.raises(mg.GraphDefinitionError, match="is a symbolic link"):
+        mg.load_graph(path)
+    assert victim.read_text() == "precious"
+
+
+def test_set_values_stay_in_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = graph_dir(tmp_path, "out/a.wav")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    gf = confined(path, overrides=("rec.path=b.wav",))
+    assert gf.paths[-1].path == work / "b.wav"
+    with pytest.raises(mg.GraphDefinitionError, match="leads outside") as info:
+        confined(path, overrides=("rec.path=../b.wav",))
+    assert info.value.location == "--set rec.path=../b.wav"
+
+
+def test_a_slot_child_and_a_swap_target_are_confined_too(tmp_path: Path) -> None:
+    folder = tmp_path / "graphs"
+    folder.mkdir()
+    path = folder / "g.yaml"
+    base = "nodes:\n  tone: {type: tone_source, duration: 1}\n  out: {type: slot, child: {type: recorder, path: %s}}\n"
+    base += "links: [tone.audio -> out.user]\n"
+    path.write_text(base % "../a.wav")
+    with pytest.raises(mg.GraphDefinitionError, match="node 'out' \\(child\\): output path") as info:
+        confined(path)
+    assert info.value.location == f"{path}:3:28"
+    swap = "schedule:\n  - {at: 0.5, swap: out, to: {type: recorder, path: /tmp/x.wav}}\n"
+    path.write_text(base % "a.wav" + swap)
+    with pytest.raises(mg.GraphDefinitionError, match="swap action") as info:
+        confined(path)
+    assert info.value.location == f"{path}:6:5"
+
+
+def test_run_refuses_an_escaping_output_and_writes_nothing(tmp_path: Path) -> None:
+    path = graph_dir(tmp_path, "../escaped.wav")
+    done, _ = mediagraph("run", path, "--clock", "virtual", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"{path}:3:31: error: node 'rec': output path")
+    assert "--output-dir" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "escaped.wav").exists()
+    done, _ = mediagraph("run", path, "--clock", "virtual", "--output-dir", tmp_path, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "escaped.wav").stat().st_size > 1000
+    done, _ = mediagraph("run", "--help", cwd=tmp_path)
+    assert "--output-dir DIR" in done.stdout
