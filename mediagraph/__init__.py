@@ -26,6 +26,7 @@ from ._frames import (
     VideoFrame,
 )
 from ._graph import FailGraph, Graph, Isolate, LinkSpec, NodeHandle, NodeSpec, PortRef, Restart, Supervision
+from ._limits import mask as mask_secrets
 from ._node import (
     Actor,
     NodeType,
@@ -37,6 +38,7 @@ from ._node import (
     config_from_mapping,
     get_node_type,
     get_resource_type,
+    may_import_code,
     node_type,
     node_types,
     register_resource_type,
@@ -143,6 +145,8 @@ __all__ = [
     "VideoFrame",
     "config_from_mapping",
     "get_node_type",
+    "mask_secrets",
+    "may_import_code",
     "node_type",
     "node_types",
     "open_runtime",

@@ -31,9 +31,11 @@ import trio
 
 from . import __version__
 from ._draw import to_dot, to_mermaid
+from ._edges import check_devices, located_errors, scrubbed
 from ._errors import GraphDefinitionError, MediaGraphError, NodeFailedError
 from ._events import Event, EventLog
 from ._frames import AudioFrame
+from ._limits import scrub
 from ._node import closest, node_types, resource_types
 from ._ports import InletSpec, OutletSpec, Ports, SameAs
 from ._runtime import GraphResult, RunningGraph, open_runtime
@@ -142,8 +144,16 @@ def _parser() -> argparse.ArgumentParser:
         default="real",
         help="virtual: run on a mock clock, as fast as possible (refuses graphs holding a real device)",
     )
-    output_dirs(file_command("check", "validate a graph file without running anything", _check))
+    check = file_command("check", "validate a graph file without running anything", _check)
+    output_dirs(check)
     draw = file_command("draw", "draw a graph: .mmd (Mermaid), .dot, or .svg/.png through Graphviz", _draw)
+    for p in (check, draw):
+        p.add_argument(
+            "--import-plugins",
+            action="store_true",
+            help="import the code the graph names (plugin classes) to check it too; by default nothing of "
+            "the graph's own code runs before 'run'",
+        )
     draw.add_argument("-o", "--output", metavar="OUT", type=Path, required=True, help="the diagram to write")
     nodes = sub.add_parser("nodes", help="list node and resource types, or describe one")
     nodes.add_argument("type", metavar="TYPE", nargs="?", help="a node or resource type to describe")
@@ -155,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    gf = load_graph(args.file, overrides=args.set, output_dirs=args.output_dirs)
+    gf = load_graph(args.file, overrides=args.set, output_dirs=args.output_dirs, import_code=args.import_plugins)
     g = gf.graph
     actions = len(gf.schedule)
     print(
@@ -170,7 +180,7 @@ def _draw(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     suffix = out.suffix.lower()
     if suffix not in DIAGRAMS:
         parser.error(f"cannot draw {str(out)!r}: the output must end with {', '.join(DIAGRAMS)}")
-    gf = load_graph(args.file, overrides=args.set)
+    gf = load_graph(args.file, overrides=args.set, import_code=args.import_plugins)
     if suffix == ".mmd":
         return _write(out, to_mermaid(gf.graph))
     dot_text = to_dot(gf.graph)
@@ -325,31 +335,34 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     gf = load_graph(args.file, overrides=args.set, output_dirs=args.output_dirs)
     virtual = args.clock == "virtual"
     if virtual:
-        for name, spec in gf.graph.nodes.items():
-            if spec.type.uses_device(spec.config):
-                raise GraphDefinitionError(
-                    f"node {name!r} ({spec.type.name}) uses a real device, which --clock virtual cannot drive; "
-                    "use --clock real (or a virtual device)",
-                    location=gf.locations[name],
-                    node=name,
-                )
+        check_devices(gf)
     events: IO[str] | None = None
     if args.events is not None:
         try:  # line-buffered: every event reaches the file as it happens, so a killed run keeps its log
             events = open(args.events, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed below
+            events = scrubbed(events, gf.secrets)
         except OSError as exc:
             _error(f"mediagraph: error: cannot write the events file {args.events}: {exc.strerror}")
             return EXIT_ERROR
     try:
         live = not virtual and sys.stderr.isatty()
-        display: _Display = _LiveStatus(sys.stderr) if live else _PlainLog(sys.stderr)
+        stderr = scrubbed(sys.stderr, gf.secrets)
+        display: _Display = _LiveStatus(stderr) if live else _PlainLog(stderr)
         run = functools.partial(_run_graph, gf, duration=args.duration, events=events, display=display)
         clock = None
         if virtual:
             from trio.testing import MockClock  # only here: it imports pytest, a tenth of a second at every start
 
             clock = MockClock(autojump_threshold=0)
-        return trio.run(run, clock=clock)
+        try:
+            return trio.run(run, clock=clock)
+        except (MediaGraphError, BaseExceptionGroup) as exc:  # a resource that failed to open, say
+            lines = located_errors(exc, gf)
+            if lines is None:
+                raise
+            for line in lines:
+                _error(scrub(line, gf.secrets))
+            return EXIT_ERROR
     finally:
         if events is not None:
             events.close()
@@ -396,13 +409,12 @@ async def _run_graph(gf: GraphFile, *, duration: float | None, events: IO[str] |
                     nursery.cancel_scope.cancel()
     display.close()
     if failure is not None:
-        _error(f"mediagraph: error: {failure}")
+        _error(scrub(f"mediagraph: error: {failure}", gf.secrets))
         return EXIT_ERROR
     assert result is not None
     for name, cause in result.isolated.items():
-        _error(
-            f"mediagraph: error: node {name!r} failed (isolated, the graph went on): {type(cause).__name__}: {cause}"
-        )
+        message = f"node {name!r} failed (isolated, the graph went on): {type(cause).__name__}: {cause}"
+        _error(scrub(f"mediagraph: error: {message}", gf.secrets))
     if stopping.signal is not None:
         return SIGNAL_EXIT[signal.Signals(stopping.signal)]
     return EXIT_ERROR if result.isolated else EXIT_OK

@@ -10,7 +10,7 @@ import attrs
 
 from ._errors import GraphDefinitionError
 from ._frames import AudioFormat, Control
-from ._limits import quote
+from ._limits import config_repr, quote
 from ._node import NodeType, ResourceSpec, closest, config_from_mapping, get_node_type, get_resource_type
 from ._ports import InletSpec, OutletSpec, Ports, SameAs
 
@@ -87,7 +87,7 @@ class NodeSpec:
         return self.type.ports(self.config)
 
     def __repr__(self) -> str:
-        return f"<node {self.name!r} type={self.type.name} {self.config!r}>"
+        return f"<node {self.name!r} type={self.type.name} {config_repr(self.config)}>"
 
 
 @attrs.frozen

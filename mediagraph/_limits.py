@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import yaml
 from yaml.composer import ComposerError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -41,6 +42,7 @@ __all__ = [
     "BoundedLoader",
     "LimitError",
     "check_tree",
+    "config_repr",
     "cut",
     "is_secret",
     "mask",
@@ -48,6 +50,7 @@ __all__ = [
     "read_text",
     "reader_error_location",
     "safe_load",
+    "scrub",
 ]
 
 #: The largest graph file read, in bytes.
@@ -133,6 +136,29 @@ def quote(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
+def scrub(text: str, secrets: typing.Iterable[str]) -> str:
+    """``text`` with every occurrence of a secret replaced by ``***`` (for messages built by code that did
+    not mask them: a validator quoting a whole mapping, a plugin's exception)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
+def config_repr(config: Any, depth: int = 0) -> str:
+    """A config's ``repr`` with secret-named fields masked and every value quoted within bounds."""
+    if not attrs.has(type(config)) or depth > 4:
+        return quote(config)
+    parts = []
+    for field in attrs.fields(type(config)):
+        if not field.repr:
+            continue
+        value = getattr(config, field.name, None)
+        shown = "'***'" if is_secret(field.name) else config_repr(value, depth + 1)
+        parts.append(f"{field.name}={shown}")
+    return f"{type(config).__name__}({', '.join(parts)})"
+
+
 def mask(value: Any) -> Any:
     """``value`` with the values of secret-named keys replaced by ``'***'`` (mappings, at any depth)."""
     if isinstance(value, dict):
@@ -197,8 +223,12 @@ def _where(path: list[Node]) -> str:
     return " > ".join(names)
 
 
-def check_tree(root: Node, filename: str) -> None:
+def check_tree(root: Node, filename: str) -> frozenset[str]:
     """Measure a composed document, every alias expanded, without expanding anything.
+
+    Returns:
+        the secrets it holds: the scalar values of keys named like secrets (``api_key: ...``), for
+        :func:`scrub`.
 
     Raises:
         GraphDefinitionError: a value that expands past :data:`MAX_VALUES` values or :data:`MAX_DEPTH`
@@ -210,6 +240,7 @@ def check_tree(root: Node, filename: str) -> None:
     path: list[Node] = []  # the ancestors of the node being measured: its depth, aliases followed
     on_path: set[int] = set()
     todo: list[tuple[Node, bool]] = [(root, False)]
+    secrets: set[str] = set()
 
     def fail(node: Node, message: str) -> typing.NoReturn:
         mark = node.start_mark
@@ -243,10 +274,17 @@ def check_tree(root: Node, filename: str) -> None:
             _check_scalar(node, fail)
             size[key], height[key] = 1, 0
             continue
+        if isinstance(node, MappingNode):
+            secrets.update(
+                v.value
+                for k, v in node.value
+                if isinstance(k, ScalarNode) and isinstance(v, ScalarNode) and is_secret(k.value) and v.value
+            )
         path.append(node)
         on_path.add(key)
         todo.append((node, True))
         todo.extend((k, False) for k in reversed(list(_children(node))))
+    return frozenset(secrets)
 
 
 def _check_scalar(node: ScalarNode, fail: typing.Callable[[Node, str], typing.NoReturn]) -> None:

@@ -12,13 +12,14 @@ A node type is a final class implementing one of three small interfaces, plus a 
 from __future__ import annotations
 
 import abc
+import contextlib
 import contextvars
 import difflib
 import importlib.metadata
 import math
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -43,6 +44,7 @@ __all__ = [
     "Transform",
     "config_from_mapping",
     "get_node_type",
+    "may_import_code",
     "node_type",
     "node_types",
 ]
@@ -310,6 +312,29 @@ def get_resource_type(name: str) -> ResourceType:
     except KeyError:
         hint = closest(name, types_) or " (no resource types are installed)"
         raise GraphDefinitionError(f"unknown resource type {quote(name)}{hint}") from None
+
+
+_code_imports: contextvars.ContextVar[bool] = contextvars.ContextVar("code_imports", default=True)
+
+
+def may_import_code() -> bool:
+    """Whether a config being built may import code it names (a plugin class given as ``module:Class``).
+
+    ``False`` while ``mediagraph check`` or ``draw`` loads a graph file: checking a graph never runs its
+    code unless asked (``--import-plugins``). Such a config then checks only the form of the name; the
+    import happens when the graph runs.
+    """
+    return _code_imports.get()
+
+
+@contextlib.contextmanager
+def importing_code(allowed: bool) -> Iterator[None]:
+    """Within the block, :func:`may_import_code` answers ``allowed``."""
+    token = _code_imports.set(allowed)
+    try:
+        yield
+    finally:
+        _code_imports.reset(token)
 
 
 #: The resources of the graph whose configs are being built, so nested specs (a slot's child) resolve too.

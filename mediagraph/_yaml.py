@@ -54,7 +54,15 @@ from . import _limits, _paths
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart, Supervision
 from ._limits import quote
-from ._node import building_resources, closest, config_from_mapping, get_node_type, node_types, resource_types
+from ._node import (
+    building_resources,
+    closest,
+    config_from_mapping,
+    get_node_type,
+    importing_code,
+    node_types,
+    resource_types,
+)
 from ._slot import ChildSpec, check_swap
 
 if TYPE_CHECKING:
@@ -360,6 +368,8 @@ class GraphFile:
         resources: resource name -> config.
         locations: node name -> ``FILE:LINE:COLUMN`` of its entry, to point at a node later on.
         paths: the files its nodes (and scheduled swaps) read and write.
+        resource_locations: resource name -> ``FILE:LINE:COLUMN`` of its entry.
+        secrets: the values of its parameters named like secrets, to keep out of what is printed.
     """
 
     path: Path
@@ -368,10 +378,16 @@ class GraphFile:
     resources: Mapping[str, Any]
     locations: Mapping[str, str]
     paths: tuple[_paths.DeclaredPath, ...] = ()
+    resource_locations: Mapping[str, str] = attrs.field(factory=dict)
+    secrets: frozenset[str] = attrs.field(default=frozenset(), repr=False)
 
 
 def load_graph(
-    path: str | Path, *, overrides: Sequence[Override] = (), output_dirs: Sequence[Path] | None = None
+    path: str | Path,
+    *,
+    overrides: Sequence[Override] = (),
+    output_dirs: Sequence[Path] | None = None,
+    import_code: bool = True,
 ) -> GraphFile:
     """Read a YAML graph file, build its graph and validate it; nothing runs.
 
@@ -380,6 +396,8 @@ def load_graph(
         overrides: parameter values that replace the file's (``--set``).
         output_dirs: confine the files the graph writes to the folder each path is relative to and these
             (see ``mediagraph._paths``); ``None``: not confined. The command line always confines.
+        import_code: whether configs may import code the file names (a plugin class); see
+            :func:`mediagraph.may_import_code`. ``mediagraph check`` and ``draw`` say no unless asked.
 
     Raises:
         GraphDefinitionError: the file cannot be read, passes a limit (size, aliases, nesting, numbers),
@@ -390,6 +408,7 @@ def load_graph(
     path = Path(path)
     text = _limits.read_text(path)
     loader = _Loader(text, str(path), path.parent.absolute(), output_dirs=output_dirs, inputs=(path,))
+    loader.import_code = import_code
     return loader.load(path.stem, overrides)
 
 
@@ -401,6 +420,7 @@ def parse_graph(
     name: str = "graph",
     overrides: Sequence[Override] = (),
     output_dirs: Sequence[Path] | None = None,
+    import_code: bool = True,
 ) -> GraphFile:
     """:func:`load_graph` for text already read.
 
@@ -410,6 +430,7 @@ def parse_graph(
         name: the graph's name when the text has no ``graph:`` key.
     """
     loader = _Loader(text, filename, Path(base_dir).absolute(), output_dirs=output_dirs)
+    loader.import_code = import_code
     return loader.load(name, overrides)
 
 
@@ -452,6 +473,9 @@ class _Loader:
         self.output_dirs = output_dirs
         self.inputs = inputs
         self.paths: list[_paths.DeclaredPath] = []
+        self.secrets: frozenset[str] = frozenset()  # values of keys named like secrets, kept out of messages
+        self.import_code = True
+        self.resource_locations: dict[str, str] = {}
         self.constructor = SafeConstructor()
         self.graph = Graph()  # the graph being built, replaced by load()
 
@@ -498,7 +522,7 @@ class _Loader:
             if loader is not None:
                 loader.dispose()
         if root is not None:
-            _limits.check_tree(root, self.filename)
+            self.secrets |= _limits.check_tree(root, self.filename)
         return root
 
     def yaml_error(self, exc: yaml.MarkedYAMLError) -> NoReturn:
@@ -559,6 +583,18 @@ class _Loader:
     # -- the file
 
     def load(self, default_name: str, overrides: Sequence[Override]) -> GraphFile:
+        self.secrets |= {o.value for o in overrides if isinstance(o.value, str) and _limits.is_secret(o.param)}
+        try:
+            with importing_code(self.import_code):
+                return attrs.evolve(self.load_unmasked(default_name, overrides), secrets=self.secrets)
+        except GraphDefinitionError as exc:  # a message built elsewhere (a validator, a plugin) may quote one
+            masked = _limits.scrub(exc.message, self.secrets)
+            where = _limits.scrub(exc.location, self.secrets) if exc.location else None
+            if (masked, where) == (exc.message, exc.location):
+                raise
+            raise GraphDefinitionError(masked, location=where, node=exc.node, param=exc.param, link=exc.link) from None
+
+    def load_unmasked(self, default_name: str, overrides: Sequence[Override]) -> GraphFile:
         root = self.compose()
         if root is None:
             self.fail(f"{self.filename}:1:1", "the file is empty; a graph file is a mapping with a 'nodes:' section")
@@ -590,6 +626,7 @@ class _Loader:
             resources=resources,
             locations=locations,
             paths=tuple(self.paths),
+            resource_locations=self.resource_locations,
         )
 
     def params(self, entries: Mapping[str, Entry], reserved: Sequence[str] = ()) -> dict[str, _Param]:
@@ -634,6 +671,7 @@ class _Loader:
             except GraphDefinitionError as exc:
                 raise self.relocate(exc, self.at(key_node)) from exc
             out[name] = config
+            self.resource_locations[name] = self.at(key_node)
         return out
 
     def type_name(self, entries: Mapping[str, Entry], key_node: Node, what: str) -> str:

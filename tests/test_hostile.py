@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import mediagraph as mg
+from mediagraph._draw import to_dot, to_mermaid
 from mediagraph._limits import MAX_DEPTH, MAX_SCALAR_CHARS, MAX_VALUES, cut, is_secret, quote
 from mediagraph._yaml import Override, parse_graph
 
@@ -37,11 +38,13 @@ def refused(text: str, **kwargs: Any) -> mg.GraphDefinitionError:
     return info.value
 
 
-def mediagraph(*args: Any, cwd: Path, timeout: float = 30) -> tuple[subprocess.CompletedProcess[str], float]:
+def mediagraph(
+    *args: Any, cwd: Path, timeout: float = 30, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run the command; returns the result and the seconds it took."""
     start = time.monotonic()
     done = subprocess.run(
-        [*COMMAND, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        [*COMMAND, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     return done, time.monotonic() - start
 
@@ -407,3 +410,140 @@ def test_run_refuses_an_escaping_output_and_writes_nothing(tmp_path: Path) -> No
     assert (tmp_path / "escaped.wav").stat().st_size > 1000
     done, _ = mediagraph("run", "--help", cwd=tmp_path)
     assert "--output-dir DIR" in done.stdout
+
+
+# --- a graph's code does not run before 'run'; secrets stay secret; diagrams are escaped ---------------------
+
+PLUGIN = """
+import pathlib, os
+import livekit.rtc as rtc
+
+pathlib.Path(os.environ["MARKER"]).write_text("imported")
+
+
+class Sneaky(rtc.FrameProcessor):
+    def __init__(self, **options):
+        if options.get("fail"):
+            raise RuntimeError("the server refused key " + options.get("api_key", ""))
+
+    enabled = True
+
+    def _process(self, frame):
+        return frame
+
+    def _close(self):
+        pass
+"""
+
+PLUGGED = """\
+resources:
+  ns: {type: plugin, plugin: "sneaky_plugin:Sneaky", options: {api_key: sk-TOPSECRET-42, fail: %s}}
+nodes:
+  tone: {type: tone_source, duration: 0.1}
+  fp: {type: frame_processor, processor: ns}
+  sink: null_sink
+links: [tone.audio -> fp.audio, fp.audio -> sink.audio]
+"""
+
+
+@pytest.fixture
+def plugin_env(tmp_path: Path) -> dict[str, str]:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sneaky_plugin.py").write_text(PLUGIN)
+    return {**os.environ, "PYTHONPATH": str(site), "MARKER": str(tmp_path / "marker")}
+
+
+def test_check_and_draw_never_import_the_graphs_code(tmp_path: Path, plugin_env: dict[str, str]) -> None:
+    (tmp_path / "g.yaml").write_text(PLUGGED % "false")
+    marker = tmp_path / "marker"
+    for args in (["check", "g.yaml"], ["draw", "g.yaml", "-o", "g.mmd"]):
+        done, _ = mediagraph(*args, cwd=tmp_path, env=plugin_env)
+        assert done.returncode == 0, done.stderr
+        assert not marker.exists(), args
+    done, _ = mediagraph("check", "--import-plugins", "g.yaml", cwd=tmp_path, env=plugin_env)
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == "imported"
+
+
+def test_a_resource_that_fails_to_open_is_located_and_its_secret_masked(
+    tmp_path: Path, plugin_env: dict[str, str]
+) -> None:
+    (tmp_path / "g.yaml").write_text(PLUGGED % "true")
+    done, _ = mediagraph("run", "g.yaml", "--clock", "virtual", "--events", "ev.jsonl", cwd=tmp_path, env=plugin_env)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "g.yaml:2:3: error: resource 'ns' (plugin) failed to open: the server refused key ***" in done.stderr
+    assert "sk-TOPSECRET-42" not in done.stderr + (tmp_path / "ev.jsonl").read_text()
+
+
+def test_a_slot_child_with_a_typo_does_not_echo_a_secret() -> None:
+    exc = refused(
+        """\
+        nodes:
+          tone: {type: tone_source, duration: 1}
+          out:
+            type: slot
+            child: {typ: frame_processor, processor: {type: plugin, plugin: "m:C", options: {api_key: sk-LEAK-1}}}
+        links: [tone.audio -> out.audio]
+        """
+    )
+    assert "'type'" in exc.message
+    assert "sk-LEAK-1" not in str(exc)
+    exc = refused(TONE.format(extra="") + "", overrides=[Override.parse("tone.token=sk-LEAK-2")])
+    assert "sk-LEAK-2" not in str(exc)
+
+
+def test_config_reprs_mask_secrets() -> None:
+    gf = load(PLUGGED % "false", import_code=False)
+    assert "sk-TOPSECRET-42" not in repr(gf.graph.resources["ns"].config)
+    assert "sk-TOPSECRET-42" not in repr(gf.graph.nodes["fp"])
+    assert "'***'" in repr(gf.graph.nodes["fp"])
+    assert gf.secrets == {"sk-TOPSECRET-42"}
+
+
+def test_mermaid_and_dot_are_escaped() -> None:
+    gf = load(
+        """\
+        graph: "x\\nclick n_tone call alert()\\n%% \\"]) --> evil["
+        nodes:
+          tone: {type: tone_source, duration: 1}
+          sink: null_sink
+        links: [tone.audio -> sink.audio]
+        """
+    )
+    mermaid = to_mermaid(gf.graph).splitlines()
+    assert len(mermaid) == 5
+    assert [line.split()[0] for line in mermaid[1:]] == [
+        "%%",
+        'n_tone["tone<br/><small>tone_source</small>"]',
+        'n_sink["sink<br/><small>null_sink</small>"]',
+        "n_tone",
+    ]
+    assert not any("click" in line for line in mermaid[2:])
+    dot = to_dot(gf.graph)
+    assert dot.splitlines()[0] == 'digraph "x\\nclick n_tone call alert()\\n%% \\"]) --> evil[" {'
+
+
+def test_the_virtual_clock_refuses_a_real_device_in_a_slot_before_anything_runs(tmp_path: Path) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text(
+        "nodes:\n  tone: {type: tone_source, duration: 1}\n"
+        "  out: {type: slot, child: {type: speaker, device: default}}\n"
+        "links: [tone.audio -> out.audio]\n"
+    )
+    path2 = tmp_path / "h.yaml"
+    path2.write_text(
+        "nodes:\n  tone: {type: tone_source, duration: 1}\n"
+        "  out: {type: slot, child: {type: speaker, device: virtual}}\n"
+        "links: [tone.audio -> out.audio]\nschedule:\n  - {at: 0.5, swap: out, to: {type: speaker, device: default}}\n"
+    )
+    for graph, where in (
+        (path, "g.yaml:3:3: error: node 'out' (slot child) (speaker)"),
+        (path2, "h.yaml:6:5: error: swap action at 0.5 s (speaker)"),
+    ):
+        done, _ = mediagraph("run", graph.name, "--clock", "virtual", "--events", "ev.jsonl", cwd=tmp_path)
+        assert done.returncode == 1
+        assert done.stderr.startswith(where), done.stderr
+        assert "uses a real device" in done.stderr
+        assert not (tmp_path / "ev.jsonl").exists()
