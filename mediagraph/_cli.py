@@ -464,6 +464,8 @@ def _describe(e: Event) -> str:
             return f"stopping gracefully ({f.get('by')})"
         case "cancel_requested":
             return f"cancelling ({f.get('by')})"
+        case event if event.endswith("_warning"):
+            return f"{e.node or 'graph'}: warning: {f.get('message', '')}"
     details = " ".join(f"{k}={v}" for k, v in f.items())
     return f"{e.node or 'graph'}: {e.event} {details}".rstrip()
 
@@ -493,7 +495,7 @@ class _LiveStatus:
 
     NOTABLE = frozenset(
         {"graph_finished", "node_restarted", "cleanup_timeout", "schedule_action", "stop_requested", "cancel_requested"}
-    )
+    )  # and every *_warning event
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
@@ -503,7 +505,7 @@ class _LiveStatus:
         self.rates: dict[str, float] = {}
 
     def on_event(self, event: Event) -> None:
-        if event.event in self.NOTABLE or event.fields.get("reason") == "failed":
+        if event.event in self.NOTABLE or event.event.endswith("_warning") or event.fields.get("reason") == "failed":
             self.redraw(above=_stamp(event))
 
     async def run(self, running: RunningGraph) -> None:

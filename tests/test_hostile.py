@@ -6,14 +6,17 @@ the exit status, the ``FILE:LINE`` of the message, the time and memory it took a
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
 import shutil
+import struct
 import subprocess
 import sys
 import textwrap
 import time
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -547,3 +550,51 @@ def test_the_virtual_clock_refuses_a_real_device_in_a_slot_before_anything_runs(
         assert done.stderr.startswith(where), done.stderr
         assert "uses a real device" in done.stderr
         assert not (tmp_path / "ev.jsonl").exists()
+
+
+# --- media files -------------------------------------------------------------------------------------------
+
+SOURCE = "nodes:\n  v: {type: file_source, path: %s, paced: false}\n  s: null_sink\nlinks: [v.audio -> s.audio]\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_as_a_media_file_does_not_block_check(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "m.ogg")
+    (tmp_path / "g.yaml").write_text(SOURCE % "m.ogg")
+    done, seconds = mediagraph("check", "g.yaml", cwd=tmp_path, timeout=20)
+    assert done.returncode == 1
+    assert done.stderr.startswith("g.yaml:2:32: error: node 'v' (file_source): path ")
+    assert "m.ogg': not a regular file" in done.stderr
+    assert seconds < 10
+
+
+def test_a_wav_header_claiming_1000_channels_names_the_file(tmp_path: Path) -> None:
+    with wave.open(str(tmp_path / "m.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes(b"\0\0" * 4800)
+    data = bytearray((tmp_path / "m.wav").read_bytes())
+    struct.pack_into("<H", data, 22, 1000)  # the fmt chunk's channel count
+    (tmp_path / "m.wav").write_bytes(bytes(data))
+    (tmp_path / "g.yaml").write_text(SOURCE % "m.wav")
+    done, _ = mediagraph("run", "g.yaml", "--clock", "virtual", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("g.yaml:2:32: error: node 'v' (file_source): path ")
+    assert "m.wav': its header claims 1000 channels" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_ogg_cut_in_half_plays_what_it_has_and_says_so(tmp_path: Path) -> None:
+    whole = MEDIA.read_bytes()
+    (tmp_path / "m.ogg").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "g.yaml").write_text(SOURCE % "m.ogg")
+    done, _ = mediagraph("run", "g.yaml", "--clock", "virtual", "--events", "ev.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"v: warning: media file '.*m.ogg' ends after \d+\.\d\d s without its end-of-stream", done.stderr)
+    logged = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert [e["node"] for e in logged if e["event"] == "media_warning"] == ["v"]
+    # the whole file has its marker: no warning
+    (tmp_path / "m.ogg").write_bytes(whole)
+    done, _ = mediagraph("run", "g.yaml", "--clock", "virtual", cwd=tmp_path)
+    assert done.returncode == 0 and "warning" not in done.stderr
