@@ -58,7 +58,7 @@ MAX_FILE_BYTES: typing.Final = 1 << 20
 #: The deepest nesting of lists and mappings, aliases followed (a graph needs fewer than 10 levels).
 MAX_DEPTH: typing.Final = 64
 #: The most values (scalars, lists, mappings) a file may hold once every alias is expanded.
-MAX_VALUES: typing.Final = 50_000
+MAX_VALUES: typing.Final = 20_000
 #: The longest scalar (a string: a prompt, a path...), in characters.
 MAX_SCALAR_CHARS: typing.Final = 65_536
 #: The longest number, in characters as written (a float has 17 significant digits; ints stay below 2**63).

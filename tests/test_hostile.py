@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mediagraph as mg
 from mediagraph._draw import to_dot, to_mermaid
@@ -598,3 +600,108 @@ def test_an_ogg_cut_in_half_plays_what_it_has_and_says_so(tmp_path: Path) -> Non
     (tmp_path / "m.ogg").write_bytes(whole)
     done, _ = mediagraph("run", "g.yaml", "--clock", "virtual", cwd=tmp_path)
     assert done.returncode == 0 and "warning" not in done.stderr
+
+
+# --- hostile graph files, generated ------------------------------------------------------------------------
+
+
+def flow_bomb(levels: int, fanout: int) -> str:
+    rows = [f"&l0 [{', '.join(['lol'] * fanout)}]"]
+    rows += [f"&l{i} [{', '.join([f'*l{i - 1}'] * fanout)}]" for i in range(1, levels)]
+    return "[" + ", ".join(rows) + "]"
+
+
+HOSTILE_VALUES = st.one_of(
+    st.builds(flow_bomb, levels=st.integers(7, 10), fanout=st.integers(6, 10)),  # >= 6**7 values expanded
+    st.integers(MAX_DEPTH + 1, 600).map(lambda n: "[" * n + "1" + "]" * n),
+    st.integers(MAX_DEPTH + 1, 300).map(lambda n: "{a: " * n + "1" + "}" * n),
+    st.integers(MAX_SCALAR_CHARS + 1, 100_000).map(lambda n: "x" * n),
+    st.integers(MAX_VALUES + 1, MAX_VALUES + 2000).map(lambda n: "[" + "1, " * n + "1]"),
+    st.sampled_from([".inf", "-.inf", ".nan", "1.0e+999", "-1.0e+999"]),
+    st.integers(41, 5000).map(lambda n: "9" * n),
+)
+
+PLACES = {
+    "parameter": "nodes:\n  tone: {type: tone_source, duration: 1, frequency: @}\n  sink: null_sink\n"
+    "links: [tone.audio -> sink.audio]\n",
+    "stop": "nodes:\n  tone: {type: tone_source, duration: 1}\n  sink: null_sink\n"
+    "links: [tone.audio -> sink.audio]\nschedule:\n  - {at: 0.5, stop: @}\n",
+    "slot child": "nodes:\n  tone: {type: tone_source, duration: 1}\n"
+    "  out: {type: slot, child: {type: null_sink, x: @}}\n"
+    "links: [tone.audio -> out.audio]\n",
+    "swap target": "nodes:\n  tone: {type: tone_source, duration: 1}\n  out: {type: slot, child: {type: null_sink}}\n"
+    "links: [tone.audio -> out.audio]\nschedule:\n  - {at: 0.5, swap: @, to: null}\n",
+    "supervision": "nodes:\n  tone: {type: tone_source, duration: 1}\n  sink: {type: null_sink, supervision: "
+    "{restart: {backoff: @}}}\nlinks: [tone.audio -> sink.audio]\n",
+}
+
+HOSTILE_NAMES = st.one_of(
+    st.text(min_size=1, max_size=80).filter(lambda s: not s.isidentifier()),
+    st.integers(MAX_SCALAR_CHARS + 1, 70_000).map(lambda n: "n" * n),
+)
+
+HOSTILE_PATHS = st.sampled_from(
+    ["../x.wav", "../../../x.wav", "out/../../x.wav", "/tmp/mediagraph-hostile.wav", "~/x.wav", "in.ogg", "link/x.wav"]
+)
+
+
+@st.composite
+def hostile_files(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["value", "name", "path"]))
+    if kind == "value":
+        return PLACES[draw(st.sampled_from(sorted(PLACES)))].replace("@", draw(HOSTILE_VALUES))
+    if kind == "name":
+        name = json.dumps(draw(HOSTILE_NAMES))
+        nodes = f"nodes:\n  tone: {{type: tone_source, duration: 1}}\n  {name}: null_sink\n"
+        return nodes + "links: [tone.audio -> sink.audio]\n"
+    return RECORDING.format(out=json.dumps(draw(HOSTILE_PATHS)))
+
+
+@pytest.fixture(scope="module")
+def hostile_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("hostile") / "graphs"
+    folder.mkdir()
+    shutil.copy(MEDIA, folder / "in.ogg")
+    outside = folder.parent / "outside"
+    outside.mkdir()
+    (folder / "link").symlink_to(outside)
+    return folder
+
+
+def contents(folder: Path) -> list[tuple[str, int]]:
+    return sorted((str(p.relative_to(folder.parent)), p.lstat().st_size) for p in folder.parent.rglob("*"))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(text=hostile_files())
+def test_hostile_graph_files_are_refused_quickly_in_bounded_memory(hostile_dir: Path, text: str) -> None:
+    before = contents(hostile_dir)
+    start = time.perf_counter()
+    with pytest.raises(mg.GraphDefinitionError) as info:
+        parse_graph(text, filename="h.yaml", base_dir=hostile_dir, output_dirs=[])
+    seconds = time.perf_counter() - start
+    # the process's peak, tests before included: a file expanded in memory would take gigabytes
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert info.value.location is not None and re.fullmatch(r"h\.yaml:\d+:\d+", info.value.location)
+    assert len(str(info.value)) < 1100
+    assert seconds < 3
+    assert peak_mb < 1024
+    assert contents(hostile_dir) == before
+
+
+@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(text=hostile_files())
+def test_hostile_graph_files_through_the_cli(hostile_dir: Path, text: str) -> None:
+    path = hostile_dir / "h.yaml"
+    path.write_text(text)
+    before = contents(hostile_dir)
+    try:
+        done, seconds = mediagraph("run", path.name, "--clock", "virtual", cwd=hostile_dir)
+    finally:
+        path.unlink()
+    assert done.returncode == 1, done.stderr
+    assert re.match(r"h\.yaml:\d+:\d+: error: ", done.stderr)
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr) < 1200
+    assert seconds < 15
+    assert contents(hostile_dir) == [c for c in before if not c[0].endswith("h.yaml")]
