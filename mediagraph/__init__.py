@@ -4,6 +4,7 @@ Every node is an actor with typed, bounded mailboxes; graphs are declared, valid
 run under trio structured concurrency. See the README for a tour.
 """
 
+from . import _startup  # noqa: F401 - first: the command line's signal guard (see its docstring)
 from ._errors import (
     GraphDefinitionError,
     MailboxOverflowError,

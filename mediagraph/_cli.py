@@ -1,7 +1,9 @@
 """The ``mediagraph`` command line: run, check and draw graph files; list node types.
 
-Exit status: 0 success, 1 a graph or runtime error, 2 a usage error; a run stopped by SIGINT or SIGTERM
-exits with 130 or 143 once the graph has stopped gracefully.
+Exit status: 0 success, 1 a graph or runtime error, 2 a usage error; a run stopped by SIGINT, SIGTERM or
+SIGHUP (the terminal closed) exits with 130, 143 or 129 once the graph has stopped gracefully, and so does
+a command that gets one before the graph starts (with one line saying so, never a traceback; see
+``mediagraph._startup``).
 
 Errors in a graph file print as ``FILE:LINE:COLUMN: error: MESSAGE`` (the format editors jump to); other
 errors as ``mediagraph: error: MESSAGE``. Nothing starts, and no file is written, unless the graph is valid.
@@ -29,7 +31,7 @@ from typing import IO, Any, Protocol
 import attrs
 import trio
 
-from . import __version__
+from . import __version__, _startup
 from ._draw import to_dot, to_mermaid
 from ._edges import check_devices, located_errors, scrubbed
 from ._errors import GraphDefinitionError, MediaGraphError, NodeFailedError
@@ -47,7 +49,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 #: The exit status of a run stopped by a signal: 128 + the signal's number, as shells report it.
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 #: How often the live status is redrawn, in seconds.
 STATUS_PERIOD = 0.25
 DIAGRAMS = (".mmd", ".dot", ".svg", ".png")
@@ -62,16 +64,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        status: int = args.command(args, parser)
+        status: int = _interrupted() or args.command(args, parser)
     except GraphDefinitionError as exc:
         _error(str(exc) if exc.location else f"mediagraph: error: {exc}")
         return EXIT_ERROR
     except MediaGraphError as exc:
         _error(f"mediagraph: error: {exc}")
         return EXIT_ERROR
-    except KeyboardInterrupt:  # Ctrl-C before the graph started (while it runs, signals stop it gracefully)
+    except KeyboardInterrupt:  # Ctrl-C before the graph started, when the signal guard is not installed
+        _error("mediagraph: interrupted (SIGINT) before the graph started")
         return SIGNAL_EXIT[signal.SIGINT]
-    return status
+    if args.command is _run:  # a signal once the graph ran is the run's business (it returned its status)
+        return status
+    return _interrupted() or status
+
+
+def _interrupted() -> int | None:
+    """The exit status for a signal recorded before the graph started (see ``_startup``), with one line."""
+    signum = _startup.pending()
+    if signum is None:
+        return None
+    _error(f"mediagraph: interrupted ({signal.Signals(signum).name}) before the graph started")
+    return SIGNAL_EXIT[signal.Signals(signum)]
 
 
 def _error(message: str) -> None:
@@ -355,7 +369,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
             clock = MockClock(autojump_threshold=0)
         try:
-            return trio.run(run, clock=clock)
+            return _interrupted() or trio.run(run, clock=clock)
         except (MediaGraphError, BaseExceptionGroup) as exc:  # a resource that failed to open, say
             lines = located_errors(exc, gf)
             if lines is None:
@@ -389,7 +403,10 @@ async def _run_graph(gf: GraphFile, *, duration: float | None, events: IO[str] |
     stopping = _Stopping()
     failure: NodeFailedError | None = None
     result: GraphResult | None = None
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(*SIGNAL_EXIT) as signals:
+        early = _interrupted()  # recorded since the last look, before this receiver took over
+        if early is not None:
+            return early
         async with open_runtime() as runtime:
             try:
                 running = await runtime.start(gf.graph, log=log)
@@ -425,7 +442,7 @@ def _write_event(stream: IO[str], event: Event) -> None:
 
 
 async def _watch_signals(signals: AsyncIterator[int], running: RunningGraph, stopping: _Stopping) -> None:
-    """The first SIGINT/SIGTERM stops the graph gracefully, the next one cancels it."""
+    """The first SIGINT/SIGTERM/SIGHUP stops the graph gracefully, the next one cancels it."""
     async for signum in signals:
         name = signal.Signals(signum).name
         if stopping.signal is None:

@@ -11,6 +11,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -705,3 +706,60 @@ def test_hostile_graph_files_through_the_cli(hostile_dir: Path, text: str) -> No
     assert len(done.stderr) < 1200
     assert seconds < 15
     assert contents(hostile_dir) == [c for c in before if not c[0].endswith("h.yaml")]
+
+
+# --- signals at start-up -----------------------------------------------------------------------------------
+
+ENDLESS = "nodes:\n  tone: tone_source\n  sink: null_sink\nlinks: [tone.audio -> sink.audio]\n"
+
+
+def guarded(pid: int) -> bool:
+    """Whether the process catches SIGTERM and SIGHUP: ``import mediagraph`` has installed its guard."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return all(caught & (1 << (s - 1)) for s in (signal.SIGTERM, signal.SIGHUP))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc to know when to signal")
+@pytest.mark.parametrize(
+    ("signals", "status"),
+    [
+        ((signal.SIGINT,), 130),
+        ((signal.SIGINT, signal.SIGINT), 130),  # a quick double Ctrl-C
+        ((signal.SIGTERM,), 143),
+        ((signal.SIGHUP,), 129),
+    ],
+)
+def test_a_signal_at_any_moment_of_start_up_exits_cleanly(
+    tmp_path: Path, signals: tuple[signal.Signals, ...], status: int
+) -> None:
+    (tmp_path / "g.yaml").write_text(ENDLESS)
+    procs = []
+    for delay in (0.0, 0.05, 0.2, 1.5):  # while importing, loading, starting, and once the graph runs
+        proc = subprocess.Popen(
+            [*COMMAND, "run", "g.yaml"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 20
+        while not guarded(proc.pid):
+            assert time.monotonic() < deadline and proc.poll() is None, "the guard was never installed"
+            time.sleep(0.001)
+        procs.append((proc, time.monotonic() + delay))
+    try:
+        for proc, when in sorted(procs, key=lambda p: p[1]):
+            time.sleep(max(0.0, when - time.monotonic()))
+            for signum in signals:
+                proc.send_signal(signum)
+        for proc, _ in procs:
+            _, stderr = proc.communicate(timeout=30)
+            assert proc.returncode == status, stderr
+            assert "Traceback" not in stderr
+            name = signal.Signals(signals[0]).name
+            if "before the graph started" in stderr:
+                assert stderr == f"mediagraph: interrupted ({name}) before the graph started\n"
+            else:
+                assert "graph 'g' finished: " in stderr
+    finally:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
