@@ -452,6 +452,7 @@ def _build[C](cls: type[C], data: Mapping[str, Any], where: str) -> C:
         kwargs[key] = coerced
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
+    # what validators and converters raise on a bad value (a converter may index or divide what it got)
+    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError) as exc:
         param = next((k for k in fields if k in str(exc)), None)
         raise GraphDefinitionError(f"{where}: {exc}", param=param) from exc

@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 import attrs
 
 from ._errors import GraphDefinitionError
 from ._limits import quote
+from ._node import node_types
 
-__all__ = ["DeclaredPath", "check_paths", "declared_paths", "path_role"]
+__all__ = ["DeclaredPath", "check_paths", "declared_paths", "path_role", "resolve_paths"]
 
 Role = Literal["input", "output"]
 
@@ -158,3 +161,41 @@ def _fail(p: DeclaredPath, problem: str) -> None:
         location=p.location,
         param=p.param,
     )
+
+
+# --- resolving path parameters ----------------------------------------------------------------------------
+
+
+def _path_type(tp: Any) -> bool:
+    if isinstance(tp, type):
+        return issubclass(tp, PurePath)
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return any(_path_type(arg) for arg in typing.get_args(tp))
+    return False
+
+
+def _registry_get(name: Any) -> Any:
+    """The node type called ``name``, or ``None`` (also for a name that is not a string)."""
+    return node_types().get(name) if isinstance(name, str) else None
+
+
+def resolve_paths(cls: type, params: Mapping[str, tuple[Any, Path]]) -> dict[str, Any]:
+    """Parameter values, with relative paths of path fields made absolute against their base folder."""
+    attrs.resolve_types(cls)
+    fields = attrs.fields_dict(cls)
+    out: dict[str, Any] = {}
+    for key, (value, base) in params.items():
+        field = fields.get(key)
+        nested = _registry_get(value.get("type")) if isinstance(value, Mapping) else None
+        if nested is not None:  # a node given inline (a slot's child): its own path fields resolve too
+            assert isinstance(value, Mapping)
+            inner = {k: (v, base) for k, v in value.items() if k != "type"}
+            value = {"type": value["type"], **resolve_paths(nested.config, inner)}
+        elif field is not None and isinstance(value, str) and value:
+            typed = _path_type(field.type)
+            if typed or field.metadata.get("path"):
+                path = Path(value).expanduser()
+                resolved = path if path.is_absolute() else base / path
+                value = resolved if typed else str(resolved)
+        out[key] = value
+    return out

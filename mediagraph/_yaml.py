@@ -38,10 +38,9 @@ from __future__ import annotations
 
 import functools
 import math
-import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
 
 import attrs
@@ -51,6 +50,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from . import _limits, _paths
+from ._dump import dump_graph, to_mapping
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart, Supervision
 from ._limits import quote
@@ -220,7 +220,7 @@ def _child(value: Any, request: ActionRequest, *, param: str) -> ChildSpec | Non
     token = building_resources.set(request.graph.resources)
     try:
         nt = get_node_type(value["type"])
-        params = _resolve_paths(nt.config, {k: (v, request.base_dir) for k, v in value.items() if k != "type"})
+        params = _paths.resolve_paths(nt.config, {k: (v, request.base_dir) for k, v in value.items() if k != "type"})
         return ChildSpec.from_mapping({"type": nt.name, **params}, where=f"{request.name} action: {param}")
     except GraphDefinitionError as exc:
         exc.param = param
@@ -639,7 +639,7 @@ class _Loader:
     def config(self, cls: type, params: Mapping[str, _Param], *, where: str, entry_at: str) -> Any:
         """The config ``cls`` built from ``params``, paths resolved; errors point at the parameter."""
         try:
-            values = _resolve_paths(cls, {key: (p.value, p.base) for key, p in params.items()})
+            values = _paths.resolve_paths(cls, {key: (p.value, p.base) for key, p in params.items()})
             return config_from_mapping(cls, values, where=where, resources=self.graph.resources)
         except GraphDefinitionError as exc:
             param = params.get(exc.param) if exc.param else None
@@ -845,41 +845,6 @@ class _Loader:
         return tuple(out)
 
 
-def _path_type(tp: Any) -> bool:
-    if isinstance(tp, type):
-        return issubclass(tp, PurePath)
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-        return any(_path_type(arg) for arg in typing.get_args(tp))
-    return False
-
-
-def _registry_get(name: Any) -> Any:
-    """The node type called ``name``, or ``None`` (also for a name that is not a string)."""
-    return node_types().get(name) if isinstance(name, str) else None
-
-
-def _resolve_paths(cls: type, params: Mapping[str, tuple[Any, Path]]) -> dict[str, Any]:
-    """Parameter values, with relative paths of path fields made absolute against their base folder."""
-    attrs.resolve_types(cls)
-    fields = attrs.fields_dict(cls)
-    out: dict[str, Any] = {}
-    for key, (value, base) in params.items():
-        field = fields.get(key)
-        nested = _registry_get(value.get("type")) if isinstance(value, Mapping) else None
-        if nested is not None:  # a node given inline (a slot's child): its own path fields resolve too
-            assert isinstance(value, Mapping)
-            inner = {k: (v, base) for k, v in value.items() if k != "type"}
-            value = {"type": value["type"], **_resolve_paths(nested.config, inner)}
-        elif field is not None and isinstance(value, str) and value:
-            typed = _path_type(field.type)
-            if typed or field.metadata.get("path"):
-                path = Path(value).expanduser()
-                resolved = path if path.is_absolute() else base / path
-                value = resolved if typed else str(resolved)
-        out[key] = value
-    return out
-
-
 def _cycle_link(graph: Graph) -> int | None:
     """The index of the last link (in file order) that lies on a cycle of non-feedback links."""
     solid: list[int] = []
@@ -906,43 +871,3 @@ def _cycle_link(graph: Graph) -> int | None:
         if reaches(link.dst.node, link.src.node):
             return i
     return None
-
-
-# --- back to YAML ----------------------------------------------------------------------------------------
-
-
-def _non_default(config: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for field in attrs.fields(type(config)):
-        value = getattr(config, field.name)
-        default = field.default
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            default = default.factory(config) if default.takes_self else default.factory()
-        if default is attrs.NOTHING or value != default:
-            out[field.name] = str(value) if isinstance(value, PurePath) else value
-    return out
-
-
-def to_mapping(graph: Graph) -> dict[str, Any]:
-    """The graph as the mapping a graph file holds (parameters left at their default are omitted)."""
-    nodes: dict[str, Any] = {}
-    for name, spec in graph.nodes.items():
-        entry: dict[str, Any] = {"type": spec.type.name, **_non_default(spec.config)}
-        match spec.supervision:
-            case Isolate():
-                entry["supervision"] = "isolate"
-            case Restart() as restart if restart != Restart():
-                entry["supervision"] = {"restart": _non_default(restart)}
-            case Restart():
-                entry["supervision"] = "restart"
-        nodes[name] = entry
-    return {"graph": graph.name, "nodes": nodes, "links": [str(link) for link in graph.links]}
-
-
-def dump_graph(graph: Graph) -> str:
-    """The graph as graph-file YAML text; :func:`parse_graph` of it gives an equal graph.
-
-    Raises:
-        yaml.representer.RepresenterError: a parameter value YAML cannot hold.
-    """
-    return yaml.safe_dump(to_mapping(graph), sort_keys=False, allow_unicode=True)
