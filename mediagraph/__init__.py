@@ -4,6 +4,7 @@ Every node is an actor with typed, bounded mailboxes; graphs are declared, valid
 run under trio structured concurrency. See the README for a tour.
 """
 
+from . import _startup  # noqa: F401 - first: the command line's signal guard (see its docstring)
 from ._clock import run_virtual
 from ._contract import PLAYBACK_TYPES, PlaybackContract, PlaybackContractError
 from ._errors import (
@@ -28,6 +29,7 @@ from ._frames import (
     VideoFrame,
 )
 from ._graph import FailGraph, Graph, Isolate, LinkSpec, NodeHandle, NodeSpec, PortRef, Restart, Supervision
+from ._limits import mask as mask_secrets
 from ._node import (
     Actor,
     NodeType,
@@ -39,6 +41,7 @@ from ._node import (
     config_from_mapping,
     get_node_type,
     get_resource_type,
+    may_import_code,
     node_type,
     node_types,
     register_resource_type,
@@ -79,7 +82,6 @@ from ._yaml import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "PLAYBACK_TYPES",
     "Action",
     "ActionRequest",
     "ActionType",
@@ -115,6 +117,7 @@ __all__ = [
     "OutletSpec",
     "Overflow",
     "Override",
+    "PLAYBACK_TYPES",
     "PlaybackContract",
     "PlaybackContractError",
     "PlaybackEvent",
@@ -149,6 +152,8 @@ __all__ = [
     "get_node_type",
     "get_resource_type",
     "load_graph",
+    "mask_secrets",
+    "may_import_code",
     "node_type",
     "node_types",
     "open_runtime",

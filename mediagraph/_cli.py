@@ -1,10 +1,15 @@
 """The ``mediagraph`` command line: run, check and draw graph files; list node types.
 
-Exit status: 0 success, 1 a graph or runtime error, 2 a usage error; a run stopped by SIGINT or SIGTERM
-exits with 130 or 143 once the graph has stopped gracefully.
+Exit status: 0 success, 1 a graph or runtime error, 2 a usage error; a run stopped by SIGINT, SIGTERM or
+SIGHUP (the terminal closed) exits with 130, 143 or 129 once the graph has stopped gracefully, and so does
+a command that gets one before the graph starts (with one line saying so, never a traceback; see
+``mediagraph._startup``).
 
 Errors in a graph file print as ``FILE:LINE:COLUMN: error: MESSAGE`` (the format editors jump to); other
 errors as ``mediagraph: error: MESSAGE``. Nothing starts, and no file is written, unless the graph is valid.
+
+A graph file writes only inside its own folder (``--set`` values: inside the current directory) unless the
+user allows more folders with ``--output-dir DIR``; see ``mediagraph._paths`` for the whole policy.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from typing import IO, Any, Protocol
 import attrs
 import trio
 
-from . import __version__
+from . import __version__, _startup
 from ._clock import run_virtual
 from ._draw import to_dot, to_mermaid
+from ._edges import check_devices, located_errors, scrubbed
 from ._errors import GraphDefinitionError, MediaGraphError, NodeFailedError
 from ._events import Event, EventLog
 from ._frames import AudioFrame
+from ._limits import scrub
 from ._node import closest, node_types, resource_types
 from ._ports import InletSpec, OutletSpec, Ports, SameAs
 from ._runtime import GraphResult, RunningGraph, open_runtime
@@ -43,7 +50,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 #: The exit status of a run stopped by a signal: 128 + the signal's number, as shells report it.
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 #: How often the live status is redrawn, in seconds.
 STATUS_PERIOD = 0.25
 DIAGRAMS = (".mmd", ".dot", ".svg", ".png")
@@ -58,16 +65,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        status: int = args.command(args, parser)
+        status: int = _interrupted() or args.command(args, parser)
     except GraphDefinitionError as exc:
         _error(str(exc) if exc.location else f"mediagraph: error: {exc}")
         return EXIT_ERROR
     except MediaGraphError as exc:
         _error(f"mediagraph: error: {exc}")
         return EXIT_ERROR
-    except KeyboardInterrupt:  # Ctrl-C before the graph started (while it runs, signals stop it gracefully)
+    except KeyboardInterrupt:  # Ctrl-C before the graph started, when the signal guard is not installed
+        _error("mediagraph: interrupted (SIGINT) before the graph started")
         return SIGNAL_EXIT[signal.SIGINT]
-    return status
+    if args.command is _run:  # a signal once the graph ran is the run's business (it returned its status)
+        return status
+    return _interrupted() or status
+
+
+def _interrupted() -> int | None:
+    """The exit status for a signal recorded before the graph started (see ``_startup``), with one line."""
+    signum = _startup.pending()
+    if signum is None:
+        return None
+    _error(f"mediagraph: interrupted ({signal.Signals(signum).name}) before the graph started")
+    return SIGNAL_EXIT[signal.Signals(signum)]
 
 
 def _error(message: str) -> None:
@@ -117,7 +136,21 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(command=command)
         return p
 
+    def output_dirs(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--output-dir",
+            metavar="DIR",
+            action="append",
+            type=Path,
+            default=[],
+            dest="output_dirs",
+            help="a folder the graph may write in besides its own folder (the graph file's, or the current "
+            "directory for --set values); outputs elsewhere (.., absolute paths, ~, symbolic links leading "
+            "out) are refused without it (repeatable)",
+        )
+
     run = file_command("run", "run a graph until its sources end, --duration passes, or a stop action", _run)
+    output_dirs(run)
     run.add_argument("--duration", metavar="SECONDS", type=_seconds, help="stop gracefully after this graph time")
     run.add_argument("--events", metavar="FILE.jsonl", type=Path, help="write the event log as JSON lines")
     run.add_argument(
@@ -126,8 +159,16 @@ def _parser() -> argparse.ArgumentParser:
         default="real",
         help="virtual: run on a mock clock, as fast as possible (refuses graphs holding a real device)",
     )
-    file_command("check", "validate a graph file without running anything", _check)
+    check = file_command("check", "validate a graph file without running anything", _check)
+    output_dirs(check)
     draw = file_command("draw", "draw a graph: .mmd (Mermaid), .dot, or .svg/.png through Graphviz", _draw)
+    for p in (check, draw):
+        p.add_argument(
+            "--import-plugins",
+            action="store_true",
+            help="import the code the graph names (plugin classes) to check it too; by default nothing of "
+            "the graph's own code runs before 'run'",
+        )
     draw.add_argument("-o", "--output", metavar="OUT", type=Path, required=True, help="the diagram to write")
     nodes = sub.add_parser("nodes", help="list node and resource types, or describe one")
     nodes.add_argument("type", metavar="TYPE", nargs="?", help="a node or resource type to describe")
@@ -139,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    gf = load_graph(args.file, overrides=args.set)
+    gf = load_graph(args.file, overrides=args.set, output_dirs=args.output_dirs, import_code=args.import_plugins)
     g = gf.graph
     actions = len(gf.schedule)
     print(
@@ -154,7 +195,7 @@ def _draw(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     suffix = out.suffix.lower()
     if suffix not in DIAGRAMS:
         parser.error(f"cannot draw {str(out)!r}: the output must end with {', '.join(DIAGRAMS)}")
-    gf = load_graph(args.file, overrides=args.set)
+    gf = load_graph(args.file, overrides=args.set, import_code=args.import_plugins)
     if suffix == ".mmd":
         return _write(out, to_mermaid(gf.graph))
     dot_text = to_dot(gf.graph)
@@ -306,29 +347,32 @@ def _params(config: type) -> str:
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    gf = load_graph(args.file, overrides=args.set)
+    gf = load_graph(args.file, overrides=args.set, output_dirs=args.output_dirs)
     virtual = args.clock == "virtual"
     if virtual:
-        for name, spec in gf.graph.nodes.items():
-            if spec.type.uses_device(spec.config):
-                raise GraphDefinitionError(
-                    f"node {name!r} ({spec.type.name}) uses a real device, which --clock virtual cannot drive; "
-                    "use --clock real (or a virtual device)",
-                    location=gf.locations[name],
-                    node=name,
-                )
+        check_devices(gf)
     events: IO[str] | None = None
     if args.events is not None:
         try:  # line-buffered: every event reaches the file as it happens, so a killed run keeps its log
             events = open(args.events, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed below
+            events = scrubbed(events, gf.secrets)
         except OSError as exc:
             _error(f"mediagraph: error: cannot write the events file {args.events}: {exc.strerror}")
             return EXIT_ERROR
     try:
         live = not virtual and sys.stderr.isatty()
-        display: _Display = _LiveStatus(sys.stderr) if live else _PlainLog(sys.stderr)
+        stderr = scrubbed(sys.stderr, gf.secrets)
+        display: _Display = _LiveStatus(stderr) if live else _PlainLog(stderr)
         run = functools.partial(_run_graph, gf, duration=args.duration, events=events, display=display)
-        return run_virtual(run) if virtual else trio.run(run)
+        try:
+            return _interrupted() or (run_virtual(run) if virtual else trio.run(run))
+        except (MediaGraphError, BaseExceptionGroup) as exc:  # a resource that failed to open, say
+            lines = located_errors(exc, gf)
+            if lines is None:
+                raise
+            for line in lines:
+                _error(scrub(line, gf.secrets))
+            return EXIT_ERROR
     finally:
         if events is not None:
             events.close()
@@ -355,7 +399,10 @@ async def _run_graph(gf: GraphFile, *, duration: float | None, events: IO[str] |
     stopping = _Stopping()
     failure: NodeFailedError | None = None
     result: GraphResult | None = None
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(*SIGNAL_EXIT) as signals:
+        early = _interrupted()  # recorded since the last look, before this receiver took over
+        if early is not None:
+            return early
         async with open_runtime() as runtime:
             try:
                 running = await runtime.start(gf.graph, log=log)
@@ -375,13 +422,12 @@ async def _run_graph(gf: GraphFile, *, duration: float | None, events: IO[str] |
                     nursery.cancel_scope.cancel()
     display.close()
     if failure is not None:
-        _error(f"mediagraph: error: {failure}")
+        _error(scrub(f"mediagraph: error: {failure}", gf.secrets))
         return EXIT_ERROR
     assert result is not None
     for name, cause in result.isolated.items():
-        _error(
-            f"mediagraph: error: node {name!r} failed (isolated, the graph went on): {type(cause).__name__}: {cause}"
-        )
+        message = f"node {name!r} failed (isolated, the graph went on): {type(cause).__name__}: {cause}"
+        _error(scrub(f"mediagraph: error: {message}", gf.secrets))
     if stopping.signal is not None:
         return SIGNAL_EXIT[signal.Signals(stopping.signal)]
     return EXIT_ERROR if result.isolated else EXIT_OK
@@ -392,7 +438,7 @@ def _write_event(stream: IO[str], event: Event) -> None:
 
 
 async def _watch_signals(signals: AsyncIterator[int], running: RunningGraph, stopping: _Stopping) -> None:
-    """The first SIGINT/SIGTERM stops the graph gracefully, the next one cancels it."""
+    """The first SIGINT/SIGTERM/SIGHUP stops the graph gracefully, the next one cancels it."""
     async for signum in signals:
         name = signal.Signals(signum).name
         if stopping.signal is None:
@@ -431,6 +477,8 @@ def _describe(e: Event) -> str:
             return f"stopping gracefully ({f.get('by')})"
         case "cancel_requested":
             return f"cancelling ({f.get('by')})"
+        case event if event.endswith("_warning"):
+            return f"{e.node or 'graph'}: warning: {f.get('message', '')}"
     details = " ".join(f"{k}={v}" for k, v in f.items())
     return f"{e.node or 'graph'}: {e.event} {details}".rstrip()
 
@@ -460,7 +508,7 @@ class _LiveStatus:
 
     NOTABLE = frozenset(
         {"graph_finished", "node_restarted", "cleanup_timeout", "schedule_action", "stop_requested", "cancel_requested"}
-    )
+    )  # and every *_warning event
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
@@ -470,7 +518,7 @@ class _LiveStatus:
         self.rates: dict[str, float] = {}
 
     def on_event(self, event: Event) -> None:
-        if event.event in self.NOTABLE or event.fields.get("reason") == "failed":
+        if event.event in self.NOTABLE or event.event.endswith("_warning") or event.fields.get("reason") == "failed":
             self.redraw(above=_stamp(event))
 
     async def run(self, running: RunningGraph) -> None:

@@ -6,8 +6,11 @@ that crosses it. Links into feedback inlets are dashed.
 
 from __future__ import annotations
 
+import re
+
 from ._frames import AudioFormat
 from ._graph import Graph, LinkSpec
+from ._limits import cut
 
 __all__ = ["to_dot", "to_mermaid"]
 
@@ -22,6 +25,17 @@ def _feedback(graph: Graph, link: LinkSpec) -> bool:
     return inlet is not None and inlet.feedback
 
 
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_ENTITIES = {'"': "#quot;", "<": "#lt;", ">": "#gt;", "|": "#124;", "#": "#35;", "%": "#37;"}
+
+
+def _mermaid(text: str, limit: int = 200) -> str:
+    """``text`` safe anywhere in a Mermaid statement: no line break (a new statement), no quote, bracket or
+    pipe that would end a label, cut to a readable length."""
+    text = _UNSAFE.sub(" ", cut(text, limit))
+    return "".join(_ENTITIES.get(c, c) for c in text)
+
+
 def to_mermaid(graph: Graph) -> str:
     """A Mermaid ``flowchart`` of a valid graph.
 
@@ -30,18 +44,21 @@ def to_mermaid(graph: Graph) -> str:
     """
     formats = graph.validate().formats
     # Node ids get a prefix: Mermaid reserves some words (`end`) that are valid node names.
-    lines = ["flowchart LR", f"    %% graph {graph.name}"]
+    lines = ["flowchart LR", f"    %% graph {_mermaid(graph.name)}"]
+    ids = {name: f"n_{name}" for name in graph.nodes}  # node names are identifiers: safe as ids
     for name, spec in graph.nodes.items():
-        lines.append(f'    n_{name}["{name}<br/><small>{spec.type.name}</small>"]')
+        lines.append(f'    {ids[name]}["{_mermaid(name)}<br/><small>{_mermaid(spec.type.name)}</small>"]')
     for link in graph.links:
         arrow = "-.->" if _feedback(graph, link) else "-->"
-        label = _label(link, formats.get(link.src), "<br/>").replace('"', "#quot;")
-        lines.append(f'    n_{link.src.node} {arrow}|"{label}"| n_{link.dst.node}')
+        fmt = formats.get(link.src)
+        label = _mermaid(_label(link, None, "")) + (f"<br/>{_mermaid(str(fmt))}" if fmt else "")
+        lines.append(f'    {ids[link.src.node]} {arrow}|"{label}"| {ids[link.dst.node]}')
     return "\n".join(lines) + "\n"
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    text = cut(text, 200).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return '"' + text + '"'
 
 
 def to_dot(graph: Graph) -> str:

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+#: The longest message a :class:`GraphDefinitionError` keeps: the parts that quote values cut them already
+#: (``mediagraph._limits.quote``); this bounds what a third-party validator may have quoted in full.
+MESSAGE_CHARS = 1000
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= MESSAGE_CHARS:
+        return message
+    return f"{message[: MESSAGE_CHARS - 200]} ... {message[-150:]} ({len(message):,} characters)"
+
 
 class MediaGraphError(Exception):
     """Root of every error mediagraph raises on purpose."""
@@ -23,6 +33,7 @@ class GraphDefinitionError(MediaGraphError):
         param: str | None = None,
         link: int | None = None,
     ) -> None:
+        message = _bounded(message)
         super().__init__(f"{location}: error: {message}" if location else message)
         self.message = message
         self.location = location

@@ -10,6 +10,7 @@ import attrs
 
 from ._errors import GraphDefinitionError
 from ._frames import AudioFormat, Control
+from ._limits import config_repr, quote
 from ._node import NodeType, ResourceSpec, closest, config_from_mapping, get_node_type, get_resource_type
 from ._ports import InletSpec, OutletSpec, Ports, SameAs
 
@@ -21,14 +22,20 @@ class FailGraph:
     """On failure the whole graph fails; the error names the node and keeps the original as cause."""
 
 
+#: The most restarts a ``Restart`` policy allows: a node that fails this often is not going to recover.
+MAX_RESTARTS = 100
+#: The longest first back-off, in seconds (an hour).
+MAX_BACKOFF = 3600.0
+
+
 @attrs.frozen(kw_only=True)
 class Restart:
     """On failure, rebuild the node from its config and run it again, up to ``max_restarts`` times, waiting
     ``backoff * 2**(n-1)`` seconds before the n-th restart. Mailboxes, links and every message not yet
     handled are kept; the message the node was handling when it raised is not delivered again."""
 
-    max_restarts: int = attrs.field(default=3, validator=attrs.validators.ge(0))
-    backoff: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
+    max_restarts: int = attrs.field(default=3, validator=[attrs.validators.ge(0), attrs.validators.le(MAX_RESTARTS)])
+    backoff: float = attrs.field(default=0.1, validator=[attrs.validators.ge(0), attrs.validators.le(MAX_BACKOFF)])
 
 
 @attrs.frozen
@@ -50,7 +57,7 @@ class PortRef:
     def parse(cls, text: str) -> PortRef:
         node, sep, port = text.strip().partition(".")
         if not sep or not node or not port or "." in port or " " in text.strip():
-            raise GraphDefinitionError(f"expected 'node.port', got {text!r}")
+            raise GraphDefinitionError(f"expected 'node.port', got {quote(text)}")
         return cls(node, port)
 
     def __str__(self) -> str:
@@ -80,7 +87,7 @@ class NodeSpec:
         return self.type.ports(self.config)
 
     def __repr__(self) -> str:
-        return f"<node {self.name!r} type={self.type.name} {self.config!r}>"
+        return f"<node {self.name!r} type={self.type.name} {config_repr(self.config)}>"
 
 
 @attrs.frozen
@@ -134,12 +141,12 @@ class Graph:
             GraphDefinitionError: a duplicate or malformed name, an unknown type, or invalid parameters.
         """
         if not name.isidentifier():
-            raise GraphDefinitionError(f"resource name {name!r} must be an identifier (letters, digits, _)")
+            raise GraphDefinitionError(f"resource name {quote(name)} must be an identifier (letters, digits, _)")
         if name in self.resources:
-            raise GraphDefinitionError(f"duplicate resource name {name!r}")
+            raise GraphDefinitionError(f"duplicate resource name {quote(name)}")
         rt = get_resource_type(resource_type)
         if config is None:
-            config = config_from_mapping(rt.config, params, where=f"resource {name!r} ({rt.name})")
+            config = config_from_mapping(rt.config, params, where=f"resource {quote(name)} ({rt.name})")
         elif params:
             raise TypeError("pass either config= or parameters, not both")
         spec = ResourceSpec(name=name, type=rt.name, config=config)
@@ -164,13 +171,13 @@ class Graph:
             GraphDefinitionError: a duplicate or malformed name, an unknown type, or invalid parameters.
         """
         if not name.isidentifier():
-            raise GraphDefinitionError(f"node name {name!r} must be an identifier (letters, digits, _)", node=name)
+            raise GraphDefinitionError(f"node name {quote(name)} must be an identifier (letters, digits, _)", node=name)
         if name in self.nodes:
-            raise GraphDefinitionError(f"duplicate node name {name!r}", node=name)
+            raise GraphDefinitionError(f"duplicate node name {quote(name)}", node=name)
         nt = get_node_type(node_type) if isinstance(node_type, str) else node_type
         if config is None:
             try:
-                config = nt.make_config(params, where=f"node {name!r} ({nt.name})", resources=self.resources)
+                config = nt.make_config(params, where=f"node {quote(name)} ({nt.name})", resources=self.resources)
             except GraphDefinitionError as exc:
                 exc.node = name
                 raise
@@ -198,7 +205,7 @@ class Graph:
     def _port(self, ref: PortRef, *, outlet: bool) -> InletSpec | OutletSpec:
         node = self.nodes.get(ref.node)
         if node is None:
-            raise GraphDefinitionError(f"unknown node {ref.node!r} in {ref}{closest(ref.node, self.nodes)}")
+            raise GraphDefinitionError(f"unknown node {quote(ref.node)} in {ref}{closest(ref.node, self.nodes)}")
         ports = node.ports
         found = ports.outlet(ref.port) if outlet else ports.inlet(ref.port)
         if found is None:
@@ -210,7 +217,7 @@ class Graph:
             names = [p.name for p in (ports.outlets if outlet else ports.inlets)]
             kind = "outlet" if outlet else "inlet"
             raise GraphDefinitionError(
-                f"node {ref.node!r} ({node.type.name}) has no {kind} {ref.port!r}{closest(ref.port, names)}"
+                f"node {quote(ref.node)} ({node.type.name}) has no {kind} {quote(ref.port)}{closest(ref.port, names)}"
             )
         return found
 

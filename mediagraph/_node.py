@@ -12,17 +12,20 @@ A node type is a final class implementing one of three small interfaces, plus a 
 from __future__ import annotations
 
 import abc
+import contextlib
 import contextvars
 import difflib
 import importlib.metadata
+import math
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from ._errors import GraphDefinitionError
+from ._limits import MAX_INT, cut, quote
 from ._ports import Ports
 
 if TYPE_CHECKING:
@@ -41,6 +44,7 @@ __all__ = [
     "Transform",
     "config_from_mapping",
     "get_node_type",
+    "may_import_code",
     "node_type",
     "node_types",
 ]
@@ -199,13 +203,23 @@ def node_types() -> Mapping[str, NodeType]:
     return {name: nt for name, nt in sorted(_registry.items()) if not name.startswith("_")}
 
 
+#: The most names ``closest`` lists when nothing is close.
+KNOWN_LISTED: typing.Final = 12
+
+
 def closest(name: str, known: typing.Iterable[str]) -> str:
-    """``" (did you mean 'x'?)"`` or ``" (known: a, b, c)"`` for an error message."""
+    """``" (did you mean 'x'?)"`` or ``" (known: a, b, c)"`` for an error message; at most
+    :data:`KNOWN_LISTED` names, each cut to a readable length."""
     known = sorted(known)
-    match = difflib.get_close_matches(name, known, n=3)
+    # difflib is quadratic in the length of the name: a long name is close to nothing anyway
+    match = difflib.get_close_matches(name, known, n=3) if len(name) <= 100 else []
     if match:
-        return " (did you mean " + " or ".join(repr(m) for m in match) + "?)"
-    return f" (known: {', '.join(known)})" if known else ""
+        return " (did you mean " + " or ".join(quote(m) for m in match) + "?)"
+    if not known:
+        return ""
+    listed = ", ".join(cut(k, 40) for k in known[:KNOWN_LISTED])
+    more = f" and {len(known) - KNOWN_LISTED:,} more" if len(known) > KNOWN_LISTED else ""
+    return f" (known: {listed}{more})"
 
 
 def get_node_type(name: str) -> NodeType:
@@ -218,7 +232,7 @@ def get_node_type(name: str) -> NodeType:
     try:
         return _registry[name]
     except KeyError:
-        raise GraphDefinitionError(f"unknown node type {name!r}{closest(name, node_types())}") from None
+        raise GraphDefinitionError(f"unknown node type {quote(name)}{closest(name, node_types())}") from None
 
 
 # --- resources --------------------------------------------------------------------------------------------
@@ -297,7 +311,30 @@ def get_resource_type(name: str) -> ResourceType:
         return types_[name]
     except KeyError:
         hint = closest(name, types_) or " (no resource types are installed)"
-        raise GraphDefinitionError(f"unknown resource type {name!r}{hint}") from None
+        raise GraphDefinitionError(f"unknown resource type {quote(name)}{hint}") from None
+
+
+_code_imports: contextvars.ContextVar[bool] = contextvars.ContextVar("code_imports", default=True)
+
+
+def may_import_code() -> bool:
+    """Whether a config being built may import code it names (a plugin class given as ``module:Class``).
+
+    ``False`` while ``mediagraph check`` or ``draw`` loads a graph file: checking a graph never runs its
+    code unless asked (``--import-plugins``). Such a config then checks only the form of the name; the
+    import happens when the graph runs.
+    """
+    return _code_imports.get()
+
+
+@contextlib.contextmanager
+def importing_code(allowed: bool) -> Iterator[None]:
+    """Within the block, :func:`may_import_code` answers ``allowed``."""
+    token = _code_imports.set(allowed)
+    try:
+        yield
+    finally:
+        _code_imports.reset(token)
 
 
 #: The resources of the graph whose configs are being built, so nested specs (a slot's child) resolve too.
@@ -319,7 +356,7 @@ def resolve_ref(name: str, *, where: str) -> ResourceRef:
     resources = building_resources.get()
     spec = resources.get(name)
     if spec is None:
-        raise GraphDefinitionError(f"{where}: unknown resource {name!r}{closest(name, resources)}")
+        raise GraphDefinitionError(f"{where}: unknown resource {quote(name)}{closest(name, resources)}")
     return ResourceRef(name=spec.name, type=spec.type, config=spec.config)
 
 
@@ -328,13 +365,28 @@ def resolve_ref(name: str, *, where: str) -> ResourceRef:
 _SCALARS: dict[type, tuple[type, ...]] = {float: (int, float), int: (int,), str: (str,), bool: (bool,)}
 
 
+class _OutOfRange(ValueError):
+    pass
+
+
 def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
-    """(ok, value) for the simple field types a YAML file can hold; anything else is left to attrs."""
+    """(ok, value) for the simple field types a YAML file can hold; anything else is left to attrs.
+
+    Raises:
+        _OutOfRange: a number of the right type that no parameter can hold (an infinity, a NaN, an integer
+            past 2**63 - 1).
+    """
     if tp in _SCALARS:
         if isinstance(value, bool) and tp is not bool:
             return False, value
         ok = isinstance(value, _SCALARS[tp])
-        return ok, (float(value) if ok and tp is float else value)
+        if ok and tp in (int, float) and isinstance(value, int) and abs(value) > MAX_INT:
+            raise _OutOfRange("is out of range (integers stay within 2**63 - 1 either way)")
+        if ok and tp is float:
+            value = float(value)
+            if not math.isfinite(value):
+                raise _OutOfRange("must be a finite number")
+        return ok, value
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         args = typing.get_args(tp)
         if value is None:
@@ -381,7 +433,7 @@ def _build[C](cls: type[C], data: Mapping[str, Any], where: str) -> C:
     for key, value in data.items():
         field = fields.get(key)
         if field is None:
-            raise GraphDefinitionError(f"{where}: unknown parameter {key!r}{closest(key, fields)}", param=key)
+            raise GraphDefinitionError(f"{where}: unknown parameter {quote(key)}{closest(str(key), fields)}", param=key)
         if isinstance(value, str) and _accepts_ref(field.type):
             try:
                 kwargs[key] = resolve_ref(value, where=f"{where}: parameter {key!r}")
@@ -389,15 +441,18 @@ def _build[C](cls: type[C], data: Mapping[str, Any], where: str) -> C:
                 exc.param = key
                 raise
             continue
-        ok, coerced = _coerce(value, field.type)
+        try:
+            ok, coerced = _coerce(value, field.type)
+        except _OutOfRange as exc:
+            raise GraphDefinitionError(f"{where}: parameter {key!r} {exc}, got {quote(value)}", param=key) from None
         if not ok:
-            raise GraphDefinitionError(
-                f"{where}: parameter {key!r} must be {_type_name(field.type)}, got {type(value).__name__} {value!r}",
-                param=key,
-            )
+            got = f"{type(value).__name__} {quote(value)}"
+            want = _type_name(field.type)
+            raise GraphDefinitionError(f"{where}: parameter {key!r} must be {want}, got {got}", param=key)
         kwargs[key] = coerced
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
+    # what validators and converters raise on a bad value (a converter may index or divide what it got)
+    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError) as exc:
         param = next((k for k in fields if k in str(exc)), None)
         raise GraphDefinitionError(f"{where}: {exc}", param=param) from exc

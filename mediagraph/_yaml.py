@@ -25,6 +25,8 @@ Besides its parameters a node entry may hold ``supervision: fail | isolate | res
 Relative paths resolve against the graph file's folder (``--set`` values against the current directory):
 a config field whose type is a ``pathlib.Path`` (``Path | None`` included), or any field declared with
 ``attrs.field(metadata={"path": True})``, receives the resolved path (a ``str`` field gets a ``str``).
+``metadata={"path": "output"}`` (or ``"input"``) also declares it a file the node writes (reads), which the
+output policy of ``mediagraph._paths`` checks: outputs stay where the file may write, and no file is both.
 
 Extension points, so later features need no change here:
 
@@ -34,11 +36,11 @@ Extension points, so later features need no change here:
 
 from __future__ import annotations
 
+import functools
 import math
-import types
 import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
 
 import attrs
@@ -47,9 +49,20 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from . import _limits, _paths
+from ._dump import dump_graph, to_mapping
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart, Supervision
-from ._node import building_resources, closest, config_from_mapping, get_node_type, node_types, resource_types
+from ._limits import quote
+from ._node import (
+    building_resources,
+    closest,
+    config_from_mapping,
+    get_node_type,
+    importing_code,
+    node_types,
+    resource_types,
+)
 from ._slot import ChildSpec, check_swap
 
 if TYPE_CHECKING:
@@ -120,7 +133,7 @@ class ActionRequest:
         spec = self.graph.nodes.get(name) if isinstance(name, str) else None
         if spec is None:
             raise GraphDefinitionError(
-                f"{self.name} action: unknown node {name!r}{closest(str(name), self.graph.nodes)}",
+                f"{self.name} action: unknown node {quote(name)}{closest(str(name), self.graph.nodes)}",
                 node=str(name),
                 param=param or self.name,
             )
@@ -179,7 +192,8 @@ class Stop:
         if request.value == "cancel":
             return Stop("cancel")
         hint = closest(str(request.value), ["graceful", "cancel"])
-        raise GraphDefinitionError(f"stop must be 'graceful' or 'cancel', got {request.value!r}{hint}", param="stop")
+        got = quote(request.value)
+        raise GraphDefinitionError(f"stop must be 'graceful' or 'cancel', got {got}{hint}", param="stop")
 
     def begin(self, running: RunningGraph) -> None:
         if self.mode == "graceful":
@@ -208,13 +222,13 @@ def _child(value: Any, request: ActionRequest, *, param: str) -> ChildSpec | Non
         return None
     if not isinstance(value, Mapping) or not isinstance(value.get("type"), str):
         raise GraphDefinitionError(
-            f"{request.name} action: '{param}' must be a node mapping with a 'type' (or null), got {value!r}",
+            f"{request.name} action: '{param}' must be a node mapping with a 'type' (or null), got {quote(value)}",
             param=param,
         )
     token = building_resources.set(request.graph.resources)
     try:
         nt = get_node_type(value["type"])
-        params = _resolve_paths(nt.config, {k: (v, request.base_dir) for k, v in value.items() if k != "type"})
+        params = _paths.resolve_paths(nt.config, {k: (v, request.base_dir) for k, v in value.items() if k != "type"})
         return ChildSpec.from_mapping({"type": nt.name, **params}, where=f"{request.name} action: {param}")
     except GraphDefinitionError as exc:
         exc.param = param
@@ -237,7 +251,7 @@ class Swap:
         spec = request.node(request.value)
         if spec.type.name != "slot":
             raise GraphDefinitionError(
-                f"swap action: node {spec.name!r} is a {spec.type.name}, not a slot", param="swap"
+                f"swap action: node {quote(spec.name)} is a {spec.type.name}, not a slot", param="swap"
             )
         if "to" not in request.params:
             raise GraphDefinitionError("swap action: 'to' is missing (the new child, or null)", param="swap")
@@ -268,7 +282,7 @@ class InterruptAction:
         names = [p.name for p in spec.ports.inlets]
         if inlet not in names:
             raise GraphDefinitionError(
-                f"interrupt action: node {spec.name!r} has no inlet {inlet!r}{closest(str(inlet), names)}",
+                f"interrupt action: node {quote(spec.name)} has no inlet {quote(inlet)}{closest(str(inlet), names)}",
                 param="inlet" if "inlet" in request.params else "interrupt",
             )
         return InterruptAction(spec.name, inlet)
@@ -364,11 +378,15 @@ class Override:
         target, sep, raw = text.partition("=")
         node, dot, param = target.strip().partition(".")
         if not sep or not dot or not node.isidentifier() or not param.isidentifier():
-            raise ValueError(f"expected NODE.PARAM=VALUE, got {text!r}")
+            raise ValueError(f"expected NODE.PARAM=VALUE, got {quote(text)}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
+            value = _limits.safe_load(raw, filename="--set") if raw.strip() else raw
+        except GraphDefinitionError as exc:
+            raise ValueError(f"{_limits.quote(text)}: {exc.message}") from None
         except yaml.YAMLError as exc:
-            raise ValueError(f"{text!r}: the value is not valid YAML ({exc})") from None
+            raise ValueError(
+                f"{_limits.quote(text)}: the value is not valid YAML ({_limits.cut(str(exc), 300)})"
+            ) from None
         return cls(node=node, param=param, value=value, origin=f"--set {text}")
 
 
@@ -382,6 +400,9 @@ class GraphFile:
         schedule: its actions, in time order.
         resources: resource name -> config.
         locations: node name -> ``FILE:LINE:COLUMN`` of its entry, to point at a node later on.
+        paths: the files its nodes (and scheduled swaps) read and write.
+        resource_locations: resource name -> ``FILE:LINE:COLUMN`` of its entry.
+        secrets: the values of its parameters named like secrets, to keep out of what is printed.
     """
 
     path: Path
@@ -389,26 +410,39 @@ class GraphFile:
     schedule: tuple[ScheduledAction, ...]
     resources: Mapping[str, Any]
     locations: Mapping[str, str]
+    paths: tuple[_paths.DeclaredPath, ...] = ()
+    resource_locations: Mapping[str, str] = attrs.field(factory=dict)
+    secrets: frozenset[str] = attrs.field(default=frozenset(), repr=False)
 
 
-def load_graph(path: str | Path, *, overrides: Sequence[Override] = ()) -> GraphFile:
+def load_graph(
+    path: str | Path,
+    *,
+    overrides: Sequence[Override] = (),
+    output_dirs: Sequence[Path] | None = None,
+    import_code: bool = True,
+) -> GraphFile:
     """Read a YAML graph file, build its graph and validate it; nothing runs.
 
     Args:
         path: the file. Relative paths inside it resolve against its folder.
         overrides: parameter values that replace the file's (``--set``).
+        output_dirs: confine the files the graph writes to the folder each path is relative to and these
+            (see ``mediagraph._paths``); ``None``: not confined. The command line always confines.
+        import_code: whether configs may import code the file names (a plugin class); see
+            :func:`mediagraph.may_import_code`. ``mediagraph check`` and ``draw`` say no unless asked.
 
     Raises:
-        GraphDefinitionError: the file cannot be read, is not valid YAML, or defines an invalid graph; its
-            ``location`` is ``FILE:LINE:COLUMN`` of the offending key or value.
+        GraphDefinitionError: the file cannot be read, passes a limit (size, aliases, nesting, numbers),
+            is not valid YAML, defines an invalid graph, or an output the policy refuses (one that is also an
+            input or another output is refused even unconfined); its ``location`` is ``FILE:LINE:COLUMN`` of
+            the offending key or value.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise GraphDefinitionError(f"cannot read the graph file: {reason}", location=str(path)) from exc
-    return parse_graph(text, filename=str(path), base_dir=path.parent, name=path.stem, overrides=overrides)
+    text = _limits.read_text(path)
+    loader = _Loader(text, str(path), path.parent.absolute(), output_dirs=output_dirs, inputs=(path,))
+    loader.import_code = import_code
+    return loader.load(path.stem, overrides)
 
 
 def parse_graph(
@@ -418,6 +452,8 @@ def parse_graph(
     base_dir: str | Path = ".",
     name: str = "graph",
     overrides: Sequence[Override] = (),
+    output_dirs: Sequence[Path] | None = None,
+    import_code: bool = True,
 ) -> GraphFile:
     """:func:`load_graph` for text already read.
 
@@ -426,7 +462,8 @@ def parse_graph(
         base_dir: the folder relative paths resolve against.
         name: the graph's name when the text has no ``graph:`` key.
     """
-    loader = _Loader(text, filename, Path(base_dir).absolute())
+    loader = _Loader(text, filename, Path(base_dir).absolute(), output_dirs=output_dirs)
+    loader.import_code = import_code
     return loader.load(name, overrides)
 
 
@@ -450,14 +487,28 @@ def _kind(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing (null)"
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {quote(value)}"
 
 
 class _Loader:
-    def __init__(self, text: str, filename: str, base_dir: Path) -> None:
+    def __init__(
+        self,
+        text: str,
+        filename: str,
+        base_dir: Path,
+        *,
+        output_dirs: Sequence[Path] | None = None,
+        inputs: Sequence[Path] = (),
+    ) -> None:
         self.text = text
         self.filename = filename
         self.base_dir = base_dir
+        self.output_dirs = output_dirs
+        self.inputs = inputs
+        self.paths: list[_paths.DeclaredPath] = []
+        self.secrets: frozenset[str] = frozenset()  # values of keys named like secrets, kept out of messages
+        self.import_code = True
+        self.resource_locations: dict[str, str] = {}
         self.constructor = SafeConstructor()
         self.graph = Graph()  # the graph being built, replaced by load()
 
@@ -488,12 +539,24 @@ class _Loader:
     # -- YAML
 
     def compose(self) -> Node | None:
+        loader: _limits.BoundedLoader | None = None
         try:
-            return yaml.compose(self.text, Loader=yaml.SafeLoader)
+            loader = _limits.BoundedLoader(self.text)
+            root = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             self.yaml_error(exc)
+        except yaml.reader.ReaderError as exc:
+            where = _limits.reader_error_location(exc, self.text, self.filename)
+            char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+            self.fail(where, f"YAML syntax error: character {char} is not allowed ({exc.reason})")
         except yaml.YAMLError as exc:
-            self.fail(self.filename, f"YAML syntax error: {exc}")
+            self.fail(self.filename, f"YAML syntax error: {_limits.cut(str(exc))}")
+        finally:
+            if loader is not None:
+                loader.dispose()
+        if root is not None:
+            self.secrets |= _limits.check_tree(root, self.filename)
+        return root
 
     def yaml_error(self, exc: yaml.MarkedYAMLError) -> NoReturn:
         mark = exc.problem_mark or exc.context_mark
@@ -501,7 +564,8 @@ class _Loader:
         context = ""
         if exc.context and exc.context_mark and exc.context_mark is not mark:
             context = f" ({exc.context} at line {exc.context_mark.line + 1})"
-        self.fail(where, f"YAML syntax error: {exc.problem or exc.context}{context}")
+        kind = "" if isinstance(exc, _limits.LimitError) else "YAML syntax error: "
+        self.fail(where, f"{kind}{exc.problem or exc.context}{context}")
 
     def value(self, node: Node) -> Any:
         try:
@@ -526,7 +590,7 @@ class _Loader:
                 self.fail(key_node, f"keys of {what} must be strings, got {_kind(key)}")
             if key in own:
                 first = own[key].start_mark.line + 1
-                self.fail(key_node, f"duplicate key {key!r} in {what} (first at line {first})")
+                self.fail(key_node, f"duplicate key {quote(key)} in {what} (first at line {first})")
             own[key] = key_node
         try:
             self.constructor.flatten_mapping(node)  # `<<: *anchor` merges; the mapping's own keys win
@@ -552,13 +616,25 @@ class _Loader:
     # -- the file
 
     def load(self, default_name: str, overrides: Sequence[Override]) -> GraphFile:
+        self.secrets |= {o.value for o in overrides if isinstance(o.value, str) and _limits.is_secret(o.param)}
+        try:
+            with importing_code(self.import_code):
+                return attrs.evolve(self.load_unmasked(default_name, overrides), secrets=self.secrets)
+        except GraphDefinitionError as exc:  # a message built elsewhere (a validator, a plugin) may quote one
+            masked = _limits.scrub(exc.message, self.secrets)
+            where = _limits.scrub(exc.location, self.secrets) if exc.location else None
+            if (masked, where) == (exc.message, exc.location):
+                raise
+            raise GraphDefinitionError(masked, location=where, node=exc.node, param=exc.param, link=exc.link) from None
+
+    def load_unmasked(self, default_name: str, overrides: Sequence[Override]) -> GraphFile:
         root = self.compose()
         if root is None:
             self.fail(f"{self.filename}:1:1", "the file is empty; a graph file is a mapping with a 'nodes:' section")
         top = self.mapping(root, "a graph file")
         for key, (key_node, _) in top.items():
             if key not in SECTIONS:
-                self.fail(key_node, f"unknown section {key!r}{closest(key, SECTIONS)}")
+                self.fail(key_node, f"unknown section {quote(key)}{closest(key, SECTIONS)}")
         name = default_name
         if "graph" in top:
             name = self.value(top["graph"][1])
@@ -572,12 +648,18 @@ class _Loader:
         links = self.links(top["links"][1], graph) if "links" in top else []
         self.validate(graph, locations, links)
         schedule = self.schedule(top["schedule"][1], graph) if "schedule" in top else ()
+        for item in schedule:  # a swap's new child may write files too
+            at = functools.partial(lambda loc, _param: (loc, self.base_dir), item.location)
+            self.paths += _paths.declared_paths(item.action, owner=f"{item.name} action", where=at)
+        _paths.check_paths(self.paths, inputs=self.inputs, output_dirs=self.output_dirs)
         return GraphFile(
             path=Path(self.filename),
             graph=graph,
             schedule=schedule,
             resources=resources,
             locations=locations,
+            paths=tuple(self.paths),
+            resource_locations=self.resource_locations,
         )
 
     def params(self, entries: Mapping[str, Entry], reserved: Sequence[str] = ()) -> dict[str, _Param]:
@@ -590,7 +672,7 @@ class _Loader:
     def config(self, cls: type, params: Mapping[str, _Param], *, where: str, entry_at: str) -> Any:
         """The config ``cls`` built from ``params``, paths resolved; errors point at the parameter."""
         try:
-            values = _resolve_paths(cls, {key: (p.value, p.base) for key, p in params.items()})
+            values = _paths.resolve_paths(cls, {key: (p.value, p.base) for key, p in params.items()})
             return config_from_mapping(cls, values, where=where, resources=self.graph.resources)
         except GraphDefinitionError as exc:
             param = params.get(exc.param) if exc.param else None
@@ -604,17 +686,17 @@ class _Loader:
         out: dict[str, Any] = {}
         for name, (key_node, value_node) in self.mapping(node, "'resources'").items():
             if not name.isidentifier():
-                self.fail(key_node, f"resource name {name!r} must be an identifier (letters, digits, _)")
-            entries = self.mapping(value_node, f"resource {name!r}")
-            type_name = self.type_name(entries, key_node, f"resource {name!r}")
+                self.fail(key_node, f"resource name {quote(name)} must be an identifier (letters, digits, _)")
+            entries = self.mapping(value_node, f"resource {quote(name)}")
+            type_name = self.type_name(entries, key_node, f"resource {quote(name)}")
             rt = known.get(type_name)
             if rt is None:
                 hint = closest(type_name, known) or " (no resource types are installed)"
-                self.fail(entries["type"][1], f"resource {name!r}: unknown resource type {type_name!r}{hint}")
+                self.fail(entries["type"][1], f"resource {quote(name)}: unknown resource type {quote(type_name)}{hint}")
             config = self.config(
                 rt.config,
                 self.params(entries, ("type",)),
-                where=f"resource {name!r} ({rt.name})",
+                where=f"resource {quote(name)} ({rt.name})",
                 entry_at=self.at(key_node),
             )
             try:
@@ -622,6 +704,7 @@ class _Loader:
             except GraphDefinitionError as exc:
                 raise self.relocate(exc, self.at(key_node)) from exc
             out[name] = config
+            self.resource_locations[name] = self.at(key_node)
         return out
 
     def type_name(self, entries: Mapping[str, Entry], key_node: Node, what: str) -> str:
@@ -639,7 +722,7 @@ class _Loader:
             self.fail(section[0], "'nodes' is empty: a graph needs at least one node")
         for o in overrides:
             if o.node not in nodes:
-                self.fail(o.origin, f"unknown node {o.node!r}{closest(o.node, nodes)}")
+                self.fail(o.origin, f"unknown node {quote(o.node)}{closest(o.node, nodes)}")
         locations: dict[str, str] = {}
         for name, (key_node, value_node) in nodes.items():
             self.node(graph, name, key_node, value_node, [o for o in overrides if o.node == name])
@@ -650,20 +733,26 @@ class _Loader:
         if isinstance(value_node, ScalarNode) and value_node.tag == "tag:yaml.org,2002:str":
             entries: dict[str, Entry] = {"type": (key_node, value_node)}  # shorthand: `sink: null_sink`
         else:
-            entries = self.mapping(value_node, f"node {name!r}")
-        type_name = self.type_name(entries, key_node, f"node {name!r}")
+            entries = self.mapping(value_node, f"node {quote(name)}")
+        type_name = self.type_name(entries, key_node, f"node {quote(name)}")
         try:
             nt = get_node_type(type_name)
         except GraphDefinitionError as exc:
-            raise self.relocate(exc, self.at(entries["type"][1]), f"node {name!r}: {exc.message}") from exc
+            raise self.relocate(exc, self.at(entries["type"][1]), f"node {quote(name)}: {exc.message}") from exc
         supervision = self.supervision(entries["supervision"][1]) if "supervision" in entries else FailGraph()
         params = self.params(entries, NODE_KEYS)
         cwd = Path.cwd()
         for o in overrides:
             if o.param in NODE_KEYS:
-                self.fail(o.origin, f"--set cannot change a node's {o.param!r}")
+                self.fail(o.origin, f"--set cannot change a node's {quote(o.param)}")
             params[o.param] = _Param(o.value, o.origin, o.origin, cwd)
-        config = self.config(nt.config, params, where=f"node {name!r} ({nt.name})", entry_at=self.at(key_node))
+        config = self.config(nt.config, params, where=f"node {quote(name)} ({nt.name})", entry_at=self.at(key_node))
+
+        def where(param: str) -> tuple[str, Path]:  # a default path is relative to the current directory
+            given = params.get(param)
+            return (given.value_at, given.base) if given else (self.at(key_node), cwd)
+
+        self.paths += _paths.declared_paths(config, owner=f"node {quote(name)}", where=where)
         try:
             graph.add(name, nt, config=config, supervision=supervision)
         except GraphDefinitionError as exc:
@@ -693,7 +782,7 @@ class _Loader:
                 self.fail(item, f"a link must be a string 'node.port -> node.port', got {_kind(text)}")
             parts = text.split("->")
             if len(parts) != 2:
-                self.fail(item, f"a link must be 'node.port -> node.port', got {text!r}")
+                self.fail(item, f"a link must be 'node.port -> node.port', got {quote(text)}")
             arrow = text.index("->")
             src_text, dst_text = parts[0].strip(), parts[1].strip()
             src_at = self.at_text(item, src_text)
@@ -703,7 +792,7 @@ class _Loader:
                 try:
                     refs.append(PortRef.parse(part))
                 except GraphDefinitionError as exc:
-                    self.fail(at, f"link {text!r}: {exc.message}; a link is 'node.port -> node.port'")
+                    self.fail(at, f"link {quote(text)}: {exc.message}; a link is 'node.port -> node.port'")
             src, dst = refs
             try:
                 graph.link(src, dst)
@@ -712,7 +801,7 @@ class _Loader:
                 at = dst_at if src_node and src_node.ports.outlet(src.port) else src_at
                 if exc.message.startswith("duplicate"):
                     at = self.at(item)
-                raise self.relocate(exc, at, f"link {text!r}: {exc.message}") from exc
+                raise self.relocate(exc, at, f"link {quote(text)}: {exc.message}") from exc
         return items
 
     def text_offset(self, node: Node, offset_in_value: int) -> int:
@@ -759,7 +848,7 @@ class _Loader:
                 other = [key for key in entries if key != "at"]
                 if other:
                     key_node = entries[other[0]][0]
-                    self.fail(key_node, f"unknown schedule action {other[0]!r}{closest(other[0], known)}")
+                    self.fail(key_node, f"unknown schedule action {quote(other[0])}{closest(other[0], known)}")
                 self.fail(item, f"the schedule action at {at} says nothing to do (known: {', '.join(known)})")
             if len(names) > 1:
                 self.fail(entries[names[1]][0], f"one action per schedule entry, got {' and '.join(names)}")
@@ -770,7 +859,7 @@ class _Loader:
                 if key in ("at", name):
                     continue
                 if key not in action_type.params:
-                    self.fail(key_node, f"{name} action: unknown key {key!r}{closest(key, action_type.params)}")
+                    self.fail(key_node, f"{name} action: unknown key {quote(key)}{closest(key, action_type.params)}")
                 params[key] = self.value(value_node)
             request = ActionRequest(
                 name=name,
@@ -787,41 +876,6 @@ class _Loader:
                 raise self.relocate(exc, self.at(value_node)) from exc
             out.append(ScheduledAction(at=float(at), name=name, action=action, location=self.at(item)))
         return tuple(out)
-
-
-def _path_type(tp: Any) -> bool:
-    if isinstance(tp, type):
-        return issubclass(tp, PurePath)
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-        return any(_path_type(arg) for arg in typing.get_args(tp))
-    return False
-
-
-def _registry_get(name: Any) -> Any:
-    """The node type called ``name``, or ``None`` (also for a name that is not a string)."""
-    return node_types().get(name) if isinstance(name, str) else None
-
-
-def _resolve_paths(cls: type, params: Mapping[str, tuple[Any, Path]]) -> dict[str, Any]:
-    """Parameter values, with relative paths of path fields made absolute against their base folder."""
-    attrs.resolve_types(cls)
-    fields = attrs.fields_dict(cls)
-    out: dict[str, Any] = {}
-    for key, (value, base) in params.items():
-        field = fields.get(key)
-        nested = _registry_get(value.get("type")) if isinstance(value, Mapping) else None
-        if nested is not None:  # a node given inline (a slot's child): its own path fields resolve too
-            assert isinstance(value, Mapping)
-            inner = {k: (v, base) for k, v in value.items() if k != "type"}
-            value = {"type": value["type"], **_resolve_paths(nested.config, inner)}
-        elif field is not None and isinstance(value, str) and value:
-            typed = _path_type(field.type)
-            if typed or field.metadata.get("path"):
-                path = Path(value).expanduser()
-                resolved = path if path.is_absolute() else base / path
-                value = resolved if typed else str(resolved)
-        out[key] = value
-    return out
 
 
 def _cycle_link(graph: Graph) -> int | None:
@@ -850,43 +904,3 @@ def _cycle_link(graph: Graph) -> int | None:
         if reaches(link.dst.node, link.src.node):
             return i
     return None
-
-
-# --- back to YAML ----------------------------------------------------------------------------------------
-
-
-def _non_default(config: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for field in attrs.fields(type(config)):
-        value = getattr(config, field.name)
-        default = field.default
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            default = default.factory(config) if default.takes_self else default.factory()
-        if default is attrs.NOTHING or value != default:
-            out[field.name] = str(value) if isinstance(value, PurePath) else value
-    return out
-
-
-def to_mapping(graph: Graph) -> dict[str, Any]:
-    """The graph as the mapping a graph file holds (parameters left at their default are omitted)."""
-    nodes: dict[str, Any] = {}
-    for name, spec in graph.nodes.items():
-        entry: dict[str, Any] = {"type": spec.type.name, **_non_default(spec.config)}
-        match spec.supervision:
-            case Isolate():
-                entry["supervision"] = "isolate"
-            case Restart() as restart if restart != Restart():
-                entry["supervision"] = {"restart": _non_default(restart)}
-            case Restart():
-                entry["supervision"] = "restart"
-        nodes[name] = entry
-    return {"graph": graph.name, "nodes": nodes, "links": [str(link) for link in graph.links]}
-
-
-def dump_graph(graph: Graph) -> str:
-    """The graph as graph-file YAML text; :func:`parse_graph` of it gives an equal graph.
-
-    Raises:
-        yaml.representer.RepresenterError: a parameter value YAML cannot hold.
-    """
-    return yaml.safe_dump(to_mapping(graph), sort_keys=False, allow_unicode=True)

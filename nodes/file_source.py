@@ -6,6 +6,7 @@ few packets of memory, never the whole file.
 
 from __future__ import annotations
 
+import stat
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +20,11 @@ import mediagraph as mg
 from ._audio import SampleFifo, layout_name
 
 _v = attrs.validators
+
+#: The most channels a media file may have (FFmpeg's layouts stop at 64; a header claiming more is damaged).
+MAX_FILE_CHANNELS = 64
+#: The most channels the frames of a file source carry; a file with more needs ``channels:`` to mix it down.
+MAX_CHANNELS = 8
 
 #: Containers whose header gives an exact duration: decoding noticeably less than it means the file is damaged.
 _EXACT_DURATION = frozenset({"ogg", "mov,mp4,m4a,3gp,3g2,mj2", "flac", "wav", "aiff", "w64", "caf"})
@@ -38,9 +44,17 @@ def probe(path: Path) -> MediaInfo:
     """Open ``path``, read its stream information and close it.
 
     Raises:
-        ValueError: the file is missing, is not a media file FFmpeg can read, or has no audio stream; the
-            message names the file.
+        ValueError: the file is missing, is not a regular file (a FIFO or a device would block or never end),
+            is not a media file FFmpeg can read, has no audio stream, or claims an impossible channel count;
+            the message names the file.
     """
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise ValueError(f"path {str(path)!r}: not a regular file (a FIFO, a device or a folder)")
+    except FileNotFoundError:
+        raise ValueError(f"path {str(path)!r}: no such file") from None
+    except OSError as exc:
+        raise ValueError(f"path {str(path)!r}: cannot read it ({exc.strerror})") from None
     try:
         container = av.open(str(path))
     except FileNotFoundError:
@@ -55,6 +69,11 @@ def probe(path: Path) -> MediaInfo:
         duration = float(audio.duration * audio.time_base) if audio.duration and audio.time_base else None
         if audio.sample_rate <= 0 or audio.channels <= 0:
             raise ValueError(f"path {str(path)!r}: its audio stream has no sample rate or channel count")
+        if audio.channels > MAX_FILE_CHANNELS:
+            raise ValueError(
+                f"path {str(path)!r}: its header claims {audio.channels} channels (at most {MAX_FILE_CHANNELS}): "
+                "the file is damaged"
+            )
         return MediaInfo(
             sample_rate=audio.sample_rate,
             channels=audio.channels,
@@ -75,7 +94,7 @@ class FileSourceConfig:
     loop: start again at the end of the file, timestamps going on increasing; ``False``: end the stream.
     """
 
-    path: Path = attrs.field(converter=Path)
+    path: Path = attrs.field(converter=Path, metadata={"path": "input"})
     frame_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(1000)])
     sample_rate: int | None = attrs.field(default=None, validator=_v.optional([_v.ge(8000), _v.le(384000)]))
     channels: int | None = attrs.field(default=None, validator=_v.optional([_v.ge(1), _v.le(8)]))
@@ -87,6 +106,11 @@ class FileSourceConfig:
         object.__setattr__(self, "media", probe(self.path))
         if self.frame_len < 1:
             raise ValueError(f"frame_ms {self.frame_ms} holds no sample at {self.format.sample_rate} Hz")
+        if self.channels is None and self.media.channels > MAX_CHANNELS:
+            raise ValueError(
+                f"path {str(self.path)!r}: the file has {self.media.channels} channels; set channels "
+                f"(at most {MAX_CHANNELS}) to mix it down"
+            )
 
     @property
     def format(self) -> mg.AudioFormat:
@@ -128,6 +152,8 @@ class _Pass:
         self._resampler = av.AudioResampler(format="s16", layout=layout_name(channels), rate=rate)
         self.decoded = 0  # samples at the file's rate, for the damage check at the end
         self.done = False
+        self.warning: str | None = None  # set at the end when the file looks cut short, without failing
+        self._ogg = self._container.format.name == "ogg"
 
     def __repr__(self) -> str:
         return f"<_Pass {str(self.path)!r} decoded={self.decoded} done={self.done}>"
@@ -160,6 +186,11 @@ class _Pass:
         self._put(audio, self._resampler.resample(None))
         self.done = True
         self.close()
+        if self._ogg and not _ends_with_eos(self.path):
+            self.warning = (
+                f"media file {str(self.path)!r} ends after {self.decoded / self._source_rate:.2f} s without its "
+                "end-of-stream marker: the file was cut short (a copy or a recording interrupted)"
+            )
         want = self._expected
         if want is not None:
             got = self.decoded / self._source_rate
@@ -176,6 +207,19 @@ class _Pass:
             audio.put(flat.reshape(frame.samples, audio.channels))
 
 
+def _ends_with_eos(path: Path) -> bool:
+    """Whether the last Ogg page of the file has the end-of-stream flag (a complete Ogg stream ends so)."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            f.seek(max(0, size - 65536))
+            tail = f.read()
+    except OSError:
+        return True  # nothing to say: the decoder read it a moment ago
+    page = tail.rfind(b"OggS")
+    return page >= 0 and len(tail) > page + 5 and bool(tail[page + 5] & 0x04)
+
+
 @mg.node_type("file_source", config=FileSourceConfig)
 class FileSource(mg.Source):
     """Audio (and video) from a media file, in fixed-length frames with exact consecutive timestamps.
@@ -183,6 +227,9 @@ class FileSource(mg.Source):
     Outlets: ``audio`` (``AudioFrame``, int16, format from the config or the file); ``video`` (``VideoFrame``
     holding ``av.VideoFrame`` pictures, pts in the file's time base), declared only when the file has video and
     decoded only when linked. Each picture is released with the first audio frame that reaches its time.
+
+    Events: ``media_warning`` (``message``) when an Ogg file ends without its end-of-stream marker (cut
+    short: what it held is played, and the graph is told).
 
     Cancellation: the file is read synchronously in ``produce``, one packet at a time; a cancelled graph stops
     calling it. Resource handling: the file is opened at the first ``produce`` and closed when the stream ends
@@ -217,6 +264,7 @@ class FileSource(mg.Source):
         return f"<FileSource {str(self.config.path)!r} at {self.position} samples, pass {self.passes}>"
 
     def start(self, io: mg.NodeIO) -> None:
+        self._log = io.log
         self._emit = io.outlets["audio"].emit
         video = io.outlets.get("video")
         self._emit_video = video.emit if video is not None else None
@@ -240,6 +288,8 @@ class FileSource(mg.Source):
                 raise
             self._queue_pictures()
             if self._pass.done:
+                if self._pass.warning is not None:
+                    self._log("media_warning", message=self._pass.warning)
                 self._pass = None
         return True
 

@@ -468,15 +468,17 @@ class PluginConfig:
     """``type: plugin``: any ``livekit.rtc.FrameProcessor`` for audio, given exactly 10 ms frames.
 
     Args:
-        plugin: ``package.module:Class``; the class is imported when the config is built.
-        options: keyword arguments for the class's constructor.
+        plugin: ``package.module:Class``; the class is imported when the config is built, unless
+            :func:`mediagraph.may_import_code` says no (``mediagraph check``): then when the node starts.
+        options: keyword arguments for the class's constructor (secret-named ones are masked in the repr).
     """
 
     plugin: str = attrs.field(validator=_check_plugin)
-    options: dict[str, Any] = attrs.field(factory=dict, hash=False)
+    options: dict[str, Any] = attrs.field(factory=dict, hash=False, repr=lambda o: repr(mg.mask_secrets(o)))
 
     def __attrs_post_init__(self) -> None:
-        self.load()
+        if mg.may_import_code():
+            self.load()
 
     def load(self) -> type[rtc.FrameProcessor[rtc.AudioFrame]]:
         """The plugin class.

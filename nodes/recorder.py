@@ -56,7 +56,9 @@ class RecorderConfig:
         untrimmed.
     """
 
-    path: Path = attrs.field(default=Path("recording.ogg"), converter=Path, validator=_check_path)
+    path: Path = attrs.field(
+        default=Path("recording.ogg"), converter=Path, validator=_check_path, metadata={"path": "output"}
+    )
     max_lag: float = attrs.field(default=1.0, validator=[_v.ge(0), _v.le(3600)])
     max_hold: float = attrs.field(default=30.0, validator=[_v.gt(0), _v.le(3600)])
 

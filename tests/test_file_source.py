@@ -218,6 +218,9 @@ def test_decoding_is_incremental(tmp_path: Path) -> None:
     class FakeIO:
         outlets: dict[str, FakeOutlet]
 
+        def log(self, event: str, **fields: Any) -> None:
+            raise AssertionError(f"a whole file logged {event} {fields}")
+
     node.start(FakeIO(outlets={"audio": FakeOutlet(emit=sent.append)}))  # type: ignore[arg-type]
     for _ in range(100):
         node.produce()

@@ -546,7 +546,8 @@ def decode_stereo(path: Path) -> npt.NDArray[np.float64]:
 def test_the_noisy_speech_demo_runs_from_the_command_line(tmp_path: Path) -> None:
     out = tmp_path / "demo.ogg"
     command = [sys.executable, "-m", "mediagraph", "run", str(DEMO), "--clock", "virtual"]
-    done = subprocess.run([*command, "--set", f"recorder.path={out}"], capture_output=True, text=True, timeout=600)
+    overrides = ["--set", f"recorder.path={out}", "--output-dir", str(tmp_path)]  # outside the cwd: allowed here
+    done = subprocess.run([*command, *overrides], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "graph 'noisy_speech_demo' finished: completed" in done.stdout + done.stderr
     x = decode_stereo(out)
