@@ -487,14 +487,19 @@ def _stamp(e: Event) -> str:
     return f"[{e.t:9.3f}s] {_describe(e)}"
 
 
+#: Events too frequent for a line each on the terminal (several a second per sink); ``--events`` keeps them.
+_QUIET_EVENTS = frozenset({"playback_progress"})
+
+
 class _PlainLog:
-    """A line on stderr per event: for logs, pipes, and the virtual clock."""
+    """A line on stderr per event (but the frequent ones): for logs, pipes, and the virtual clock."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
 
     def on_event(self, event: Event) -> None:
-        print(_stamp(event), file=self.stream, flush=True)
+        if event.event not in _QUIET_EVENTS:
+            print(_stamp(event), file=self.stream, flush=True)
 
     async def run(self, running: RunningGraph) -> None:
         pass

@@ -607,3 +607,11 @@ def test_python_dash_m(tmp_path: Path) -> None:
     )
     assert ran.returncode == 0, ran.stderr
     assert ": ok: graph 'tone_demo'" in ran.stdout
+
+
+def test_progress_events_go_to_the_events_file_not_to_the_terminal(tmp_path: Path) -> None:
+    shutil.copytree(GRAPHS, tmp_path / "graphs", ignore=shutil.ignore_patterns("out"))
+    ran = mediagraph("run", tmp_path / "graphs" / "barge_in.yaml", "--clock", "virtual", "--events", "ev", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert "playback_progress" not in ran.stderr and "playback_finished" in ran.stderr
+    assert any(e["event"] == "playback_progress" for e in events(tmp_path / "ev"))
