@@ -46,6 +46,7 @@ from ._contract import PlaybackContractError
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._frames import AudioFrame, Flush, Interrupt, PlaybackFinished, PlaybackProgress, PlaybackStarted
 from ._graph import Graph
+from ._limits import quote
 from ._node import Actor, ResourceSpec, Transform, building_resources, closest, get_node_type, node_type
 from ._ports import InletSpec, OutletSpec, Ports
 from ._requests import Request
@@ -77,7 +78,15 @@ class ChildSpec:
             GraphDefinitionError: no ``type``, unknown type, or invalid parameters.
         """
         if not isinstance(data, Mapping) or "type" not in data:
-            raise GraphDefinitionError(f"{where}: expected a mapping with a 'type', got {_short(data)}", param="child")
+            raise GraphDefinitionError(f"{where}: expected a mapping with a 'type', got {quote(data)}", param="child")
+        if "supervision" in data:
+            # A child that fails fails the slot, after the slot has finished what it owed: supervision belongs to
+            # the slot, whose restart starts a fresh child with its numbering continued.
+            raise GraphDefinitionError(
+                f"{where}: a slot's child takes no 'supervision'; give it to the slot (its child's failure is the "
+                "slot's failure)",
+                param="supervision",
+            )
         params = {k: v for k, v in data.items() if k != "type"}
         nt = get_node_type(str(data["type"]))
         return cls(type=nt.name, config=nt.make_config(params, where=f"{where} ({nt.name})"))
@@ -87,11 +96,6 @@ class ChildSpec:
 
     def __str__(self) -> str:
         return self.type
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _child(value: Any) -> ChildSpec | None:
@@ -539,7 +543,7 @@ def check_swap(slot: str, config: SlotConfig, child: ChildSpec | None, policy: A
     except ValueError:
         names = [p.value for p in SwapPolicy]
         raise GraphDefinitionError(
-            f"slot {slot!r}: swap policy must be cut or boundary, got {_short(policy)}{closest(str(policy), names)}",
+            f"slot {slot!r}: swap policy must be cut or boundary, got {quote(policy)}{closest(str(policy), names)}",
             param="policy",
         ) from None
     if child is not None and child.ports() != config.ports():

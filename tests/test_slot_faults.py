@@ -422,3 +422,8 @@ def test_a_waiting_boundary_swap_never_delays_the_schedule(tmp_path: Path) -> No
     assert done[1]["t"] == pytest.approx(3.13, abs=0.05)
     finished = [e for e in log if e["event"] == "playback_finished" and e["node"] == "out"]
     assert finished[0]["interrupted"] and finished[0]["position"] == pytest.approx(2.91, abs=0.03)
+
+
+def test_supervision_belongs_to_the_slot_not_its_child() -> None:
+    with pytest.raises(mg.GraphDefinitionError, match="a slot's child takes no 'supervision'; give it to the slot"):
+        mg.Graph().add("out", "slot", child={"type": "speaker", "supervision": "restart"})
