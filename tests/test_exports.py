@@ -65,3 +65,43 @@ def test_cores_never_import_trio() -> None:
             if isinstance(node, ast.ImportFrom):
                 modules = [node.module or ""]
             assert not any(m == "trio" or m.startswith("trio.") for m in modules), (name, modules)
+
+
+def _runtime_imports(path: pathlib.Path) -> set[str]:
+    """The package's own modules ``path`` imports when it runs (not those under ``if TYPE_CHECKING:``)."""
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and id(node) not in typing_only:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:
+                found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_the_core_has_no_import_circle() -> None:
+    core = ROOT / "mediagraph"
+    graph = {p.stem: _runtime_imports(p) & {q.stem for q in core.glob("*.py")} for p in core.glob("*.py")}
+    order: list[str] = []
+    visiting: list[str] = []
+
+    def visit(module: str) -> None:
+        if module in order:
+            return
+        assert module not in visiting, f"import circle: {' -> '.join([*visiting, module])}"
+        visiting.append(module)
+        for dep in sorted(graph[module]):
+            visit(dep)
+        visiting.pop()
+        order.append(module)
+
+    for module in sorted(graph):
+        visit(module)
+    assert order.index("_frames") < order.index("_contract") < order.index("_dataplane") < order.index("_runtime")
