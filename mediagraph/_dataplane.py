@@ -216,26 +216,16 @@ class PlaybackOutlet(Outlet):
             self._push(msg)
 
     def _deliver(self, event: Any) -> None:
+        fields: dict[str, Any] = {"segment": event.segment, "generation": event.generation}
         if isinstance(event, PlaybackStarted):
-            self._record("playback_started", segment=event.segment, generation=event.generation, at=event.t)
-        elif isinstance(event, PlaybackProgress):
-            self._record(
-                "playback_progress",
-                segment=event.segment,
-                generation=event.generation,
-                position=round(event.position, 6),
-                at=event.t,
-            )
+            kind = "playback_started"
         else:
-            self._record(
-                "playback_finished",
-                segment=event.segment,
-                generation=event.generation,
-                position=round(event.position, 6),
-                interrupted=event.interrupted,
-                sent=round(event.sent, 6),
-                at=event.t,
-            )
+            fields["position"] = round(event.position, 6)
+            kind = "playback_progress"
+            if not isinstance(event, PlaybackProgress):
+                kind = "playback_finished"
+                fields.update(interrupted=event.interrupted, sent=round(event.sent, 6))
+        self._record(kind, **fields, at=event.t)
         self._push(event)
 
     def end_incarnation(self, t: float) -> None:
