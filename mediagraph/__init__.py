@@ -5,6 +5,15 @@ run under trio structured concurrency. See the README for a tour.
 """
 
 from . import _startup  # noqa: F401 - first: the command line's signal guard (see its docstring)
+from ._actions import (
+    Action,
+    ActionRequest,
+    ActionType,
+    ScheduledAction,
+    action_types,
+    register_action_type,
+    run_schedule,
+)
 from ._clock import run_virtual
 from ._contract import PLAYBACK_TYPES, PlaybackContract, PlaybackContractError
 from ._errors import (
@@ -65,18 +74,11 @@ from ._runtime import (
 from ._segments import PlaybackEvent, PlaybackTracker
 from ._slot import ChildSpec, SlotConfig, SwapPolicy
 from ._yaml import (
-    Action,
-    ActionRequest,
-    ActionType,
     GraphFile,
     Override,
-    ScheduledAction,
-    action_types,
     dump_graph,
     load_graph,
     parse_graph,
-    register_action_type,
-    run_schedule,
 )
 
 __version__ = "0.1.0"
