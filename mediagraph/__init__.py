@@ -22,6 +22,7 @@ from ._errors import (
     MediaGraphError,
     NodeFailedError,
     ProviderError,
+    RegistryError,
 )
 from ._events import Event, EventLog
 from ._frames import (
@@ -131,6 +132,7 @@ __all__ = [
     "PortRef",
     "Ports",
     "ProviderError",
+    "RegistryError",
     "Request",
     "RequestBox",
     "ResourceRef",

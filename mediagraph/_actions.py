@@ -16,7 +16,7 @@ import attrs
 import trio
 
 from . import _paths
-from ._errors import GraphDefinitionError, MediaGraphError
+from ._errors import GraphDefinitionError, MediaGraphError, RegistryError
 from ._graph import Graph, NodeSpec
 from ._limits import quote
 from ._node import building_resources, closest, get_node_type, node_types
@@ -111,11 +111,13 @@ def register_action_type(at: ActionType) -> None:
     """Make ``{at: T, at.name: ...}`` usable in ``schedule:``.
 
     Raises:
-        ValueError: another action type already has this name, or the name is ``at``.
+        RegistryError: another action type already has this name, or the name is ``at``.
     """
     existing = _action_types.get(at.name)
-    if at.name == "at" or (existing is not None and existing != at):
-        raise ValueError(f"schedule action {at.name!r} is already registered or reserved")
+    if at.name == "at":
+        raise RegistryError("schedule action", at.name, "is reserved (the entry's time)")
+    if existing is not None and existing != at:
+        raise RegistryError("schedule action", at.name, "is already registered")
     _action_types[at.name] = at
 
 

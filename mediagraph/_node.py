@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from ._errors import GraphDefinitionError
+from ._errors import GraphDefinitionError, RegistryError
 from ._limits import MAX_INT, cut, quote
 from ._ports import Ports
 
@@ -153,7 +153,7 @@ ENTRY_POINT_GROUP = "mediagraph.nodes"
 def _register(nt: NodeType) -> None:
     existing = _registry.get(nt.name)
     if existing is not None and existing.factory is not nt.factory:
-        raise ValueError(f"node type {nt.name!r} is already registered by {existing.factory!r}")
+        raise RegistryError("node type", nt.name, f"is already registered by {existing.factory!r}")
     _registry[nt.name] = nt
 
 
@@ -286,11 +286,11 @@ def register_resource_type(rt: ResourceType) -> None:
     """Make ``type: rt.name`` usable under ``resources:``.
 
     Raises:
-        ValueError: another resource type already has this name.
+        RegistryError: another resource type already has this name.
     """
     existing = _resource_types.get(rt.name)
     if existing is not None and existing != rt:
-        raise ValueError(f"resource type {rt.name!r} is already registered")
+        raise RegistryError("resource type", rt.name, "is already registered")
     _resource_types[rt.name] = rt
 
 
