@@ -15,6 +15,7 @@ from ._actions import (
     run_schedule,
 )
 from ._clock import run_virtual
+from ._configs import ResourceRef, ResourceSpec, config_from_mapping
 from ._contract import PLAYBACK_TYPES, PlaybackContract, PlaybackContractError
 from ._errors import (
     GraphDefinitionError,
@@ -43,12 +44,9 @@ from ._limits import mask as mask_secrets
 from ._node import (
     Actor,
     NodeType,
-    ResourceRef,
-    ResourceSpec,
     ResourceType,
     Source,
     Transform,
-    config_from_mapping,
     get_node_type,
     get_resource_type,
     may_import_code,

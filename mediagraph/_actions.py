@@ -16,10 +16,11 @@ import attrs
 import trio
 
 from . import _paths
+from ._configs import building_resources
 from ._errors import GraphDefinitionError, MediaGraphError, RegistryError
 from ._graph import Graph, NodeSpec
-from ._limits import quote
-from ._node import building_resources, closest, get_node_type, node_types
+from ._limits import closest, quote
+from ._node import get_node_type, node_types
 from ._slot import ChildSpec, check_swap
 
 if TYPE_CHECKING:

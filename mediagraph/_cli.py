@@ -39,8 +39,8 @@ from ._edges import check_devices, located_errors, scrubbed
 from ._errors import GraphDefinitionError, MediaGraphError, NodeFailedError
 from ._events import Event, EventLog
 from ._frames import AudioFrame
-from ._limits import scrub
-from ._node import closest, node_types, resource_types
+from ._limits import closest, scrub
+from ._node import node_types, resource_types
 from ._ports import InletSpec, OutletSpec, Ports, SameAs
 from ._runtime import GraphResult, RunningGraph, open_runtime
 from ._yaml import GraphFile, Override, load_graph

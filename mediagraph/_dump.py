@@ -18,8 +18,9 @@ from typing import Any
 import attrs
 import yaml
 
+from ._configs import ResourceRef
 from ._graph import Graph, Isolate, Restart
-from ._node import ResourceRef, resource_types
+from ._node import resource_types
 from ._slot import ChildSpec
 
 __all__ = ["dump_graph", "to_mapping"]

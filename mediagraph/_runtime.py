@@ -33,8 +33,9 @@ from ._errors import MediaGraphError, NodeFailedError, ProviderError
 from ._events import EventLog
 from ._frames import EndOfStream, Interrupt, PlaybackProgress, PlaybackStarted
 from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart
+from ._limits import closest
 from ._mailbox import Mailbox, has_room, wait_room
-from ._node import Actor, Node, ResourceRef, ResourceSpec, Source, Transform, closest, get_resource_type
+from ._node import Actor, Node, ResourceRef, ResourceSpec, Source, Transform, get_resource_type
 from ._pacer import Pacer
 from ._ports import Overflow
 from ._requests import Request, RequestBox

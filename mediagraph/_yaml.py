@@ -50,17 +50,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from . import _limits, _paths
 from ._actions import ActionRequest, ScheduledAction, action_types
+from ._configs import config_from_mapping
 from ._dump import dump_graph, to_mapping
 from ._errors import GraphDefinitionError
 from ._graph import FailGraph, Graph, Isolate, PortRef, Restart, Supervision
-from ._limits import quote
-from ._node import (
-    closest,
-    config_from_mapping,
-    get_node_type,
-    importing_code,
-    resource_types,
-)
+from ._limits import closest, quote
+from ._node import get_node_type, importing_code, resource_types
 
 __all__ = [
     "GraphFile",
