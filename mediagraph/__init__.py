@@ -5,7 +5,17 @@ run under trio structured concurrency. See the README for a tour.
 """
 
 from . import _startup  # noqa: F401 - first: the command line's signal guard (see its docstring)
+from ._actions import (
+    Action,
+    ActionRequest,
+    ActionType,
+    ScheduledAction,
+    action_types,
+    register_action_type,
+    run_schedule,
+)
 from ._clock import run_virtual
+from ._configs import ResourceRef, ResourceSpec, config_from_mapping
 from ._contract import PLAYBACK_TYPES, PlaybackContract, PlaybackContractError
 from ._errors import (
     GraphDefinitionError,
@@ -13,6 +23,7 @@ from ._errors import (
     MediaGraphError,
     NodeFailedError,
     ProviderError,
+    RegistryError,
 )
 from ._events import Event, EventLog
 from ._frames import (
@@ -33,12 +44,9 @@ from ._limits import mask as mask_secrets
 from ._node import (
     Actor,
     NodeType,
-    ResourceRef,
-    ResourceSpec,
     ResourceType,
     Source,
     Transform,
-    config_from_mapping,
     get_node_type,
     get_resource_type,
     may_import_code,
@@ -65,18 +73,11 @@ from ._runtime import (
 from ._segments import PlaybackEvent, PlaybackTracker
 from ._slot import ChildSpec, SlotConfig, SwapPolicy
 from ._yaml import (
-    Action,
-    ActionRequest,
-    ActionType,
     GraphFile,
     Override,
-    ScheduledAction,
-    action_types,
     dump_graph,
     load_graph,
     parse_graph,
-    register_action_type,
-    run_schedule,
 )
 
 __version__ = "0.1.0"
@@ -129,6 +130,7 @@ __all__ = [
     "PortRef",
     "Ports",
     "ProviderError",
+    "RegistryError",
     "Request",
     "RequestBox",
     "ResourceRef",

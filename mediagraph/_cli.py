@@ -32,17 +32,18 @@ import attrs
 import trio
 
 from . import __version__, _startup
+from ._actions import action_types, run_schedule
 from ._clock import run_virtual
 from ._draw import to_dot, to_mermaid
 from ._edges import check_devices, located_errors, scrubbed
 from ._errors import GraphDefinitionError, MediaGraphError, NodeFailedError
 from ._events import Event, EventLog
 from ._frames import AudioFrame
-from ._limits import scrub
-from ._node import closest, node_types, resource_types
+from ._limits import closest, scrub
+from ._node import node_types, resource_types
 from ._ports import InletSpec, OutletSpec, Ports, SameAs
 from ._runtime import GraphResult, RunningGraph, open_runtime
-from ._yaml import GraphFile, Override, action_types, load_graph, run_schedule
+from ._yaml import GraphFile, Override, load_graph
 
 __all__ = ["main"]
 

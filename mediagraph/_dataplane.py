@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
+from ._configs import ResourceRef
 from ._contract import PLAYBACK_TYPES, PlaybackContract
 from ._errors import MediaGraphError
 from ._frames import EndOfStream, PlaybackProgress, PlaybackStarted
 from ._graph import Graph, PortRef
+from ._limits import closest
 from ._mailbox import Mailbox, has_room, wait_room
-from ._node import ResourceRef, closest
 from ._ports import Overflow
 from ._requests import RequestBox
 

@@ -42,6 +42,17 @@ class GraphDefinitionError(MediaGraphError):
         self.link = link
 
 
+class RegistryError(MediaGraphError):
+    """A node, resource or schedule action type cannot be registered: another already has its name (or the
+    name is reserved). Raised when the type is registered (at import of its module or plugin).
+    """
+
+    def __init__(self, kind: str, name: str, reason: str) -> None:
+        super().__init__(f"{kind} {name!r} {reason}")
+        self.kind = kind
+        self.name = name
+
+
 class NodeFailedError(MediaGraphError):
     """A node raised while running; the original exception is ``__cause__``."""
 

@@ -8,10 +8,11 @@ from typing import Any
 
 import attrs
 
+from ._configs import config_from_mapping
 from ._errors import GraphDefinitionError
 from ._frames import AudioFormat, Control
-from ._limits import config_repr, quote
-from ._node import NodeType, ResourceSpec, closest, config_from_mapping, get_node_type, get_resource_type
+from ._limits import closest, config_repr, quote
+from ._node import NodeType, ResourceSpec, get_node_type, get_resource_type
 from ._ports import InletSpec, OutletSpec, Ports, SameAs
 
 __all__ = ["FailGraph", "Graph", "Isolate", "LinkSpec", "NodeSpec", "PortRef", "Restart", "Supervision"]

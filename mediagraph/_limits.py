@@ -15,6 +15,7 @@ whatever their size) in which the values of keys named like secrets are masked.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import os
 import re
@@ -356,3 +357,22 @@ def reader_error_location(exc: yaml.reader.ReaderError, text: str, filename: str
     line = text.count("\n", 0, position) + 1
     column = position - (text.rfind("\n", 0, position) + 1) + 1
     return f"{filename}:{line}:{column}"
+
+
+#: The most names ``closest`` lists when nothing is close.
+KNOWN_LISTED: typing.Final = 12
+
+
+def closest(name: str, known: typing.Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` or ``" (known: a, b, c)"`` for an error message; at most
+    :data:`KNOWN_LISTED` names, each cut to a readable length."""
+    known = sorted(known)
+    # difflib is quadratic in the length of the name: a long name is close to nothing anyway
+    match = difflib.get_close_matches(name, known, n=3) if len(name) <= 100 else []
+    if match:
+        return " (did you mean " + " or ".join(quote(m) for m in match) + "?)"
+    if not known:
+        return ""
+    listed = ", ".join(cut(k, 40) for k in known[:KNOWN_LISTED])
+    more = f" and {len(known) - KNOWN_LISTED:,} more" if len(known) > KNOWN_LISTED else ""
+    return f" (known: {listed}{more})"

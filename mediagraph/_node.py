@@ -1,4 +1,4 @@
-"""The node contract, node types and their registry, and configs built from mappings.
+"""The node contract, node types and resource types and their registries (configs are built in ``_configs``).
 
 A node type is a final class implementing one of three small interfaces, plus a frozen attrs config class:
 
@@ -14,18 +14,16 @@ from __future__ import annotations
 import abc
 import contextlib
 import contextvars
-import difflib
 import importlib.metadata
-import math
-import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from ._errors import GraphDefinitionError
-from ._limits import MAX_INT, cut, quote
+from ._configs import ResourceRef, ResourceSpec, config_from_mapping
+from ._errors import GraphDefinitionError, RegistryError
+from ._limits import closest, quote
 from ._ports import Ports
 
 if TYPE_CHECKING:
@@ -153,7 +151,7 @@ ENTRY_POINT_GROUP = "mediagraph.nodes"
 def _register(nt: NodeType) -> None:
     existing = _registry.get(nt.name)
     if existing is not None and existing.factory is not nt.factory:
-        raise ValueError(f"node type {nt.name!r} is already registered by {existing.factory!r}")
+        raise RegistryError("node type", nt.name, f"is already registered by {existing.factory!r}")
     _registry[nt.name] = nt
 
 
@@ -203,25 +201,6 @@ def node_types() -> Mapping[str, NodeType]:
     return {name: nt for name, nt in sorted(_registry.items()) if not name.startswith("_")}
 
 
-#: The most names ``closest`` lists when nothing is close.
-KNOWN_LISTED: typing.Final = 12
-
-
-def closest(name: str, known: typing.Iterable[str]) -> str:
-    """``" (did you mean 'x'?)"`` or ``" (known: a, b, c)"`` for an error message; at most
-    :data:`KNOWN_LISTED` names, each cut to a readable length."""
-    known = sorted(known)
-    # difflib is quadratic in the length of the name: a long name is close to nothing anyway
-    match = difflib.get_close_matches(name, known, n=3) if len(name) <= 100 else []
-    if match:
-        return " (did you mean " + " or ".join(quote(m) for m in match) + "?)"
-    if not known:
-        return ""
-    listed = ", ".join(cut(k, 40) for k in known[:KNOWN_LISTED])
-    more = f" and {len(known) - KNOWN_LISTED:,} more" if len(known) > KNOWN_LISTED else ""
-    return f" (known: {listed}{more})"
-
-
 def get_node_type(name: str) -> NodeType:
     """The registered type called ``name``.
 
@@ -256,29 +235,6 @@ class ResourceType:
     summary: str = ""
 
 
-@attrs.frozen(kw_only=True)
-class ResourceSpec:
-    """A resource declared in a graph: its name, type name and validated config."""
-
-    name: str
-    type: str
-    config: Any
-
-
-@attrs.frozen(kw_only=True)
-class ResourceRef:
-    """What a node's config holds where it names a graph resource (``processor: ns``).
-
-    The referenced config is carried along so ``ports(config)`` can depend on it; at run time
-    ``io.resource(ref)`` gives the opened object. Resource handling: the runtime opens and closes it; a node
-    never closes a resource it was given.
-    """
-
-    name: str
-    type: str
-    config: Any
-
-
 _resource_types: dict[str, ResourceType] = {}
 
 
@@ -286,11 +242,11 @@ def register_resource_type(rt: ResourceType) -> None:
     """Make ``type: rt.name`` usable under ``resources:``.
 
     Raises:
-        ValueError: another resource type already has this name.
+        RegistryError: another resource type already has this name.
     """
     existing = _resource_types.get(rt.name)
     if existing is not None and existing != rt:
-        raise ValueError(f"resource type {rt.name!r} is already registered")
+        raise RegistryError("resource type", rt.name, "is already registered")
     _resource_types[rt.name] = rt
 
 
@@ -335,124 +291,3 @@ def importing_code(allowed: bool) -> Iterator[None]:
         yield
     finally:
         _code_imports.reset(token)
-
-
-#: The resources of the graph whose configs are being built, so nested specs (a slot's child) resolve too.
-building_resources: contextvars.ContextVar[Mapping[str, ResourceSpec]] = contextvars.ContextVar(
-    "building_resources", default=types.MappingProxyType({})
-)
-
-
-def _accepts_ref(tp: Any) -> bool:
-    return tp is ResourceRef or ResourceRef in typing.get_args(tp)
-
-
-def resolve_ref(name: str, *, where: str) -> ResourceRef:
-    """The reference to resource ``name`` of the graph being built.
-
-    Raises:
-        GraphDefinitionError: the graph declares no such resource.
-    """
-    resources = building_resources.get()
-    spec = resources.get(name)
-    if spec is None:
-        raise GraphDefinitionError(f"{where}: unknown resource {quote(name)}{closest(name, resources)}")
-    return ResourceRef(name=spec.name, type=spec.type, config=spec.config)
-
-
-# --- configs from mappings -------------------------------------------------------------------------------
-
-_SCALARS: dict[type, tuple[type, ...]] = {float: (int, float), int: (int,), str: (str,), bool: (bool,)}
-
-
-class _OutOfRange(ValueError):
-    pass
-
-
-def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
-    """(ok, value) for the simple field types a YAML file can hold; anything else is left to attrs.
-
-    Raises:
-        _OutOfRange: a number of the right type that no parameter can hold (an infinity, a NaN, an integer
-            past 2**63 - 1).
-    """
-    if tp in _SCALARS:
-        if isinstance(value, bool) and tp is not bool:
-            return False, value
-        ok = isinstance(value, _SCALARS[tp])
-        if ok and tp in (int, float) and isinstance(value, int) and abs(value) > MAX_INT:
-            raise _OutOfRange("is out of range (integers stay within 2**63 - 1 either way)")
-        if ok and tp is float:
-            value = float(value)
-            if not math.isfinite(value):
-                raise _OutOfRange("must be a finite number")
-        return ok, value
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-        args = typing.get_args(tp)
-        if value is None:
-            return type(None) in args, value
-        for arg in args:
-            if arg is not type(None):
-                ok, coerced = _coerce(value, arg)
-                if ok:
-                    return True, coerced
-        return not any(a in _SCALARS for a in args), value
-    return True, value
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def config_from_mapping[C](
-    cls: type[C], data: Mapping[str, Any], *, where: str, resources: Mapping[str, ResourceSpec] | None = None
-) -> C:
-    """Build the attrs config ``cls`` from a mapping (a YAML node's parameters, ``--set`` values...).
-
-    Args:
-        where: what the mapping belongs to, for messages (``"node 'tone'"``).
-        resources: the graph's resources; a string given to a field that accepts a :class:`ResourceRef`
-            names one of them. By default, those of the graph being built, if any.
-
-    Raises:
-        GraphDefinitionError: unknown parameter (with the closest names), wrong type, or a value its
-            validator refuses; ``.param`` names the parameter.
-    """
-    token = building_resources.set(resources) if resources is not None else None
-    try:
-        return _build(cls, data, where)
-    finally:
-        if token is not None:
-            building_resources.reset(token)
-
-
-def _build[C](cls: type[C], data: Mapping[str, Any], where: str) -> C:
-    attrs.resolve_types(cls)  # type: ignore[type-var]
-    fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        field = fields.get(key)
-        if field is None:
-            raise GraphDefinitionError(f"{where}: unknown parameter {quote(key)}{closest(str(key), fields)}", param=key)
-        if isinstance(value, str) and _accepts_ref(field.type):
-            try:
-                kwargs[key] = resolve_ref(value, where=f"{where}: parameter {key!r}")
-            except GraphDefinitionError as exc:
-                exc.param = key
-                raise
-            continue
-        try:
-            ok, coerced = _coerce(value, field.type)
-        except _OutOfRange as exc:
-            raise GraphDefinitionError(f"{where}: parameter {key!r} {exc}, got {quote(value)}", param=key) from None
-        if not ok:
-            got = f"{type(value).__name__} {quote(value)}"
-            want = _type_name(field.type)
-            raise GraphDefinitionError(f"{where}: parameter {key!r} must be {want}, got {got}", param=key)
-        kwargs[key] = coerced
-    try:
-        return cls(**kwargs)
-    # what validators and converters raise on a bad value (a converter may index or divide what it got)
-    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError) as exc:
-        param = next((k for k in fields if k in str(exc)), None)
-        raise GraphDefinitionError(f"{where}: {exc}", param=param) from exc

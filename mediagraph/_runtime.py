@@ -31,8 +31,9 @@ from ._errors import MediaGraphError, NodeFailedError, ProviderError
 from ._events import EventLog
 from ._frames import Interrupt
 from ._graph import Graph, Isolate, Restart
+from ._limits import closest
 from ._mailbox import has_room, wait_room
-from ._node import Actor, Source, Transform, closest
+from ._node import Actor, Source, Transform
 from ._noderun import NodeStatistics, Reason, _failure_of, _NodeRun
 from ._pacer import Pacer
 from ._requests import Request

@@ -42,12 +42,13 @@ from typing import Any
 import attrs
 import trio
 
+from ._configs import building_resources
 from ._contract import PlaybackContractError
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._frames import AudioFrame, Flush, Interrupt, PlaybackFinished, PlaybackProgress, PlaybackStarted
 from ._graph import Graph
-from ._limits import quote
-from ._node import Actor, ResourceSpec, building_resources, closest, get_node_type, node_type
+from ._limits import closest, quote
+from ._node import Actor, ResourceSpec, get_node_type, node_type
 from ._ports import Ports
 from ._requests import Request
 from ._runtime import NodeIO

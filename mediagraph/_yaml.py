@@ -31,7 +31,7 @@ output policy of ``mediagraph._paths`` checks: outputs stay where the file may w
 Extension points, so later features need no change here:
 
 - resource types: :func:`mediagraph.register_resource_type` (the ``resources:`` section);
-- schedule actions: :func:`register_action_type` (the ``schedule:`` section).
+- schedule actions: :func:`mediagraph.register_action_type` (the ``schedule:`` section, ``mediagraph._actions``).
 """
 
 from __future__ import annotations
@@ -39,321 +39,36 @@ from __future__ import annotations
 import functools
 import math
 import typing
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
+from typing import Any, NoReturn
 
 import attrs
-import trio
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from . import _limits, _paths
+from ._actions import ActionRequest, ScheduledAction, action_types
+from ._configs import config_from_mapping
 from ._dump import dump_graph, to_mapping
-from ._errors import GraphDefinitionError, MediaGraphError
-from ._graph import FailGraph, Graph, Isolate, NodeSpec, PortRef, Restart, Supervision
-from ._limits import quote
-from ._node import (
-    building_resources,
-    closest,
-    config_from_mapping,
-    get_node_type,
-    importing_code,
-    node_types,
-    resource_types,
-)
-from ._slot import ChildSpec, check_swap
-
-if TYPE_CHECKING:
-    from ._runtime import RunningGraph
+from ._errors import GraphDefinitionError
+from ._graph import FailGraph, Graph, Isolate, PortRef, Restart, Supervision
+from ._limits import closest, quote
+from ._node import get_node_type, importing_code, resource_types
 
 __all__ = [
-    "Action",
-    "ActionRequest",
-    "ActionType",
     "GraphFile",
     "Override",
-    "ScheduledAction",
-    "InterruptAction",
-    "Stop",
-    "Swap",
-    "action_types",
     "dump_graph",
     "load_graph",
     "parse_graph",
-    "register_action_type",
-    "run_schedule",
     "to_mapping",
 ]
 
 SECTIONS: typing.Final = ("graph", "resources", "nodes", "links", "schedule")
 #: Keys of a node entry that are not parameters.
 NODE_KEYS: typing.Final = ("type", "supervision")
-
-
-# --- registries ------------------------------------------------------------------------------------------
-
-
-class Action(Protocol):
-    """A parsed schedule action, ready to run against a running graph.
-
-    An action may also define ``begin(running) -> Awaitable[None] | None``: it then takes effect at once, in the
-    schedule's task, at its time exactly (before anything else due at that instant), and what it returns, if
-    anything, is awaited in a task of its own. Without ``begin``, ``execute`` runs in a task of its own.
-    """
-
-    async def execute(self, running: RunningGraph) -> None:
-        """Do the action; may wait (a swap at a boundary). Never delays the actions after it."""
-
-
-@attrs.frozen(kw_only=True)
-class ActionRequest:
-    """One ``{at: T, NAME: VALUE, key: value...}`` entry of ``schedule:``, as an action type's parser gets it.
-
-    ``value`` is the value of the action's own key, ``params`` the entry's other keys (only those the action
-    type declares). A parser reports a wrong value with ``GraphDefinitionError(..., param=key)`` (``key`` is
-    the action's name for ``value``); the loader points at that value.
-    """
-
-    name: str
-    at: float
-    value: Any
-    params: Mapping[str, Any]
-    graph: Graph
-    base_dir: Path
-
-    def node(self, name: Any, *, param: str | None = None) -> NodeSpec:
-        """The graph's node called ``name``.
-
-        Raises:
-            GraphDefinitionError: no such node (with the closest names); ``param`` (default: the action's
-                own key) says which value named it.
-        """
-        spec = self.graph.nodes.get(name) if isinstance(name, str) else None
-        if spec is None:
-            raise GraphDefinitionError(
-                f"{self.name} action: unknown node {quote(name)}{closest(str(name), self.graph.nodes)}",
-                node=str(name),
-                param=param or self.name,
-            )
-        return spec
-
-
-@attrs.frozen(kw_only=True)
-class ActionType:
-    """A kind of schedule action (``stop``; later ``swap``, ``interrupt``...).
-
-    Args:
-        name: the key that names it in a schedule entry (``{at: 2, stop: graceful}``).
-        parse: builds the action from the entry; raises :class:`GraphDefinitionError` on a bad value.
-        params: the other keys the entry may hold (``at`` aside); the loader refuses any other.
-        summary: one line for ``mediagraph nodes``.
-    """
-
-    name: str
-    parse: Callable[[ActionRequest], Action]
-    params: tuple[str, ...] = ()
-    summary: str = ""
-
-
-_action_types: dict[str, ActionType] = {}
-
-
-def register_action_type(at: ActionType) -> None:
-    """Make ``{at: T, at.name: ...}`` usable in ``schedule:``.
-
-    Raises:
-        ValueError: another action type already has this name, or the name is ``at``.
-    """
-    existing = _action_types.get(at.name)
-    if at.name == "at" or (existing is not None and existing != at):
-        raise ValueError(f"schedule action {at.name!r} is already registered or reserved")
-    _action_types[at.name] = at
-
-
-def action_types() -> Mapping[str, ActionType]:
-    """Every registered schedule action type (the installed node plugins, which may register some, included)."""
-    node_types()  # loads the plugins
-    return dict(sorted(_action_types.items()))
-
-
-@attrs.frozen
-class Stop:
-    """``{at: T, stop: graceful}`` stops the graph like Ctrl-C (sources stop, mailboxes drain);
-    ``{at: T, stop: cancel}`` cancels every node now."""
-
-    mode: Literal["graceful", "cancel"]
-
-    @staticmethod
-    def parse(request: ActionRequest) -> Stop:
-        if request.value == "graceful":
-            return Stop("graceful")
-        if request.value == "cancel":
-            return Stop("cancel")
-        hint = closest(str(request.value), ["graceful", "cancel"])
-        got = quote(request.value)
-        raise GraphDefinitionError(f"stop must be 'graceful' or 'cancel', got {got}{hint}", param="stop")
-
-    def begin(self, running: RunningGraph) -> None:
-        if self.mode == "graceful":
-            running.stop()
-        else:
-            running.cancel()
-
-    async def execute(self, running: RunningGraph) -> None:
-        self.begin(running)
-        await trio.lowlevel.checkpoint()
-
-
-register_action_type(
-    ActionType(
-        name="stop",
-        parse=Stop.parse,
-        summary="stop the graph: 'graceful' (sources stop, mailboxes drain) or 'cancel' (cancel every node)",
-    )
-)
-
-
-def _child(value: Any, request: ActionRequest, *, param: str) -> ChildSpec | None:
-    """A slot child from a schedule entry's mapping (``None`` empties the slot), paths resolved against the
-    file's folder and resource names resolved against the graph's resources."""
-    if value is None:
-        return None
-    if not isinstance(value, Mapping) or not isinstance(value.get("type"), str):
-        raise GraphDefinitionError(
-            f"{request.name} action: '{param}' must be a node mapping with a 'type' (or null), got {quote(value)}",
-            param=param,
-        )
-    token = building_resources.set(request.graph.resources)
-    try:
-        nt = get_node_type(value["type"])
-        params = _paths.resolve_paths(nt.config, {k: (v, request.base_dir) for k, v in value.items() if k != "type"})
-        return ChildSpec.from_mapping({"type": nt.name, **params}, where=f"{request.name} action: {param}")
-    except GraphDefinitionError as exc:
-        exc.param = param
-        raise
-    finally:
-        building_resources.reset(token)
-
-
-@attrs.frozen
-class Swap:
-    """``{at: T, swap: SLOT, to: {type: ..., ...}, policy: cut|boundary}`` replaces a slot's child
-    (``to: null`` empties it); see the ``slot`` node type for the policies."""
-
-    slot: str
-    child: ChildSpec | None
-    policy: str
-
-    @staticmethod
-    def parse(request: ActionRequest) -> Swap:
-        spec = request.node(request.value)
-        if spec.type.name != "slot":
-            raise GraphDefinitionError(
-                f"swap action: node {quote(spec.name)} is a {spec.type.name}, not a slot", param="swap"
-            )
-        if "to" not in request.params:
-            raise GraphDefinitionError("swap action: 'to' is missing (the new child, or null)", param="swap")
-        child = _child(request.params["to"], request, param="to")
-        policy = request.params.get("policy", "cut")
-        check_swap(spec.name, spec.config, child, policy)
-        return Swap(spec.name, child, policy)
-
-    def begin(self, running: RunningGraph) -> Awaitable[None]:
-        return running.request_swap(self.slot, self.child, self.policy).wait()
-
-    async def execute(self, running: RunningGraph) -> None:
-        await running.swap(self.slot, self.child, self.policy)
-
-
-@attrs.frozen
-class InterruptAction:
-    """``{at: T, interrupt: NODE}`` (``inlet: audio`` by default) delivers an ``Interrupt`` to the node: the
-    segment it is playing finishes as interrupted at the position played."""
-
-    node: str
-    inlet: str
-
-    @staticmethod
-    def parse(request: ActionRequest) -> InterruptAction:
-        spec = request.node(request.value)
-        inlet = request.params.get("inlet", "audio")
-        names = [p.name for p in spec.ports.inlets]
-        if inlet not in names:
-            raise GraphDefinitionError(
-                f"interrupt action: node {quote(spec.name)} has no inlet {quote(inlet)}{closest(str(inlet), names)}",
-                param="inlet" if "inlet" in request.params else "interrupt",
-            )
-        return InterruptAction(spec.name, inlet)
-
-    def begin(self, running: RunningGraph) -> None:
-        running.interrupt(self.node, self.inlet)
-
-    async def execute(self, running: RunningGraph) -> None:
-        self.begin(running)
-        await trio.lowlevel.checkpoint()
-
-
-register_action_type(
-    ActionType(
-        name="swap",
-        parse=Swap.parse,
-        params=("to", "policy"),
-        summary="replace a slot's child: {swap: SLOT, to: {type: ...} or null, policy: cut|boundary}",
-    )
-)
-register_action_type(
-    ActionType(
-        name="interrupt",
-        parse=InterruptAction.parse,
-        params=("inlet",),
-        summary="interrupt what a node is playing: {interrupt: NODE, inlet: audio}",
-    )
-)
-
-
-@attrs.frozen(kw_only=True)
-class ScheduledAction:
-    """An action of the file's ``schedule:``; ``location`` is where its entry starts."""
-
-    at: float
-    name: str
-    action: Action
-    location: str
-
-
-async def run_schedule(schedule: Sequence[ScheduledAction], running: RunningGraph) -> None:
-    """Fire each action when the graph clock reaches its time, recording a ``schedule_action`` event first.
-
-    Every action runs in its own task, so one that waits (a boundary swap waits in the slot for the segment
-    to close) never delays the actions after it. An action refused by the graph (a swap after the slot's
-    input ended) is recorded as ``schedule_action_failed``; it does not stop the graph.
-
-    Cancellation: cancel the calling scope to drop the actions not yet due (when the graph has finished).
-    """
-
-    def failed(item: ScheduledAction, exc: MediaGraphError) -> None:
-        running.record(None, "schedule_action_failed", action=item.name, at=item.at, error=str(exc))
-
-    async def finish(item: ScheduledAction, effect: Awaitable[None]) -> None:
-        try:
-            await effect
-        except MediaGraphError as exc:
-            failed(item, exc)
-
-    async with trio.open_nursery() as nursery:
-        for item in schedule:
-            await trio.sleep_until(running.t0 + item.at)
-            running.record(None, "schedule_action", action=item.name, at=item.at)
-            begin = getattr(item.action, "begin", None)
-            try:
-                effect = begin(running) if begin is not None else item.action.execute(running)
-            except MediaGraphError as exc:
-                failed(item, exc)
-                continue
-            if effect is not None:
-                nursery.start_soon(finish, item, effect)
 
 
 # --- the loaded file -------------------------------------------------------------------------------------

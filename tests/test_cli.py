@@ -33,7 +33,7 @@ import attrs
 import trio
 
 import mediagraph as mg
-from mediagraph._yaml import ActionRequest, ActionType, register_action_type
+from mediagraph._actions import ActionRequest, ActionType, register_action_type
 
 
 @attrs.frozen(kw_only=True)

@@ -13,18 +13,9 @@ import trio
 from hypothesis import given
 
 import mediagraph as mg
-from mediagraph import _yaml
-from mediagraph._yaml import (
-    ActionRequest,
-    ActionType,
-    GraphFile,
-    Override,
-    Stop,
-    dump_graph,
-    load_graph,
-    parse_graph,
-    run_schedule,
-)
+from mediagraph import _actions
+from mediagraph._actions import ActionRequest, ActionType, Stop, run_schedule
+from mediagraph._yaml import GraphFile, Override, dump_graph, load_graph, parse_graph
 
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
 
@@ -377,7 +368,7 @@ def parse_mark(request: ActionRequest) -> Mark:
 @pytest.fixture
 def mark_action(monkeypatch: pytest.MonkeyPatch) -> None:
     action = ActionType(name="mark", parse=parse_mark, params=("label",), summary="record an event")
-    monkeypatch.setitem(_yaml._action_types, "mark", action)
+    monkeypatch.setitem(_actions._action_types, "mark", action)
 
 
 @pytest.mark.usefixtures("mark_action")
