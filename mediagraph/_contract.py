@@ -73,7 +73,6 @@ class PlaybackContract:
         self.node = node
         self.outlet = outlet
         self.stale = 0  # events dropped for an older generation
-        self.delivered = 0
         self._expect: int | None = None  # the incarnation's id of the segment to finish next
         self._playing: _Playing | None = None
         self._generation = 0  # the highest generation of this incarnation
@@ -138,7 +137,6 @@ class PlaybackContract:
                 self._breach("finish_after_start", f"segment {seg}: finished at t={event.t} before its start")
             self._expect = seg + 1
             self._playing = None
-        self.delivered += 1
         return self._map(event)
 
     def _map(self, event: PlaybackMessage) -> PlaybackMessage:

@@ -79,16 +79,14 @@ class RequestBox:
         self._taken: list[Request] = []
         self._lot = trio.lowlevel.ParkingLot()
         self._closed: str | None = None  # why the node takes no more requests
-        self.submitted = 0
 
     def __repr__(self) -> str:
         return f"<RequestBox {self.node} queued={len(self._queue)} taken={len(self._taken)}>"
 
     def submit(self, request: Request) -> None:
         """Queue ``request`` for the node; fail it at once if the node has ended."""
-        self.submitted += 1
         if self._closed is not None:
-            request.fail(MediaGraphError(f"node {self.node!r} {self._closed}; there is nothing to {request.kind}"))
+            self._refuse(request, self._closed)
             return
         self._queue.append(request)
         self._lot.unpark_all()
@@ -121,7 +119,7 @@ class RequestBox:
         taken, self._taken = self._taken, []
         for request in taken:
             if not request.answered:
-                request.fail(MediaGraphError(f"node {self.node!r} {why}; there is nothing to {request.kind}"))
+                self._refuse(request, why)
 
     def close(self, why: str) -> None:
         """The node has ended: fail every request not answered, and any submitted later."""
@@ -131,4 +129,7 @@ class RequestBox:
         self.fail_taken(why)
         queued, self._queue = self._queue, deque()
         for request in queued:
-            request.fail(MediaGraphError(f"node {self.node!r} {why}; there is nothing to {request.kind}"))
+            self._refuse(request, why)
+
+    def _refuse(self, request: Request, why: str) -> None:
+        request.fail(MediaGraphError(f"node {self.node!r} {why}; there is nothing to {request.kind}"))

@@ -254,10 +254,6 @@ class RunningGraph:
         """The error the graph failed with (a node with the default policy failed), once it has."""
         return self._failure
 
-    @property
-    def finished(self) -> bool:
-        return self._done.is_set()
-
     async def wait_finished(self) -> None:
         """Wait for the graph to finish, however it ends; never raises its failure (see :attr:`failure`)."""
         await self._done.wait()

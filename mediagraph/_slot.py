@@ -399,8 +399,7 @@ class Slot(Actor):
 
     async def _start(self, spec: ChildSpec) -> None:
         name = self.io.child_name()
-        hosted = _Hosted(spec, name, self._room)
-        hosted.key = f"{self.io.name}/{name}"
+        hosted = _Hosted(spec, name, f"{self.io.name}/{name}", self._room)
         g = Graph(name)
         g.add("feed", "_slot_feed", config=_FeedConfig(ports=self._ports, queue=hosted.feed))
         g.add(name, spec.type, config=spec.config)

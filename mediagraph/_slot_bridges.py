@@ -127,12 +127,12 @@ _Control = Request | _ChildSent | _ChildEnded | _StopTimedOut
 class _Hosted:
     """One child running inside the slot."""
 
-    def __init__(self, spec: ChildSpec, name: str, room: trio.lowlevel.ParkingLot) -> None:
+    def __init__(self, spec: ChildSpec, name: str, key: str, room: trio.lowlevel.ParkingLot) -> None:
         self.spec = spec
-        self.name = name
+        self.name = name  # its node's name in its graph: childN
+        self.key = key  # its name in the log and in the slot's segment bookkeeping: SLOT/childN
         self.feed = _FeedQueue(room)
         self.running: RunningGraph | None = None
-        self.key = name  # its name in the log and in the slot's segment bookkeeping: SLOT/childN
         self.failed = False  # the slot failed it for breaking a rule only the slot can check
 
     def __repr__(self) -> str:

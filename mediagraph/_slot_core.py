@@ -38,7 +38,6 @@ class _Segment:
     owner: str | None  # the child the segment's audio went to
     start: float | None = None
     sent: float = 0.0
-    started: bool = False
     position: float = 0.0
     t: float = 0.0  # graph time of the last event the child reported for it
 
@@ -115,7 +114,7 @@ class SlotSegments:
                 child, outlet, "segment_sent", f"event for its segment {event.segment}, which it was not sent"
             )
         if isinstance(event, PlaybackStarted):
-            seg.started, seg.t = True, event.t
+            seg.t = event.t
             return PlaybackStarted(segment=sid, generation=seg.generation, t=event.t, start=seg.start)
         if event.position > seg.sent + _EPSILON:
             raise PlaybackContractError(

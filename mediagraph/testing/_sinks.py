@@ -66,7 +66,6 @@ class FaultySink(mg.Actor):
         self.config = config
         self.tracker: mg.PlaybackTracker | None = None
         self.frames = 0
-        self.played: dict[int, int] = {}  # segment -> samples played
         self.stale: mg.PlaybackProgress | None = None  # a late event of an interrupted turn, to send
 
     async def run(self, io: mg.NodeIO) -> None:
@@ -86,16 +85,10 @@ class FaultySink(mg.Actor):
             self.frames += 1
             if self.frames == cfg.die_at_frame:
                 raise InjectedFault(f"{self.io.name}: died at frame {self.frames}")
-            tracker = self.tracker = self.tracker or mg.PlaybackTracker(msg.sample_rate)
+            tracker = self._tracker(msg.sample_rate)
             n = msg.samples_per_channel
-            segment = tracker.queue(n, start=msg.timestamp / msg.sample_rate)
-            self.played[segment] = self.played.get(segment, 0) + n
-            events = tracker.played(n, t)
-            self._send(events)
-            if self.progress and not any(isinstance(e, mg.PlaybackFinished) and e.segment == segment for e in events):
-                position = self.played[segment] / msg.sample_rate
-                progress = mg.PlaybackProgress(segment=segment, position=position, generation=tracker.generation, t=t)
-                self._send([progress])
+            tracker.queue(n, start=msg.timestamp / msg.sample_rate)
+            self._send(tracker.played(n, t))
         elif isinstance(msg, mg.Interrupt):
             if cfg.die_at_interrupt:
                 raise InjectedFault(f"{self.io.name}: died at an interrupt")
@@ -106,8 +99,13 @@ class FaultySink(mg.Actor):
                     old = events[-1]
                     self.stale = mg.PlaybackProgress(segment=old.segment, position=0.0, generation=old.generation, t=t)
         elif isinstance(msg, mg.Flush):
-            self.tracker = self.tracker or mg.PlaybackTracker(48000)
-            self._send(self.tracker.flush(t))
+            self._send(self._tracker(48000).flush(t))
+
+    def _tracker(self, rate: int) -> mg.PlaybackTracker:
+        """The sink's tracker, made at its first frame (or flush): progress at every frame, where declared."""
+        if self.tracker is None:
+            self.tracker = mg.PlaybackTracker(rate, progress_interval=0 if self.progress else None)
+        return self.tracker
 
     def _send(self, events: Sequence[mg.PlaybackEvent | mg.PlaybackProgress]) -> None:
         cfg = self.config
