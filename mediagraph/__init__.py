@@ -17,6 +17,7 @@ from ._actions import (
 from ._clock import run_virtual
 from ._configs import ResourceRef, ResourceSpec, config_from_mapping
 from ._contract import PLAYBACK_TYPES, PlaybackContract, PlaybackContractError
+from ._dataplane import Inlet, NodeIO, Outlet, PlaybackOutlet
 from ._errors import (
     GraphDefinitionError,
     MailboxOverflowError,
@@ -55,23 +56,13 @@ from ._node import (
     register_resource_type,
     resource_types,
 )
+from ._noderun import NodeState
 from ._ports import InletSpec, OutletSpec, Overflow, Ports, SameAs
 from ._requests import Request, RequestBox
-from ._runtime import (
-    GraphResult,
-    Inlet,
-    LinkStatistics,
-    NodeIO,
-    NodeStatistics,
-    Outlet,
-    PlaybackOutlet,
-    RunningGraph,
-    Runtime,
-    open_runtime,
-    run,
-)
+from ._runtime import GraphResult, RunningGraph, Runtime, open_runtime, run
 from ._segments import PlaybackEvent, PlaybackTracker
 from ._slot import ChildSpec, SlotConfig, SwapPolicy
+from ._statistics import InletStatistics, LinkStatistics, NodeStatistics, OutletStatistics
 from ._yaml import (
     GraphFile,
     Override,
@@ -105,6 +96,7 @@ __all__ = [
     "Interrupt",
     "Isolate",
     "LinkSpec",
+    "InletStatistics",
     "LinkStatistics",
     "MailboxOverflowError",
     "MediaGraphError",
@@ -112,7 +104,9 @@ __all__ = [
     "NodeHandle",
     "NodeIO",
     "NodeSpec",
+    "NodeState",
     "NodeStatistics",
+    "OutletStatistics",
     "NodeType",
     "Outlet",
     "OutletSpec",

@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-import attrs
 import trio
 
 from ._configs import ResourceRef
@@ -29,12 +28,13 @@ from ._limits import closest
 from ._mailbox import Mailbox, has_room, wait_room
 from ._ports import Overflow
 from ._requests import RequestBox
+from ._statistics import InletStatistics, LinkStatistics, OutletStatistics
 
 if TYPE_CHECKING:
     from ._noderun import _NodeRun
     from ._runtime import RunningGraph
 
-__all__ = ["Inlet", "Link", "LinkStatistics", "NodeIO", "Outlet", "PlaybackOutlet", "YIELD_EVERY"]
+__all__ = ["Inlet", "Link", "NodeIO", "Outlet", "PlaybackOutlet", "YIELD_EVERY"]
 
 #: A task sending (or a source producing) without ever waiting yields to the scheduler, and so notices
 #: cancellation, at least this often. Larger batches per consumer wake-up; at most this many messages of
@@ -94,6 +94,26 @@ class Link:
         else:
             self._node.fused_link_closed()
 
+    def lag(self) -> int:
+        """The lag of the inlet this link ends in (see :mod:`mediagraph._statistics`); 0 for a fused target."""
+        io = self._node.io
+        inlet = io.inlets.get(self._port) if io is not None else None
+        if inlet is not None:
+            return inlet.lag
+        return len(self._mailbox) if self._mailbox is not None else 0
+
+    def statistics(self) -> LinkStatistics:
+        mb = self._mailbox
+        return LinkStatistics(
+            src=str(self.spec_src),
+            dst=str(self.spec_dst),
+            frames=self.frames,
+            queued=len(mb) if mb is not None else 0,
+            peak=mb.peak if mb is not None else 0,
+            dropped=mb.dropped if mb is not None else 0,
+            lag=self.lag(),
+        )
+
     def reach(self) -> list[Mailbox]:
         """The blocking mailboxes this link ends in, through fused nodes."""
         if self._mailbox is not None:
@@ -129,7 +149,10 @@ class Outlet:
     def _closed(self, msg: Any) -> None:
         raise MediaGraphError(f"outlet {self.node}.{self.name} is closed; cannot send {type(msg).__name__}")
 
-    def _bind(self) -> None:
+    def wire(self) -> None:
+        """Called by the runtime once every link of the graph exists: ``emit`` goes straight to the links, and
+        ``send`` waits on the blocking mailboxes they reach."""
+        self._reach = [mb for link in self.links for mb in link.reach()]
         if len(self.links) == 1:
             self.emit = self.links[0].push
         elif self.links:
@@ -154,6 +177,16 @@ class Outlet:
     def linked(self) -> bool:
         """Whether anything is linked to this outlet (what is sent on an unlinked outlet is discarded)."""
         return bool(self.links)
+
+    def statistics(self) -> OutletStatistics:
+        return OutletStatistics(
+            node=self.node,
+            name=self.name,
+            links=len(self.links),
+            sent=self.sent,
+            closed=self.closed,
+            lag=max((link.lag() for link in self.links), default=0),
+        )
 
     async def wait_room(self) -> None:
         """Wait until every blocking mailbox this outlet reaches has room."""
@@ -202,9 +235,9 @@ class PlaybackOutlet(Outlet):
         self._push: Callable[[Any], None] = self._discard
         self.emit = self._checked
 
-    def _bind(self) -> None:
+    def wire(self) -> None:
         self.emit = self._discard
-        super()._bind()
+        super().wire()
         self._push, self.emit = self.emit, self._checked
 
     def _checked(self, msg: Any) -> None:
@@ -242,9 +275,10 @@ class Inlet:
     Messages are taken from the mailbox in batches; ``receive`` waits (and yields) only when none is left.
     """
 
-    __slots__ = ("_buf", "mailbox", "name")
+    __slots__ = ("_buf", "mailbox", "name", "node")
 
-    def __init__(self, name: str, mailbox: Mailbox | None) -> None:
+    def __init__(self, node: str, name: str, mailbox: Mailbox | None) -> None:
+        self.node = node
         self.name = name
         self.mailbox = mailbox  # None: not linked, so already ended
         self._buf: deque[Any] = deque()
@@ -256,6 +290,38 @@ class Inlet:
     def linked(self) -> bool:
         """Whether any link comes into this inlet (an unlinked inlet has already ended)."""
         return self.mailbox is not None
+
+    @property
+    def lag(self) -> int:
+        """Messages the node is behind on this inlet: queued in the mailbox, or taken and not yet handled."""
+        return len(self._buf) + (len(self.mailbox) if self.mailbox is not None else 0)
+
+    def statistics(self) -> InletStatistics:
+        mb = self.mailbox
+        return InletStatistics(
+            node=self.node,
+            name=self.name,
+            linked=mb is not None,
+            capacity=mb.capacity if mb is not None else 0,
+            queued=len(mb) if mb is not None else 0,
+            taken=len(self._buf),
+            lag=self.lag,
+            peak=mb.peak if mb is not None else 0,
+            dropped=mb.dropped if mb is not None else 0,
+            ended=mb is None or mb.open_links == 0,
+        )
+
+    def give_back(self, batch: deque[Any]) -> None:
+        """Put messages taken but not handled back in front, in order (the runner does this when a node's
+        handling raised or was cancelled, so a restarted node finds them)."""
+        self._buf.extendleft(reversed(batch))
+        batch.clear()
+
+    def drop_taken(self) -> None:
+        """The node finished: what it took and never handled counts as dropped."""
+        if self.mailbox is not None:
+            self.mailbox.dropped += len(self._buf)
+        self._buf.clear()
 
     async def receive_batch(self) -> deque[Any]:
         """Every message waiting (at least one), in order.
@@ -289,16 +355,6 @@ class Inlet:
         return self._buf.popleft()
 
 
-@attrs.frozen(kw_only=True)
-class LinkStatistics:
-    src: str
-    dst: str
-    frames: int
-    queued: int
-    peak: int
-    dropped: int
-
-
 class NodeIO:
     """What a running node sees of the graph: its ports, the graph clock and the event log."""
 
@@ -307,7 +363,7 @@ class NodeIO:
         self._now = trio.lowlevel.current_clock().current_time  # what trio.current_time() calls, minus 3 calls
         self.name = run.name
         self.inlets: Mapping[str, Inlet] = {
-            name: Inlet(name, mb if mb.open_links else None) for name, mb in run.mailboxes.items()
+            name: Inlet(run.name, name, mb if mb.open_links else None) for name, mb in run.mailboxes.items()
         }
         self.outlets: Mapping[str, Outlet] = run.outlets
 

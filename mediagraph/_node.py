@@ -27,7 +27,7 @@ from ._limits import closest, quote
 from ._ports import Ports
 
 if TYPE_CHECKING:
-    from ._runtime import NodeIO
+    from ._dataplane import NodeIO
 
 __all__ = [
     "Actor",

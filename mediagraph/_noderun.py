@@ -8,10 +8,10 @@ instance (a ``close()`` that raises is the node's failure), records ``node_finis
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
-import attrs
 import trio
 
 from ._contract import PLAYBACK_TYPES, PlaybackContractError
@@ -23,13 +23,22 @@ from ._node import Actor, Node, Transform
 from ._ports import Overflow
 from ._requests import RequestBox
 from ._resources import _refs
+from ._statistics import NodeStatistics
 
 if TYPE_CHECKING:
     from ._runtime import RunningGraph
 
-__all__ = ["NodeStatistics"]
+__all__ = ["NodeState"]
 
 Reason = Literal["completed", "cancelled", "failed"]
+
+
+class NodeState(enum.StrEnum):
+    """Where a node is in its life: ``pending`` (not started), ``running``, ``finished`` (exactly once)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    FINISHED = "finished"
 
 
 def _failure_of(raised: BaseException) -> Exception | None:
@@ -43,22 +52,6 @@ def _failure_of(raised: BaseException) -> Exception | None:
             rest = rest.exceptions[0]
         raised = rest
     return raised if isinstance(raised, Exception) else None
-
-
-@attrs.frozen(kw_only=True)
-class NodeStatistics:
-    """Counters of one node. Frames are messages (audio, video, text and control)."""
-
-    name: str
-    state: str
-    fused: bool
-    frames_in: int
-    frames_out: int
-    dropped: int
-    queued: int
-    peak_mailbox: int
-    restarts: int
-    stale: int = 0  # playback events of a superseded generation, dropped at the node's outlets
 
 
 class _Unbuilt(Actor):
@@ -112,7 +105,7 @@ class _NodeRun:
         self.children = 0  # children started through NodeIO.start_child, over the node's whole life
         self.in_links: list[Link] = []
         self.open_links = 0
-        self.state = "pending"
+        self.state = NodeState.PENDING
         self.restarts = 0
         self.scope = trio.CancelScope()
         self.stopping = False
@@ -177,8 +170,8 @@ class _NodeRun:
 
     def fused_link_closed(self) -> None:
         self.open_links -= 1
-        if self.open_links == 0 and self.state == "running":
-            if self.graph.cancelling:
+        if self.open_links == 0 and self.state is NodeState.RUNNING:
+            if self.graph.supervisor.cancelling:
                 self.finish("cancelled")
                 return
             try:
@@ -191,25 +184,23 @@ class _NodeRun:
     def finish(self, reason: Reason, error: BaseException | None = None) -> None:
         if self.imposed is not None and error is None:
             reason, error = "failed", self.imposed
-        self.requests.close(f"has finished ({reason})" if self.state == "running" else "never started")
-        if self.state != "running":  # never started, or already finished: exactly one node_finished
+        self.requests.close(f"has finished ({reason})" if self.state is NodeState.RUNNING else "never started")
+        if self.state is not NodeState.RUNNING:  # never started, or already finished: exactly one node_finished
             return
-        self.state = "finished"
+        self.state = NodeState.FINISHED
         self.end_incarnation()
         closing = self.close_quietly()
         if closing is not None:  # close() raised: the node failed, whatever it did before
             if error is None:
                 reason, error = "failed", closing
-            self.graph._supervise_late(self, closing)
+            self.graph.supervisor.supervise_late(self, closing)
         fields: dict[str, Any] = {"reason": reason}
         if error is not None:
             fields["error"] = f"{type(error).__name__}: {error}"
         # Recorded before the outlets close, so fused and unfused nodes downstream finish after this one.
         self.graph.record(self.name, "node_finished", **fields)
         for inlet in self.io.inlets.values() if self.io is not None else ():
-            if inlet.mailbox is not None:  # taken from the mailbox, never handled
-                inlet.mailbox.dropped += len(inlet._buf)
-                inlet._buf.clear()
+            inlet.drop_taken()
         for mb in self.mailboxes.values():
             mb.close_consumer()
         self.close_outlets()

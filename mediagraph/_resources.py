@@ -67,5 +67,5 @@ class _Resources:
             value.close()
         except Exception as exc:
             fields["error"] = f"{type(exc).__name__}: {exc}"
-            self.graph._fail_with(ProviderError(f"resource {name!r} failed to close: {exc}"), exc)
+            self.graph.supervisor.fail_with(ProviderError(f"resource {name!r} failed to close: {exc}"), exc)
         self.graph.log.record(self.graph.time(), None, "resource_closed", **fields)

@@ -19,39 +19,27 @@ Backpressure crosses fused chains: each outlet knows the blocking mailboxes it r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import attrs
 import trio
 
-from ._dataplane import YIELD_EVERY, Inlet, Link, LinkStatistics, NodeIO, Outlet, PlaybackOutlet, _FusedFailure
-from ._errors import MediaGraphError, NodeFailedError, ProviderError
+from ._dataplane import Link
+from ._errors import MediaGraphError, ProviderError
 from ._events import EventLog
 from ._frames import Interrupt
-from ._graph import Graph, Isolate, Restart
+from ._graph import Graph
 from ._limits import closest
-from ._mailbox import has_room, wait_room
-from ._node import Actor, Source, Transform
-from ._noderun import NodeStatistics, Reason, _failure_of, _NodeRun
+from ._noderun import NodeState, _NodeRun
 from ._pacer import Pacer
 from ._requests import Request
 from ._resources import _Resources
+from ._statistics import InletStatistics, LinkStatistics, NodeStatistics, OutletStatistics
+from ._supervisor import Supervisor
 
-__all__ = [
-    "GraphResult",
-    "Inlet",
-    "LinkStatistics",
-    "NodeIO",
-    "NodeStatistics",
-    "Outlet",
-    "PlaybackOutlet",
-    "RunningGraph",
-    "Runtime",
-    "open_runtime",
-    "run",
-]
+__all__ = ["GraphResult", "RunningGraph", "Runtime", "open_runtime", "run"]
 
 #: The longest chain of fused nodes run as nested calls inside one task (Python's stack bounds it).
 MAX_FUSED_CHAIN: Final = 32
@@ -94,15 +82,10 @@ class RunningGraph:
         self._quiet = quiet
         self.t0 = trio.current_time() if t0 is None else t0
         self._clock_given = t0 is not None  # a nested graph keeps its parent's graph clock
-        self._pacer = pacer
-        self._cleanup_timeout = cleanup_timeout
-        self.cancelling = False
+        self.supervisor = Supervisor(self, pacer=pacer, cleanup_timeout=cleanup_timeout)
         self._stopped = False
-        self._scope = trio.CancelScope()
         self._done = trio.Event()
-        self._failure: MediaGraphError | None = None
         self._observed = False
-        self._isolated: dict[str, BaseException] = {}
         self.result: GraphResult | None = None
         self.nodes: dict[str, _NodeRun] = {}
         # A fused chain runs as nested calls: it is cut into runs of at most MAX_FUSED_CHAIN nodes (the next
@@ -129,11 +112,10 @@ class RunningGraph:
             self.links.append(link)
         for node in self.nodes.values():
             for outlet in node.outlets.values():
-                outlet._bind()
-                outlet._reach = [mb for link in outlet.links for mb in link.reach()]
+                outlet.wire()
 
     def __repr__(self) -> str:
-        state = self.result.reason if self.result else ("cancelling" if self.cancelling else "running")
+        state = self.result.reason if self.result else ("cancelling" if self.supervisor.cancelling else "running")
         return f"<RunningGraph {self.name!r} {state}, {len(self.nodes)} nodes>"
 
     def time(self) -> float:
@@ -166,11 +148,11 @@ class RunningGraph:
         run = self._node(node)
         if run.spec.ports.inlet(inlet) is None:
             raise MediaGraphError(f"node {node!r} has no inlet {inlet!r} to interrupt")
-        if run.state != "running":
+        if run.state is not NodeState.RUNNING:
             raise MediaGraphError(f"node {node!r} is {run.state}; there is nothing to interrupt")
         self.record(node, "interrupt_requested", inlet=inlet)
         if run.fused:
-            self._guard_fused(run, lambda: run.impl.process(inlet, Interrupt()))  # type: ignore[union-attr]
+            self.supervisor.guard_fused(run, lambda: run.impl.process(inlet, Interrupt()))  # type: ignore[union-attr]
         else:
             run.mailboxes[inlet].put(Interrupt())
 
@@ -209,7 +191,7 @@ class RunningGraph:
         if prepare is None:
             raise MediaGraphError(f"node {slot!r} is not a slot, it cannot swap its child")
         payload = prepare(slot, run.spec.config, child, policy, self.graph.resources)
-        if run.state != "running":
+        if run.state is not NodeState.RUNNING:
             raise MediaGraphError(f"slot {slot!r} is {run.state}; there is nothing to swap")
         request = Request("swap", payload)
         run.requests.submit(request)
@@ -225,10 +207,10 @@ class RunningGraph:
         """Fail node ``name`` with ``error`` from outside it (a slot that finds its child broke a rule only the
         slot can check): the node is cancelled and finishes as failed, and the graph fails with it."""
         node = self._node(name)
-        if node.state != "running":
+        if node.state is not NodeState.RUNNING:
             return
         node.imposed = error
-        self._fail(node, error)
+        self.supervisor.fail(node, error)
 
     async def start_child(
         self, nursery: trio.Nursery, graph: Graph, *, prefix: str, quiet: frozenset[str]
@@ -239,8 +221,8 @@ class RunningGraph:
             graph,
             fuse=self.fuse,
             log=self.log,
-            pacer=self._pacer,
-            cleanup_timeout=self._cleanup_timeout,
+            pacer=self.supervisor.pacer,
+            cleanup_timeout=self.supervisor.cleanup_timeout,
             prefix=f"{self.prefix}{prefix}",
             quiet=quiet,
             t0=self.t0,
@@ -252,7 +234,7 @@ class RunningGraph:
     @property
     def failure(self) -> MediaGraphError | None:
         """The error the graph failed with (a node with the default policy failed), once it has."""
-        return self._failure
+        return self.supervisor.failure
 
     async def wait_finished(self) -> None:
         """Wait for the graph to finish, however it ends; never raises its failure (see :attr:`failure`)."""
@@ -260,8 +242,7 @@ class RunningGraph:
 
     def cancel(self) -> None:
         """Cancel every node now; they finish as cancelled."""
-        self.cancelling = True
-        self._scope.cancel()
+        self.supervisor.cancel()
 
     async def wait(self) -> GraphResult:
         """Wait for the graph to finish.
@@ -270,50 +251,29 @@ class RunningGraph:
             NodeFailedError: a node with the default policy failed (the original is ``__cause__``).
         """
         await self._done.wait()
-        if self._failure is not None:
+        if self.supervisor.failure is not None:
             self._observed = True
-            raise self._failure
+            raise self.supervisor.failure
         assert self.result is not None
         return self.result
 
     def statistics(self) -> dict[str, NodeStatistics]:
+        """Each node's statistics, by name (see :mod:`mediagraph._statistics` for what the fields mean)."""
         return {name: node.statistics() for name, node in self.nodes.items()}
 
     def link_statistics(self) -> list[LinkStatistics]:
-        out = []
-        for link in self.links:
-            mb = link._mailbox
-            out.append(
-                LinkStatistics(
-                    src=str(link.spec_src),
-                    dst=str(link.spec_dst),
-                    frames=link.frames,
-                    queued=len(mb) if mb else 0,
-                    peak=mb.peak if mb else 0,
-                    dropped=mb.dropped if mb else 0,
-                )
-            )
-        return out
+        """Every link's statistics, in the order of the graph's links."""
+        return [link.statistics() for link in self.links]
+
+    def inlet_statistics(self) -> list[InletStatistics]:
+        """The statistics of every inlet of the nodes that have their own task and have started."""
+        return [inlet.statistics() for node in self.nodes.values() if node.io for inlet in node.io.inlets.values()]
+
+    def outlet_statistics(self) -> list[OutletStatistics]:
+        """Every outlet's statistics."""
+        return [outlet.statistics() for node in self.nodes.values() for outlet in node.outlets.values()]
 
     # --- running ------------------------------------------------------------------------------------------
-
-    def _supervise_late(self, node: _NodeRun, exc: BaseException) -> None:
-        """A node failed after its body ended (in ``close()`` or ``cleanup()``): too late to restart it, so it is
-        isolated under ``isolate`` and fails the graph otherwise."""
-        if isinstance(node.spec.supervision, Isolate):
-            self._isolated[node.name] = exc
-        else:
-            self._fail(node, exc)
-
-    def _fail(self, node: _NodeRun, exc: BaseException) -> None:
-        self._fail_with(NodeFailedError(self.prefix + node.name, exc), exc)
-
-    def _fail_with(self, failure: MediaGraphError, cause: BaseException) -> None:
-        if self._failure is None:
-            failure.__cause__ = cause
-            self._failure = failure
-        self.cancelling = True
-        self._scope.cancel()
 
     async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if not self._clock_given:
@@ -322,26 +282,26 @@ class RunningGraph:
             self.log.record(0.0, None, "graph_started", graph=self.name)
         started = False
         try:
-            with self._scope:
+            with self.supervisor.scope:
                 try:
                     for node in self.nodes.values():  # every resource opens before its first user starts
                         self.resources.acquire(node.refs)
                         node.holds = node.refs
                 except ProviderError as exc:
-                    self._fail_with(exc, exc.__cause__ or exc)
+                    self.supervisor.fail_with(exc, exc.__cause__ or exc)
                     return
                 async with trio.open_nursery() as nursery:
                     for node in reversed(self.nodes.values()):  # sinks first
                         if node.fused:
-                            self._start_fused(node)
+                            self.supervisor.start_fused(node)
                         else:
-                            await nursery.start(self._node_task, node)
+                            await nursery.start(self.supervisor.run_node, node)
                     task_status.started()
                     started = True
                     for node in self.nodes.values():
-                        if node.fused and node.open_links == 0 and node.state == "running":
+                        if node.fused and node.open_links == 0 and node.state is NodeState.RUNNING:
                             node.open_links = 1
-                            self._guard_fused(node, node.fused_link_closed)
+                            self.supervisor.guard_fused(node, node.fused_link_closed)
         finally:
             for node in self.nodes.values():
                 node.finish("cancelled")
@@ -351,181 +311,19 @@ class RunningGraph:
             if self._owns_resources:
                 for name in list(self.resources.values):
                     self.resources.close(name)
-            if self._failure is not None:
+            if self.supervisor.failure is not None:
                 reason = "failed"
-            elif self.cancelling:
+            elif self.supervisor.cancelling:
                 reason = "cancelled"
             else:
                 reason = "stopped" if self._stopped else "completed"
             self.record(None, "graph_finished", graph=self.name, reason=reason)
             self.result = GraphResult(
-                reason=reason, log=self.log, statistics=self.statistics(), isolated=dict(self._isolated)
+                reason=reason, log=self.log, statistics=self.statistics(), isolated=dict(self.supervisor.isolated)
             )
             self._done.set()
             if not started:  # failed or cancelled while starting: the starter still gets its answer
                 task_status.started()
-
-    def _start_fused(self, node: _NodeRun) -> None:
-        node.state = "running"
-        self.record(node.name, "node_started")
-        self._guard_fused(node, lambda: node.start_impl(NodeIO(node)))
-
-    def _guard_fused(self, node: _NodeRun, fn: Callable[[], None]) -> None:
-        try:
-            fn()
-        except _FusedFailure as failure:
-            self._fused_failed(failure)
-        except Exception as exc:
-            self._fused_failed(_FusedFailure(node, exc))
-
-    def _fused_failed(self, failure: _FusedFailure) -> None:
-        failure.node.finish("failed", failure.cause)
-        self._fail(failure.node, failure.cause)
-
-    async def _node_task(self, node: _NodeRun, task_status: trio.TaskStatus[None]) -> None:
-        node.state = "running"
-        self.record(node.name, "node_started")
-        task_status.started()
-        reason: Reason = "completed"
-        error: BaseException | None = None
-        try:
-            while True:
-                try:
-                    node.scope = trio.CancelScope()
-                    if node.stopping:
-                        node.scope.cancel()
-                    with node.scope:
-                        await self._body(node)
-                        node.check_owed()
-                    # An end of input caused by the cancellation of the nodes upstream is no completion.
-                    if self.cancelling or (node.scope.cancelled_caught and not node.stopping):
-                        reason = "cancelled"
-                    break
-                except BaseException as raised:
-                    exc = _failure_of(raised)
-                    if exc is None:  # cancelled (or interrupted): not the node's failure
-                        raise
-                    if isinstance(exc, _FusedFailure):
-                        self._fused_failed(exc)
-                        reason = "cancelled"
-                        break
-                    policy = node.spec.supervision
-                    if isinstance(policy, Restart) and node.restarts < policy.max_restarts:
-                        node.restarts += 1
-                        self.record(
-                            node.name, "node_restarted", attempt=node.restarts, error=f"{type(exc).__name__}: {exc}"
-                        )
-                        node.end_incarnation()
-                        node.requests.fail_taken(f"failed ({type(exc).__name__}: {exc}) and is restarting")
-                        closing = node.close_quietly()
-                        if closing is not None:
-                            self.record(node.name, "close_failed", error=f"{type(closing).__name__}: {closing}")
-                        await trio.sleep(policy.backoff * 2 ** (node.restarts - 1))
-                        node.impl = node.build()
-                        continue
-                    reason, error = "failed", exc
-                    if isinstance(policy, Isolate):
-                        self._isolated[node.name] = exc
-                    else:
-                        self._fail(node, exc)
-                    break
-        except BaseException:
-            reason = "cancelled"
-            raise
-        finally:
-            with trio.CancelScope(shield=True):
-                cleanup = getattr(node.impl, "cleanup", None)
-                if cleanup is not None:
-                    with trio.move_on_after(self._cleanup_timeout) as bounded:
-                        try:
-                            await cleanup()
-                        except Exception as exc:
-                            if error is None and reason != "cancelled":
-                                reason, error = "failed", exc
-                                self._supervise_late(node, exc)
-                    if bounded.cancelled_caught:
-                        self.record(node.name, "cleanup_timeout", seconds=self._cleanup_timeout)
-                try:
-                    node.finish(reason, error)
-                except _FusedFailure as failure:  # a fused node downstream failed while finishing
-                    self._fused_failed(failure)
-
-    async def _body(self, node: _NodeRun) -> None:
-        impl = node.impl
-        # One NodeIO per node for its whole life: on restart, messages the failed instance had already taken
-        # from its mailboxes but not yet handled are still in the inlets' buffers for the new instance.
-        io = node.io if node.io is not None else NodeIO(node)
-        node.io = io
-        if isinstance(impl, Actor):
-            await impl.run(io)
-        elif isinstance(impl, Transform):
-            await self._drive_transform(node, impl, io)
-        else:
-            assert isinstance(impl, Source)
-            await self._drive_source(node, impl, io)
-
-    async def _drive_transform(self, node: _NodeRun, impl: Transform, io: NodeIO) -> None:
-        node.start_impl(io)
-        reach = node.reach()
-        process = impl.process
-
-        async def read(inlet: Inlet) -> None:
-            while True:
-                try:
-                    batch = await inlet.receive_batch()
-                except trio.EndOfChannel:
-                    return
-                try:
-                    while batch:
-                        if reach and not has_room(reach):
-                            await wait_room(reach)
-                        process(inlet.name, batch.popleft())
-                finally:  # raised or cancelled: what was not handled goes back, for a restart to find
-                    inlet._buf.extendleft(reversed(batch))
-
-        inlets = list(io.inlets.values())
-        if len(inlets) == 1:
-            await read(inlets[0])
-        else:
-            async with trio.open_nursery() as nursery:
-                for inlet in inlets:
-                    nursery.start_soon(read, inlet)
-        impl.finish()
-
-    async def _drive_source(self, node: _NodeRun, impl: Source, io: NodeIO) -> None:
-        node.start_impl(io)
-        reach = node.reach()
-        t0 = self.t0
-        pacer = self._pacer
-        at: float | None = t0
-        now = trio.current_time()
-        produced = 0
-        while True:
-            assert at is not None
-            if at > now and at > (now := trio.current_time()):  # the clock is read only when it may matter
-                if pacer is None:
-                    await trio.sleep_until(at)
-                else:
-                    at = await pacer.hand_over(impl.produce, reach, t0, at)
-                    if at is None:
-                        return
-                    if reach and not has_room(reach):
-                        await wait_room(reach)
-                now = trio.current_time()
-                continue
-            due = impl.produce()
-            if due is None:
-                return
-            at = t0 + due
-            if reach and not has_room(reach):
-                await wait_room(reach)
-                now = trio.current_time()
-            else:
-                produced += 1
-                if produced >= YIELD_EVERY:
-                    produced = 0
-                    await trio.lowlevel.checkpoint()
-                    now = trio.current_time()
 
 
 class Runtime:
@@ -586,7 +384,7 @@ async def open_runtime() -> AsyncIterator[Runtime]:
             try:
                 yield runtime
                 for running in runtime.graphs:
-                    await running._done.wait()
+                    await running.wait_finished()
             finally:
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
@@ -596,8 +394,8 @@ async def open_runtime() -> AsyncIterator[Runtime]:
             raise group.exceptions[0] from group.exceptions[0].__cause__
         raise
     for running in runtime.graphs:
-        if running._failure is not None and not running._observed:
-            raise running._failure
+        if running.failure is not None and not running._observed:
+            raise running.failure
 
 
 async def run(
@@ -619,8 +417,8 @@ async def run(
         running = await runtime.start(graph, fuse=fuse, pace=pace, log=log, cleanup_timeout=cleanup_timeout)
         if duration is not None:
             with trio.move_on_after(duration):
-                await running._done.wait()
+                await running.wait_finished()
             running.stop()
-        await running._done.wait()
+        await running.wait_finished()
     # Raised here, outside the runtime's nursery, so the caller gets the error itself, not a group of one.
     return await running.wait()

@@ -44,6 +44,7 @@ import trio
 
 from ._configs import building_resources
 from ._contract import PlaybackContractError
+from ._dataplane import NodeIO
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._frames import AudioFrame, Flush, Interrupt, PlaybackFinished, PlaybackProgress, PlaybackStarted
 from ._graph import Graph
@@ -51,7 +52,6 @@ from ._limits import closest, quote
 from ._node import Actor, ResourceSpec, get_node_type, node_type
 from ._ports import Ports
 from ._requests import Request
-from ._runtime import NodeIO
 from ._slot_bridges import (
     _ChildEnded,
     _ChildSent,

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from ._dataplane import NodeIO
 from ._node import Actor, Transform, node_type
 from ._ports import InletSpec, OutletSpec, Ports
 from ._requests import Request
-from ._runtime import NodeIO, RunningGraph
+from ._runtime import RunningGraph
 
 if TYPE_CHECKING:
     from ._slot import ChildSpec

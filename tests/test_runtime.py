@@ -312,6 +312,50 @@ async def test_statistics_and_reprs() -> None:
 
 
 @attrs.frozen(kw_only=True)
+class StuckConfig:
+    capacity: int = 4
+
+
+@mg.node_type("core_test_stuck", config=StuckConfig)
+class Stuck(mg.Actor):
+    """Takes one batch, handles one message of it, and then never handles another."""
+
+    @staticmethod
+    def ports(config: StuckConfig) -> mg.Ports:
+        return mg.Ports(inlets=[mg.InletSpec(name="audio", types=(mg.AudioFrame,), capacity=config.capacity)])
+
+    def __init__(self, config: StuckConfig) -> None:
+        pass
+
+    async def run(self, io: mg.NodeIO) -> None:
+        await io.inlets["audio"].receive()
+        await trio.sleep_forever()
+
+
+async def test_inlet_outlet_and_link_statistics_count_the_lag(autojump_clock: trio.testing.MockClock) -> None:
+    g = mg.Graph("stuck")
+    g.add("tone", "tone_source", duration=1.0, paced=False)
+    g.add("stuck", "core_test_stuck", capacity=4)
+    g.link("tone.audio", "stuck.audio")
+    async with mg.open_runtime() as rt:
+        running = await rt.start(g)
+        await trio.sleep(1)
+        (inlet,) = running.inlet_statistics()
+        # The actor took the first batch (4 frames), handled one, and the source refilled the mailbox to 4.
+        assert (inlet.node, inlet.name, inlet.linked, inlet.capacity) == ("stuck", "audio", True, 4)
+        assert (inlet.queued, inlet.taken, inlet.lag, inlet.peak, inlet.ended) == (4, 3, 7, 4, False)
+        tone = {(s.node, s.name): s for s in running.outlet_statistics()}[("tone", "audio")]
+        assert (tone.links, tone.sent, tone.closed, tone.lag) == (1, 8, False, 7)
+        (link,) = running.link_statistics()
+        assert (link.frames, link.queued, link.peak, link.dropped, link.lag) == (8, 4, 4, 0, 7)
+        running.cancel()
+    (inlet,) = running.inlet_statistics()
+    # What it took and never handled, and what was still queued, count as dropped when it finished.
+    assert (inlet.queued, inlet.taken, inlet.lag, inlet.dropped, inlet.ended) == (0, 0, 0, 7, True)
+    assert running.statistics()["stuck"].state is mg.NodeState.FINISHED
+
+
+@attrs.frozen(kw_only=True)
 class StampConfig:
     pass
 
