@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, final
 
 import attrs
 import trio
@@ -55,6 +55,7 @@ class Action(Protocol):
         """Do the action; may wait (a swap at a boundary). Never delays the actions after it."""
 
 
+@final
 @attrs.frozen(kw_only=True)
 class ActionRequest:
     """One ``{at: T, NAME: VALUE, key: value...}`` entry of ``schedule:``, as an action type's parser gets it.
@@ -88,6 +89,7 @@ class ActionRequest:
         return spec
 
 
+@final
 @attrs.frozen(kw_only=True)
 class ActionType:
     """A kind of schedule action (``stop``; later ``swap``, ``interrupt``...).
@@ -263,6 +265,7 @@ register_action_type(
 )
 
 
+@final
 @attrs.frozen(kw_only=True)
 class ScheduledAction:
     """An action of the file's ``schedule:``; ``location`` is where its entry starts."""

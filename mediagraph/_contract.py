@@ -24,7 +24,7 @@ has carried (segment ids continue, the generation goes up), so the nodes above s
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, final
 
 import attrs
 
@@ -39,6 +39,7 @@ PlaybackMessage = PlaybackStarted | PlaybackProgress | PlaybackFinished
 _EPSILON: Final = 1e-6  # seconds: positions are sums of float durations
 
 
+@final
 class PlaybackContractError(MediaGraphError):
     """A node emitted a playback event that breaks the segment contract; ``rule`` names the rule."""
 
@@ -61,6 +62,7 @@ class _Playing:
     started_t: float = 0.0  # graph time of its PlaybackStarted
 
 
+@final
 class PlaybackContract:
     """Checks, and maps across restarts, the playback events of one outlet.
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, final
 
 import trio
 
@@ -221,6 +221,7 @@ class Outlet:
             link.close()
 
 
+@final
 class PlaybackOutlet(Outlet):
     """An outlet that carries playback events: each one passes the outlet's :class:`PlaybackContract` (a stale
     event is dropped, a breach raises :class:`PlaybackContractError` in the emitting node) and is recorded in
@@ -269,6 +270,7 @@ class PlaybackOutlet(Outlet):
                 self._deliver(event)
 
 
+@final
 class Inlet:
     """An inlet of a node with its own task: ``async for msg in inlet`` until every link into it closed.
 
@@ -355,6 +357,7 @@ class Inlet:
         return self._buf.popleft()
 
 
+@final
 class NodeIO:
     """What a running node sees of the graph: its ports, the graph clock and the event log."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import final
+
 #: The longest message a :class:`GraphDefinitionError` keeps: the parts that quote values cut them already
 #: (``mediagraph._limits.quote``); this bounds what a third-party validator may have quoted in full.
 MESSAGE_CHARS = 1000
@@ -17,6 +19,7 @@ class MediaGraphError(Exception):
     """Root of every error mediagraph raises on purpose."""
 
 
+@final
 class GraphDefinitionError(MediaGraphError):
     """The graph, a node's parameters or a link is invalid; raised before anything runs.
 
@@ -42,6 +45,7 @@ class GraphDefinitionError(MediaGraphError):
         self.link = link
 
 
+@final
 class RegistryError(MediaGraphError):
     """A node, resource or schedule action type cannot be registered: another already has its name (or the
     name is reserved). Raised when the type is registered (at import of its module or plugin).
@@ -53,6 +57,7 @@ class RegistryError(MediaGraphError):
         self.name = name
 
 
+@final
 class NodeFailedError(MediaGraphError):
     """A node raised while running; the original exception is ``__cause__``."""
 
@@ -61,9 +66,11 @@ class NodeFailedError(MediaGraphError):
         self.node = node
 
 
+@final
 class MailboxOverflowError(MediaGraphError):
     """A message arrived at a full inlet whose overflow policy is ``Overflow.FAIL``."""
 
 
+@final
 class ProviderError(MediaGraphError):
     """A device, library or remote service below a node reported an error."""

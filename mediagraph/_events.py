@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, final
 
 import attrs
 
 __all__ = ["Event", "EventLog"]
 
 
+@final
 @attrs.frozen(kw_only=True)
 class Event:
     """One entry: ``seq`` (0, 1, 2... in the order things happened), ``t`` (graph clock seconds),
@@ -27,6 +28,7 @@ class Event:
         return {"seq": self.seq, "t": round(self.t, 9), "node": self.node, "event": self.event, **self.fields}
 
 
+@final
 class EventLog:
     """An append-only log. Listeners (a JSON-lines writer, a status display) see each event as it is
     recorded; they run inside the runtime and must not block."""

@@ -7,7 +7,7 @@ media time is an integer timestamp in samples at the frame's own rate.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 import attrs
 import numpy as np
@@ -37,6 +37,7 @@ def _positive(_: object, attribute: attrs.Attribute[Any], value: int | None) -> 
         raise ValueError(f"{attribute.name} must be positive, got {value!r}")
 
 
+@final
 @attrs.frozen(kw_only=True)
 class AudioFormat:
     """What an audio port produces or accepts; ``None`` in a field means "any"."""
@@ -74,6 +75,7 @@ def _bad_frame(samples: Any, sample_rate: int, channels: int) -> None:
         raise ValueError(f"AudioFrame has {channels} channels but samples have shape {samples.shape}")
 
 
+@final
 @attrs.frozen(kw_only=True, init=False)
 class AudioFrame:
     """A block of interleaved int16 audio.
@@ -180,6 +182,7 @@ _set_channels = AudioFrame.__dict__["channels"].__set__
 _set_timestamp = AudioFrame.__dict__["timestamp"].__set__
 
 
+@final
 @attrs.frozen(kw_only=True)
 class VideoFrame:
     """A video picture.
@@ -199,6 +202,7 @@ class VideoFrame:
         return float(self.pts * self.time_base)
 
 
+@final
 @attrs.frozen(kw_only=True)
 class TextChunk:
     """A piece of text (a transcript delta), optionally timed in seconds of media."""
@@ -215,11 +219,13 @@ class Control:
     __slots__ = ()
 
 
+@final
 @attrs.frozen(kw_only=True)
 class Flush(Control):
     """The current segment is complete: play out what is buffered, then close the segment."""
 
 
+@final
 @attrs.frozen(kw_only=True)
 class Interrupt(Control):
     """Stop the current segment now (barge-in); what is buffered is discarded."""
@@ -227,11 +233,13 @@ class Interrupt(Control):
     reason: str = "interrupt"
 
 
+@final
 @attrs.frozen(kw_only=True)
 class EndOfStream(Control):
     """Sent by a node on an outlet to close it: nothing follows on that outlet."""
 
 
+@final
 @attrs.frozen(kw_only=True)
 class PlaybackStarted:
     """A sink began playing ``segment``: its first sample was actually consumed at graph time ``t``.
@@ -247,6 +255,7 @@ class PlaybackStarted:
     start: float | None = None
 
 
+@final
 @attrs.frozen(kw_only=True)
 class PlaybackProgress:
     """A sink has played ``position`` seconds of ``segment``; the played part ends at graph time ``t``.
@@ -266,6 +275,7 @@ class PlaybackProgress:
     start: float | None = None
 
 
+@final
 @attrs.frozen(kw_only=True)
 class PlaybackFinished:
     """A sink finished ``segment``: ``position`` seconds of it were played; ``interrupted`` if it was cut.

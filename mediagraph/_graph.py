@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, final
 
 import attrs
 
@@ -18,6 +18,7 @@ from ._ports import InletSpec, OutletSpec, Ports, SameAs
 __all__ = ["FailGraph", "Graph", "Isolate", "LinkSpec", "NodeSpec", "PortRef", "Restart", "Supervision"]
 
 
+@final
 @attrs.frozen
 class FailGraph:
     """On failure the whole graph fails; the error names the node and keeps the original as cause."""
@@ -29,6 +30,7 @@ MAX_RESTARTS = 100
 MAX_BACKOFF = 3600.0
 
 
+@final
 @attrs.frozen(kw_only=True)
 class Restart:
     """On failure, rebuild the node from its config and run it again, up to ``max_restarts`` times, waiting
@@ -39,6 +41,7 @@ class Restart:
     backoff: float = attrs.field(default=0.1, validator=[attrs.validators.ge(0), attrs.validators.le(MAX_BACKOFF)])
 
 
+@final
 @attrs.frozen
 class Isolate:
     """On failure the node finishes as failed, its outlets close, and the rest of the graph goes on."""
@@ -47,6 +50,7 @@ class Isolate:
 Supervision = FailGraph | Restart | Isolate
 
 
+@final
 @attrs.frozen(order=True)
 class PortRef:
     """``node.port``."""
@@ -65,6 +69,7 @@ class PortRef:
         return f"{self.node}.{self.port}"
 
 
+@final
 @attrs.frozen
 class LinkSpec:
     src: PortRef
@@ -74,6 +79,7 @@ class LinkSpec:
         return f"{self.src} -> {self.dst}"
 
 
+@final
 @attrs.frozen(kw_only=True)
 class NodeSpec:
     """A node of a graph: its name, type, validated config and failure policy."""
@@ -91,6 +97,7 @@ class NodeSpec:
         return f"<node {self.name!r} type={self.type.name} {config_repr(self.config)}>"
 
 
+@final
 @attrs.frozen
 class NodeHandle:
     """What ``Graph.add`` returns: ``handle["audio"]`` is a port reference usable in ``Graph.link``."""
@@ -105,6 +112,7 @@ def _fmt(fmt: AudioFormat | None) -> str:
     return f" ({fmt})" if fmt else ""
 
 
+@final
 class Graph:
     """A declared media graph: nodes by name and links between their ports.
 

@@ -17,7 +17,7 @@ import contextvars
 import importlib.metadata
 import typing
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, final
 
 import attrs
 
@@ -115,6 +115,7 @@ class NodeFactory(Protocol):
     def __call__(self, config: Any, /) -> Node: ...
 
 
+@final
 @attrs.frozen(kw_only=True)
 class NodeType:
     """A registered node type.
@@ -217,6 +218,7 @@ def get_node_type(name: str) -> NodeType:
 # --- resources --------------------------------------------------------------------------------------------
 
 
+@final
 @attrs.frozen(kw_only=True)
 class ResourceType:
     """A kind of object shared by several nodes (a noise-suppression model, a session, a device).

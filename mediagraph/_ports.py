@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
+from typing import final
 
 import attrs
 
@@ -23,6 +24,7 @@ class Overflow(enum.Enum):
     FAIL = "fail"
 
 
+@final
 @attrs.frozen
 class SameAs:
     """An outlet format that follows whatever arrives on the named inlet (like a pass-through)."""
@@ -38,6 +40,7 @@ def _type_names(types: tuple[type, ...]) -> str:
     return " | ".join(t.__name__ for t in types)
 
 
+@final
 @attrs.frozen(kw_only=True)
 class InletSpec:
     """An inlet a node type declares.
@@ -65,6 +68,7 @@ class InletSpec:
         return _type_names(self.types)
 
 
+@final
 @attrs.frozen(kw_only=True)
 class OutletSpec:
     """An outlet a node type declares.
@@ -92,6 +96,7 @@ def _outlets(specs: Iterable[OutletSpec]) -> tuple[OutletSpec, ...]:
     return tuple(specs)
 
 
+@final
 @attrs.frozen(kw_only=True)
 class Ports:
     """The inlets and outlets of one node, as its type declares them for a given config."""

@@ -12,7 +12,7 @@ says why. Every request is answered exactly once, and no caller is left waiting.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, final
 
 import trio
 
@@ -21,6 +21,7 @@ from ._errors import MediaGraphError
 __all__ = ["Request", "RequestBox"]
 
 
+@final
 class Request:
     """One API call waiting for a node's answer.
 
@@ -66,6 +67,7 @@ class Request:
         return self._result
 
 
+@final
 class RequestBox:
     """The requests to one node: queued until the node takes them, kept until they are answered.
 

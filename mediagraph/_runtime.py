@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any, Final, final
 
 import attrs
 import trio
@@ -45,6 +45,7 @@ __all__ = ["GraphResult", "RunningGraph", "Runtime", "open_runtime", "run"]
 MAX_FUSED_CHAIN: Final = 32
 
 
+@final
 @attrs.frozen(kw_only=True)
 class GraphResult:
     """How a graph ended: ``reason`` (completed, stopped, cancelled), the event log, final statistics and
@@ -56,6 +57,7 @@ class GraphResult:
     isolated: Mapping[str, BaseException]
 
 
+@final
 class RunningGraph:
     """A graph started on a :class:`Runtime`. ``stop()`` drains, ``cancel()`` cancels, ``wait()`` waits."""
 
@@ -326,6 +328,7 @@ class RunningGraph:
                 task_status.started()
 
 
+@final
 class Runtime:
     """Hosts running graphs and the pacer they share. Open one with :func:`open_runtime`."""
 

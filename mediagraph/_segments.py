@@ -19,6 +19,7 @@ reports do not depend on any clock, and they never decrease nor exceed what was 
 from __future__ import annotations
 
 from collections import deque
+from typing import final
 
 import attrs
 
@@ -41,6 +42,7 @@ class _Segment:
     started_t: float = 0.0  # graph time of its PlaybackStarted: no later event of it is stamped earlier
 
 
+@final
 class PlaybackTracker:
     """Turns "queued / played / flush / interrupt" into ordered playback events.
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, final
 
 import attrs
 import trio
@@ -73,6 +73,7 @@ class SwapPolicy(enum.Enum):
     BOUNDARY = "boundary"
 
 
+@final
 @attrs.frozen(kw_only=True)
 class ChildSpec:
     """A slot's child: node type name and validated config."""
@@ -119,6 +120,7 @@ def _positive(_: Any, attribute: attrs.Attribute[float], value: float) -> None:
         raise ValueError(f"{attribute.name} must be between 0 and 86400 seconds, got {value!r}")
 
 
+@final
 @attrs.frozen(kw_only=True)
 class SlotConfig:
     """Args:

@@ -9,11 +9,14 @@ message inside its sender's call, so its lag is always 0.
 
 from __future__ import annotations
 
+from typing import final
+
 import attrs
 
 __all__ = ["InletStatistics", "LinkStatistics", "NodeStatistics", "OutletStatistics"]
 
 
+@final
 @attrs.frozen(kw_only=True)
 class NodeStatistics:
     """Counters of one node. Frames are messages (audio, video, text and control).
@@ -40,6 +43,7 @@ class NodeStatistics:
     stale: int = 0
 
 
+@final
 @attrs.frozen(kw_only=True)
 class InletStatistics:
     """One inlet of a node with its own task.
@@ -67,6 +71,7 @@ class InletStatistics:
     ended: bool
 
 
+@final
 @attrs.frozen(kw_only=True)
 class OutletStatistics:
     """One outlet of a node.
@@ -85,6 +90,7 @@ class OutletStatistics:
     lag: int
 
 
+@final
 @attrs.frozen(kw_only=True)
 class LinkStatistics:
     """One link, from an outlet (``src``, ``node.port``) to an inlet (``dst``).

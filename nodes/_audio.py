@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import final
 
 import attrs
 import numpy as np
@@ -35,6 +36,7 @@ def map_channels(samples: Samples, channels: int) -> Samples:
     raise ValueError(f"cannot map {have} channels to {channels}: only to mono, or from mono")
 
 
+@final
 class SampleFifo:
     """A first-in first-out queue of int16 samples of shape ``(n, channels)``; copies only when taking."""
 
@@ -81,6 +83,7 @@ class SampleFifo:
         self._len = 0
 
 
+@final
 class Chunker:
     """Re-chunks a stream of audio frames into frames of exactly ``chunk_ms`` and runs ``process`` on each.
 

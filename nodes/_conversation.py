@@ -40,7 +40,7 @@ tests check:
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, final
 
 import numpy as np
 import numpy.typing as npt
@@ -144,6 +144,7 @@ class _Timeline:
         return out
 
 
+@final
 class Conversation:
     """The recorder's pure core: feed it what arrives on each inlet, take the stereo samples that are final.
 

@@ -7,7 +7,7 @@ when observations are waiting; neither ever runs node code in another thread.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Protocol
+from typing import Any, Protocol, final
 
 import numpy as np
 import trio
@@ -50,6 +50,7 @@ class Device(Protocol):
         Cancellation: gives up on a device that does not even let go."""
 
 
+@final
 class VirtualDevice:
     """Consumes one block every ``block`` samples of graph time; idle (no tick) while the buffer is empty."""
 
@@ -97,6 +98,7 @@ class VirtualDevice:
         pass
 
 
+@final
 class PortAudioDevice:
     """A ``sounddevice.RawOutputStream`` whose callback thread plays the buffer and pokes the node.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import NamedTuple
+from typing import NamedTuple, final
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,7 @@ class Played(NamedTuple):
     now: float = 0.0  # when the callback ran, on the device's clock
 
 
+@final
 class DeviceBuffer:
     """Audio waiting for the device, and the device's observations waiting for the node.
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, final
 
 import attrs
 
 import mediagraph as mg
 
 
+@final
 @attrs.frozen(kw_only=True)
 class IdentityConfig:
     pass
 
 
+@final
 @mg.node_type("identity", config=IdentityConfig)
 class Identity(mg.Transform):
     """Passes every message through unchanged."""
@@ -35,11 +37,13 @@ class Identity(mg.Transform):
         self._emit(msg)
 
 
+@final
 @attrs.frozen(kw_only=True)
 class NullSinkConfig:
     pass
 
 
+@final
 @mg.node_type("null_sink", config=NullSinkConfig)
 class NullSink(mg.Transform):
     """Counts and discards audio; logs the totals (``sink_total``) when its input ends."""

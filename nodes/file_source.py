@@ -10,6 +10,7 @@ import stat
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
+from typing import final
 
 import attrs
 import av
@@ -30,6 +31,7 @@ MAX_CHANNELS = 8
 _EXACT_DURATION = frozenset({"ogg", "mov,mp4,m4a,3gp,3g2,mj2", "flac", "wav", "aiff", "w64", "caf"})
 
 
+@final
 @attrs.frozen(kw_only=True)
 class MediaInfo:
     """What probing a media file found: its first audio stream's format, duration, and whether it has video."""
@@ -82,6 +84,7 @@ def probe(path: Path) -> MediaInfo:
         )
 
 
+@final
 @attrs.frozen(kw_only=True)
 class FileSourceConfig:
     """Args:
@@ -220,6 +223,7 @@ def _ends_with_eos(path: Path) -> bool:
     return page >= 0 and len(tail) > page + 5 and bool(tail[page + 5] & 0x04)
 
 
+@final
 @mg.node_type("file_source", config=FileSourceConfig)
 class FileSource(mg.Source):
     """Audio (and video) from a media file, in fixed-length frames with exact consecutive timestamps.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from typing import Any
+from typing import Any, final
 
 import attrs
 import numpy as np
@@ -38,6 +38,7 @@ def _device_ok(_: object, attribute: attrs.Attribute[Any], value: str | int) -> 
         raise ValueError(f"{attribute.name} must be a device name or an index >= 0, got {value!r}")
 
 
+@final
 @attrs.frozen(kw_only=True)
 class MicConfig:
     """Args:
@@ -61,6 +62,7 @@ class MicConfig:
             raise ValueError(f"frame_ms {self.frame_ms} holds no sample at {self.sample_rate} Hz")
 
 
+@final
 @mg.node_type("mic", config=MicConfig, uses_device=lambda c: True)
 class Mic(mg.Actor):
     """Records from a sound device in fixed frames; overruns are counted and reported, never silent.

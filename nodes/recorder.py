@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import typing
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, final
 
 import attrs
 import trio
@@ -43,6 +43,7 @@ def _check_path(_: object, attribute: attrs.Attribute[Any], path: Path) -> None:
         raise ValueError(f"recorder path {str(path)!r}: unsupported extension {path.suffix!r} (known: {known})")
 
 
+@final
 @attrs.frozen(kw_only=True)
 class RecorderConfig:
     """Args:
@@ -70,6 +71,7 @@ class RecorderConfig:
 # --- the node ---------------------------------------------------------------------------------------------
 
 
+@final
 @mg.node_type("recorder", config=RecorderConfig)
 class ConversationRecorder(mg.Actor):
     """Records what was heard (``user``) and played (``agent``) as one stereo 48 kHz file, optional video.

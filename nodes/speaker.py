@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any, NoReturn
+from typing import Any, NoReturn, final
 
 import attrs
 import trio
@@ -64,6 +64,7 @@ def _stall_ok(_: object, attribute: attrs.Attribute[Any], value: float | None) -
         raise ValueError(f"{attribute.name} must be None or > 0 and <= 60000 (ms), got {value!r}")
 
 
+@final
 @attrs.frozen(kw_only=True)
 class SpeakerConfig:
     """Args:
@@ -110,6 +111,7 @@ def log_playback(io: mg.NodeIO, events: list[mg.PlaybackEvent], emit: Any) -> No
         emit(event)
 
 
+@final
 @mg.node_type("speaker", config=SpeakerConfig, uses_device=lambda c: c.device != "virtual")
 class Speaker(mg.Actor):
     """Plays audio; emits playback_started when the device consumes a segment's first sample.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import final
 
 import attrs
 import numpy as np
@@ -14,6 +15,7 @@ import mediagraph as mg
 _v = attrs.validators
 
 
+@final
 @attrs.frozen(kw_only=True)
 class ToneConfig:
     """Args:
@@ -59,6 +61,7 @@ def _cycle(
     return tuple(samples[i : i + frame_len] for i in range(0, rate, frame_len))
 
 
+@final
 @mg.node_type("tone_source", config=ToneConfig)
 class ToneSource(mg.Source):
     """A sine tone in int16 frames with exact timestamps."""

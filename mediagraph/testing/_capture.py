@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import final
 
 import attrs
 import trio
@@ -12,6 +13,7 @@ import mediagraph as mg
 __all__ = ["Cancel", "Captured", "Schedule", "Stop", "capture"]
 
 
+@final
 @attrs.frozen(kw_only=True)
 class Stop:
     """Stop the graph gracefully (``RunningGraph.stop``) at graph time ``at``, if it is still running."""
@@ -19,6 +21,7 @@ class Stop:
     at: float = attrs.field(validator=attrs.validators.ge(0))
 
 
+@final
 @attrs.frozen(kw_only=True)
 class Cancel:
     """Cancel the graph (``RunningGraph.cancel``) at graph time ``at``, if it is still running."""
@@ -29,6 +32,7 @@ class Cancel:
 Schedule = Stop | Cancel
 
 
+@final
 @attrs.frozen(kw_only=True)
 class Captured:
     """How one run went.

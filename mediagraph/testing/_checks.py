@@ -11,6 +11,7 @@ import itertools
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import final
 
 import attrs
 
@@ -43,6 +44,7 @@ def format_event(e: mg.Event) -> str:
     return f"#{e.seq} t={e.t:g} {where} {e.event}({fields})"
 
 
+@final
 @attrs.frozen(kw_only=True)
 class Violation:
     """One broken rule: which (``rule``), where (``node``, ``None`` for the graph), what (``message``) and the
@@ -60,6 +62,7 @@ class Violation:
         return "\n".join(lines)
 
 
+@final
 class InvariantError(AssertionError):
     """Raised by the ``check_*`` functions; ``violations`` holds every broken rule found."""
 

@@ -47,7 +47,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, final
 
 import numpy as np
 import numpy.typing as npt
@@ -100,10 +100,12 @@ class DeviceTiming(NamedTuple):
     interrupt: bool = False
 
 
+@final
 class FakePortAudioError(Exception):
     """``sounddevice.PortAudioError`` of the simulated device."""
 
 
+@final
 class FakeStream:
     """A ``sounddevice.RawOutputStream`` whose callback thread runs one block per :meth:`step`.
 
@@ -272,6 +274,7 @@ class FakeStream:
             self.blocks.append(self._block(current, dac, False))
 
 
+@final
 class FakeSounddevice(types.ModuleType):
     """What the device nodes use of the ``sounddevice`` module, with one simulated output device.
 

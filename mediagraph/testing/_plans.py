@@ -8,7 +8,7 @@ each carries, and prints readably when hypothesis reports a falsifying example.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, final
 
 import attrs
 
@@ -29,6 +29,7 @@ _TYPES: dict[type, str] = {
 }
 
 
+@final
 @attrs.frozen(kw_only=True)
 class NodePlan:
     """A test node: its name, config (whose class says its type) and failure policy."""
@@ -43,6 +44,7 @@ class NodePlan:
         return _TYPES[type(self.config)]
 
 
+@final
 @attrs.frozen(kw_only=True)
 class LinkPlan:
     """A link from ``src.out`` to ``dst.inlet``."""
@@ -52,6 +54,7 @@ class LinkPlan:
     inlet: str = "in"
 
 
+@final
 @attrs.frozen(kw_only=True)
 class Fault:
     """A fault to inject: ``node`` gets ``spec`` in its config and ``supervision`` as its policy."""
@@ -61,6 +64,7 @@ class Fault:
     supervision: mg.Supervision = attrs.field(factory=mg.FailGraph)
 
 
+@final
 @attrs.frozen(kw_only=True)
 class GraphPlan:
     """A DAG of test nodes, in topological order (every link goes from an earlier node to a later one)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from typing import Any, Literal, final, get_args
 
 import attrs
 
@@ -35,6 +35,7 @@ def _breach(_: object, attribute: attrs.Attribute[Any], value: str | None) -> No
         raise ValueError(f"breach must be one of {', '.join(get_args(Breach))}, got {value!r}")
 
 
+@final
 @attrs.frozen(kw_only=True)
 class FaultySinkConfig:
     """Args:
@@ -52,6 +53,7 @@ class FaultySinkConfig:
     breach_segment: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
 
+@final
 @mg.node_type("test_faulty_sink", config=FaultySinkConfig)
 class FaultySink(mg.Actor):
     """An audio sink that plays every frame the moment it arrives, sends ``PlaybackProgress`` after each one,
