@@ -96,10 +96,25 @@ class ResampleConfig:
         return mg.AudioFormat(sample_rate=self.sample_rate, channels=self.channels)
 
 
+def _load_plugin(plugin: str) -> type[rtc.FrameProcessor[rtc.AudioFrame]]:
+    module_name, _, name = plugin.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"plugin {plugin!r}: cannot import {module_name!r}: {exc}") from exc
+    cls = getattr(module, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, rtc.FrameProcessor)):
+        got = "nothing" if cls is None else repr(cls)
+        raise ValueError(f"plugin {plugin!r}: expected a livekit.rtc.FrameProcessor subclass, got {got}")
+    return cls
+
+
 def _check_plugin(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
     module, sep, name = value.partition(":")
     if not sep or not module or not name.isidentifier():
         raise ValueError(f"plugin must be 'package.module:Class', got {value!r}")
+    if mg.may_import_code():  # a validator, not a post-init check: the error is the 'plugin' parameter's
+        _load_plugin(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -115,26 +130,13 @@ class PluginConfig:
     plugin: str = attrs.field(validator=_check_plugin)
     options: dict[str, Any] = attrs.field(factory=dict, hash=False, repr=lambda o: repr(mg.mask_secrets(o)))
 
-    def __attrs_post_init__(self) -> None:
-        if mg.may_import_code():
-            self.load()
-
     def load(self) -> type[rtc.FrameProcessor[rtc.AudioFrame]]:
         """The plugin class.
 
         Raises:
             ValueError: the module cannot be imported, has no such class, or it is no ``FrameProcessor``.
         """
-        module_name, _, name = self.plugin.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ValueError(f"plugin {self.plugin!r}: cannot import {module_name!r}: {exc}") from exc
-        cls = getattr(module, name, None)
-        if not (isinstance(cls, type) and issubclass(cls, rtc.FrameProcessor)):
-            got = "nothing" if cls is None else repr(cls)
-            raise ValueError(f"plugin {self.plugin!r}: expected a livekit.rtc.FrameProcessor subclass, got {got}")
-        return cls
+        return _load_plugin(self.plugin)
 
     def open(self) -> Processor:
         return PluginProcessor(self)
@@ -159,11 +161,11 @@ def processor_or_resource(
     """An inline processor config, or a reference to a processor declared under the graph's ``resources:``.
 
     Raises:
-        ValueError: as :func:`processor_config`, or a resource that is not a processor.
+        GraphDefinitionError: as :func:`processor_config`, or a resource that is not a processor.
     """
     if isinstance(value, mg.ResourceRef):
         if not isinstance(value.config, ApmConfig | GainConfig | ResampleConfig | PluginConfig):
-            raise ValueError(f"processor: resource {value.name!r} is a {value.type}, not a processor")
+            raise mg.GraphDefinitionError(f"processor: resource {value.name!r} is a {value.type}, not a processor")
         return value
     return processor_config(value)
 
@@ -172,20 +174,21 @@ def processor_config(value: Mapping[str, Any] | ProcessorConfig) -> ProcessorCon
     """A processor config from its mapping (``{type: apm, noise_suppression: true}``), as YAML gives it.
 
     Raises:
-        ValueError: not a mapping, no or an unknown ``type``, or parameters the type refuses; the message
-            starts with ``processor`` and names the parameter.
+        GraphDefinitionError: not a mapping, no or an unknown ``type`` (``param`` is ``"type"``), or
+            parameters the type refuses (``param`` names the processor's parameter); the message starts with
+            ``processor``. A config whose field holds a processor names that field and keeps this error as
+            ``__cause__``.
     """
     if isinstance(value, ApmConfig | GainConfig | ResampleConfig | PluginConfig):
         return value
     known = ", ".join(PROCESSORS)
     if not isinstance(value, Mapping):
-        raise ValueError(f"processor must be a mapping with a 'type' ({known}), got {type(value).__name__}")
+        raise mg.GraphDefinitionError(
+            f"processor must be a mapping with a 'type' ({known}), got {type(value).__name__}"
+        )
     params = dict(value)
     kind = params.pop("type", None)
     cls = PROCESSORS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ValueError(f"processor type must be one of {known}, got {kind!r}")
-    try:
-        return mg.config_from_mapping(cls, params, where=f"processor {kind!r}")
-    except mg.GraphDefinitionError as exc:
-        raise ValueError(exc.message) from exc
+        raise mg.GraphDefinitionError(f"processor type must be one of {known}, got {kind!r}", param="type")
+    return mg.config_from_mapping(cls, params, where=f"processor {kind!r}")
