@@ -126,7 +126,9 @@ def config_from_mapping[C](
 
     Raises:
         GraphDefinitionError: unknown parameter (with the closest names), wrong type, or a value its
-            validator refuses; ``.param`` names the parameter.
+            converter or validator refuses; ``.param`` names the parameter (``None`` when a check across
+            parameters refuses). A nested config's error (a converter raising ``GraphDefinitionError``) is
+            kept as ``__cause__`` with its own ``.param``.
     """
     token = building_resources.set(resources) if resources is not None else None
     try:
