@@ -126,7 +126,9 @@ def config_from_mapping[C](
 
     Raises:
         GraphDefinitionError: unknown parameter (with the closest names), wrong type, or a value its
-            validator refuses; ``.param`` names the parameter.
+            converter or validator refuses; ``.param`` names the parameter (``None`` when a check across
+            parameters refuses). A nested config's error (a converter raising ``GraphDefinitionError``) is
+            kept as ``__cause__`` with its own ``.param``.
     """
     token = building_resources.set(resources) if resources is not None else None
     try:
@@ -162,7 +164,62 @@ def _build[C](cls: type[C], data: Mapping[str, Any], where: str) -> C:
         kwargs[key] = coerced
     try:
         return cls(**kwargs)
-    # what validators and converters raise on a bad value (a converter may index or divide what it got)
-    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError) as exc:
-        param = next((k for k in fields if k in str(exc)), None)
-        raise GraphDefinitionError(f"{where}: {exc}", param=param) from exc
+    except GraphDefinitionError as exc:  # a converter that builds a nested config (a processor, a slot's child)
+        raise GraphDefinitionError(f"{where}: {exc.message}", param=_blame(cls, kwargs)) from exc
+    except _REFUSALS as exc:
+        raise GraphDefinitionError(f"{where}: {exc}", param=_blame(cls, kwargs)) from exc
+
+
+#: What validators and converters raise on a bad value (a converter may index or divide what it got).
+_REFUSALS = (TypeError, ValueError, LookupError, AttributeError, ArithmeticError)
+
+_FACTORY: Any = type(attrs.Factory(list))  # the class: attrs' stubs type Factory as a function
+
+
+def _blame(cls: type, kwargs: Mapping[str, Any]) -> str | None:
+    """The field whose value made ``cls(**kwargs)`` raise, found without reading the message: ``None`` when no
+    single field is to blame (a check across fields in ``__attrs_post_init__``).
+
+    Replays what attrs' ``__init__`` does, in its order, on a bare instance: a required field not given, then
+    every converter (defaults converted too), then the validator of every field given. A validator that
+    raises ``AttributeError`` read a field the bare instance lacks, which is not its own value's fault.
+    ``kwargs`` holds known fields only (``_build`` checked the names).
+    """
+    fields: list[attrs.Attribute[Any]] = [f for f in attrs.fields(cls) if f.init]
+    missing = next((f.name for f in fields if f.name not in kwargs and f.default is attrs.NOTHING), None)
+    if missing is not None:
+        return missing
+    probe: object = object.__new__(cls)
+    for f in fields:
+        given = f.name in kwargs
+        value: Any = kwargs[f.name] if given else f.default
+        if isinstance(value, _FACTORY):
+            if value.takes_self:
+                continue
+            value = value.factory()
+        try:
+            value = _convert(f, value, probe)
+        except (GraphDefinitionError, *_REFUSALS):
+            if given:
+                return f.name
+            continue
+        object.__setattr__(probe, f.name, value)
+    for f in fields:
+        if f.validator is None or f.name not in kwargs:
+            continue
+        try:
+            f.validator(probe, f, getattr(probe, f.name))
+        except AttributeError:
+            continue
+        except (GraphDefinitionError, *_REFUSALS):
+            return f.name
+    return None
+
+
+def _convert(field: attrs.Attribute[Any], value: Any, probe: object) -> Any:
+    converter = field.converter
+    if converter is None:
+        return value
+    if isinstance(converter, attrs.Converter):
+        return converter.__call__(value, probe, field)  # type: ignore[operator]
+    return converter(value)

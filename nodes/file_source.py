@@ -84,6 +84,30 @@ def probe(path: Path) -> MediaInfo:
         )
 
 
+def _probe_path(config: FileSourceConfig, _: attrs.Attribute[Path], value: Path) -> None:
+    """Probe the file and fill in ``config.media``: a validator (the first to run), so an unreadable file is
+    the ``path`` parameter's error.
+    """
+    media = probe(value)
+    if config.channels is None and media.channels > MAX_CHANNELS:
+        raise ValueError(
+            f"path {str(value)!r}: the file has {media.channels} channels; set channels "
+            f"(at most {MAX_CHANNELS}) to mix it down"
+        )
+    object.__setattr__(config, "media", media)
+
+
+def _holds_a_sample(config: FileSourceConfig, _: attrs.Attribute[float], value: float) -> None:
+    """frame_ms's check against the rate (``sample_rate``, else the file's, which ``path`` probed)."""
+    rate = attrs.fields(FileSourceConfig).sample_rate
+    try:
+        rate.validator(config, rate, config.sample_rate)  # type: ignore[misc]
+    except ValueError:  # sample_rate's own validator, which runs after this one, reports it
+        return
+    if round((config.sample_rate or config.media.sample_rate) * value / 1000) < 1:
+        raise ValueError(f"frame_ms {value} holds no sample at {config.sample_rate or config.media.sample_rate} Hz")
+
+
 @final
 @attrs.frozen(kw_only=True)
 class FileSourceConfig:
@@ -97,23 +121,13 @@ class FileSourceConfig:
     loop: start again at the end of the file, timestamps going on increasing; ``False``: end the stream.
     """
 
-    path: Path = attrs.field(converter=Path, metadata={"path": "input"})
-    frame_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(1000)])
+    path: Path = attrs.field(converter=Path, validator=_probe_path, metadata={"path": "input"})
+    frame_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(1000), _holds_a_sample])
     sample_rate: int | None = attrs.field(default=None, validator=_v.optional([_v.ge(8000), _v.le(384000)]))
     channels: int | None = attrs.field(default=None, validator=_v.optional([_v.ge(1), _v.le(8)]))
     paced: bool = True
     loop: bool = False
     media: MediaInfo = attrs.field(init=False, eq=False, repr=False)
-
-    def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "media", probe(self.path))
-        if self.frame_len < 1:
-            raise ValueError(f"frame_ms {self.frame_ms} holds no sample at {self.format.sample_rate} Hz")
-        if self.channels is None and self.media.channels > MAX_CHANNELS:
-            raise ValueError(
-                f"path {str(self.path)!r}: the file has {self.media.channels} channels; set channels "
-                f"(at most {MAX_CHANNELS}) to mix it down"
-            )
 
     @property
     def format(self) -> mg.AudioFormat:

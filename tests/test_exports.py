@@ -55,6 +55,8 @@ CORES = [
     "nodes/_agent_gate.py",
     "nodes/_conversation.py",
     "nodes/_playout.py",
+    "nodes/_processors.py",
+    "nodes/_stream_metadata.py",
 ]
 
 

@@ -324,5 +324,9 @@ def test_config_errors_name_the_parameter(tmp_path: Path) -> None:
     with pytest.raises(mg.GraphDefinitionError, match="frame_ms") as info:
         mg.Graph().add("src", "file_source", path=path, frame_ms=0)
     assert info.value.param == "frame_ms"
-    with pytest.raises(mg.GraphDefinitionError, match="holds no sample"):
+    with pytest.raises(mg.GraphDefinitionError, match="holds no sample") as info:
         mg.Graph().add("src", "file_source", path=path, frame_ms=0.01)
+    assert info.value.param == "frame_ms"
+    with pytest.raises(mg.GraphDefinitionError, match="'sample_rate' must be >= 8000") as info:
+        mg.Graph().add("src", "file_source", path=path, frame_ms=0.01, sample_rate=100)
+    assert info.value.param == "sample_rate"

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         StreamInfoUpdated,
         StreamMetadata,
         StreamMetadataCleared,
+        processor_config,
     )
 else:
     from mediagraph.nodes.frame_processor import (
@@ -54,6 +55,7 @@ else:
         StreamInfoUpdated,
         StreamMetadata,
         StreamMetadataCleared,
+        processor_config,
     )
 
 Samples = npt.NDArray[np.int16]
@@ -526,6 +528,21 @@ def test_processor_config_errors_name_the_node_and_the_problem(processor: Any, m
     assert message in str(info.value)
     assert info.value.node == "ns"
     assert info.value.param == "processor"
+
+
+def test_a_processor_error_stays_a_graph_definition_error_naming_the_nested_parameter() -> None:
+    bad = {"type": "apm", "noise_supression": True}
+    with pytest.raises(mg.GraphDefinitionError) as inner:
+        processor_config(bad)
+    assert inner.value.param == "noise_supression"
+    with pytest.raises(mg.GraphDefinitionError) as info:
+        mg.Graph().add("ns", "frame_processor", processor=bad)
+    assert info.value.param == "processor"
+    assert isinstance(info.value.__cause__, mg.GraphDefinitionError)
+    assert info.value.__cause__.param == "noise_supression"
+    with pytest.raises(mg.GraphDefinitionError) as kind:
+        processor_config({"type": "apx"})
+    assert kind.value.param == "type"
 
 
 # --- the bundled demo: graphs/noisy_speech_demo.yaml ------------------------------------------------------

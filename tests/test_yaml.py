@@ -436,6 +436,16 @@ ERRORS = [
         "5:16",
         "frequency 5000.0 Hz is above half the sample rate 8000 Hz",
     ),
+    (
+        "nodes:\n  fp: {type: frame_processor, processor: {type: apm, noise_suppresion: true}}\n",
+        "2:42",
+        "node 'fp' (frame_processor): processor 'apm': unknown parameter 'noise_suppresion' (did you mean",
+    ),
+    (
+        "nodes:\n  out: {type: slot, child: {type: speaker, rate: 8}}\n",
+        "2:28",
+        "node 'out' (slot): slot child (speaker): unknown parameter 'rate'",
+    ),
     ("nodes:\n  t: {type: tone_source, supervision: retry}\n", "2:39", "supervision must be fail, isolate, restart"),
     (
         "nodes:\n  t: {type: tone_source, supervision: {restart: {max_restarts: -1}}}\n",
@@ -527,6 +537,12 @@ ERRORS = [
         "resource 'd': unknown resource type 'apn' (did you mean 'apm'?)",
     ),
     (TONE_CHAIN + "resources:\n  d: {kind: apm}\n", "9:3", "resource 'd' has no 'type'"),
+    (
+        TONE_CHAIN + "resources:\n  d: {type: plugin, plugin: 'no_such_module_xyz:C'}\n",
+        "9:29",
+        "resource 'd' (plugin): plugin 'no_such_module_xyz:C': cannot import 'no_such_module_xyz'",
+    ),
+    (TONE_CHAIN + "resources:\n  d: {type: apm, stream_delay_ms: -1}\n", "9:35", "'stream_delay_ms' must be >= 0"),
 ]
 
 
