@@ -105,3 +105,6 @@ def test_the_core_has_no_import_circle() -> None:
     for module in sorted(graph):
         visit(module)
     assert order.index("_frames") < order.index("_contract") < order.index("_dataplane") < order.index("_runtime")
+    # the loader: YAML with positions, then the graph-file model, then the sections, then the file
+    assert order.index("_yamltext") < order.index("_sections") < order.index("_yaml")
+    assert order.index("_graphfile") < order.index("_sections")
