@@ -108,3 +108,6 @@ def test_the_core_has_no_import_circle() -> None:
     # the loader: YAML with positions, then the graph-file model, then the sections, then the file
     assert order.index("_yamltext") < order.index("_sections") < order.index("_yaml")
     assert order.index("_graphfile") < order.index("_sections")
+    # the command line: inspecting types and showing a run are modules of their own below it
+    assert order.index("_inspect") < order.index("_cli")
+    assert order.index("_display") < order.index("_cli")
