@@ -15,33 +15,29 @@ user allows more folders with ``--output-dir DIR``; see ``mediagraph._paths`` fo
 from __future__ import annotations
 
 import argparse
-import enum
 import functools
-import json
 import math
-import re
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from pathlib import Path, PurePath
-from typing import IO, Any, Protocol
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import IO
 
 import attrs
 import trio
 
 from . import __version__, _startup
-from ._actions import action_types, run_schedule
+from ._actions import run_schedule
 from ._clock import run_virtual
+from ._display import Display, LiveStatus, PlainLog, write_event
 from ._draw import to_dot, to_mermaid
 from ._edges import check_devices, located_errors, scrubbed
 from ._errors import GraphDefinitionError, MediaGraphError, NodeFailedError
-from ._events import Event, EventLog
-from ._frames import AudioFrame
-from ._limits import closest, scrub
-from ._node import node_types, resource_types
-from ._ports import InletSpec, OutletSpec, Ports, SameAs
+from ._events import EventLog
+from ._inspect import describe, overview
+from ._limits import scrub
 from ._runtime import GraphResult, RunningGraph, open_runtime
 from ._yaml import GraphFile, Override, load_graph
 
@@ -52,8 +48,6 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 #: The exit status of a run stopped by a signal: 128 + the signal's number, as shells report it.
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
-#: How often the live status is redrawn, in seconds.
-STATUS_PERIOD = 0.25
 DIAGRAMS = (".mmd", ".dot", ".svg", ".png")
 
 
@@ -231,117 +225,14 @@ def _write(path: Path, text: str) -> int:
 
 
 def _nodes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    nodes = node_types()
-    resources = resource_types()
     if args.type is None:
-        print(_listing("node types", {name: nt.summary for name, nt in nodes.items()}))
-        print(_listing("resource types", {name: rt.summary for name, rt in resources.items()}))
-        print(_listing("schedule actions", {name: a.summary for name, a in action_types().items()}))
-        print("\n`mediagraph nodes TYPE` shows a type's ports and parameters.")
+        print(overview())
         return EXIT_OK
-    if args.type in nodes:
-        nt = nodes[args.type]
-        print(f"{nt.name}: {nt.summary}" if nt.summary else nt.name)
-        print(_ports(nt.config, nt.ports))
-        print(_params(nt.config))
-    elif args.type in resources:
-        rt = resources[args.type]
-        print(f"{rt.name} (resource): {rt.summary}" if rt.summary else f"{rt.name} (resource)")
-        print(_params(rt.config))
-    else:
-        parser.error(f"unknown node or resource type {args.type!r}{closest(args.type, [*nodes, *resources])}")
-    return EXIT_OK
-
-
-def _listing(title: str, items: Mapping[str, str]) -> str:
-    if not items:
-        return f"{title}:\n  (none installed)"
-    width = max(map(len, items))
-    return f"{title}:\n" + "\n".join(f"  {name:<{width}}  {summary}".rstrip() for name, summary in items.items())
-
-
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-
-
-def _format(port: InletSpec | OutletSpec) -> str:
-    if not any(issubclass(t, AudioFrame) for t in port.types):
-        return "-"  # formats constrain audio only
-    if isinstance(port.format, SameAs):
-        return f"format of inlet {port.format.inlet!r}"
-    return str(port.format) if port.format is not None else "any format"
-
-
-def _ports(config: type, ports: Callable[[Any], Ports]) -> str:
     try:
-        declared = ports(config())
-    except (TypeError, ValueError):
-        return "ports: they depend on the parameters (some have no default)"
-    lines: list[str] = []
-    inlets: list[InletSpec] = list(declared.inlets)
-    if inlets:
-        rows = []
-        for p in inlets:
-            flags = ["required" if p.required else "optional"]
-            flags.append("feedback, unbounded" if p.feedback else f"mailbox {p.capacity}, {p.overflow.value}")
-            rows.append([p.name, p.type_names, _format(p), ", ".join(flags)])
-        lines += ["inlets:", *_table(rows)]
-    outlets: list[OutletSpec] = list(declared.outlets)
-    if outlets:
-        lines += ["outlets:", *_table([[p.name, p.type_names, _format(p)] for p in outlets])]
-    return "\n".join(lines or ["ports: none"]) + "\n(ports as declared with the default parameters)"
-
-
-def _type_name(tp: Any) -> str:
-    if isinstance(tp, type):
-        return tp.__name__
-    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(tp))  # mediagraph._slot.ChildSpec | None -> ChildSpec | None
-
-
-def _default(value: Any) -> str:
-    if isinstance(value, PurePath):
-        return repr(str(value))
-    if isinstance(value, enum.Enum):
-        return repr(value.value)
-    return repr(value)
-
-
-def _param_docs(config: type) -> dict[str, str]:
-    """Parameter descriptions from the config's docstring (``Args:`` then ``name: text`` lines)."""
-    docs: dict[str, str] = {}
-    current: str | None = None
-    in_args = False
-    for line in (config.__doc__ or "").splitlines():
-        text = line.strip()
-        if text == "Args:":
-            in_args = True
-            continue
-        match = re.match(r"(\w+):\s*(.*)", text)
-        if in_args and match:
-            current = match.group(1)
-            docs[current] = match.group(2)
-        elif in_args and current and text:
-            docs[current] += " " + text
-    return docs
-
-
-def _params(config: type) -> str:
-    attrs.resolve_types(config)
-    fields = [f for f in attrs.fields(config) if f.init]
-    if not fields:
-        return "parameters: none"
-    docs = _param_docs(config)
-    rows = []
-    for f in fields:
-        if f.default is attrs.NOTHING:
-            default = "(required)"
-        elif isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
-            default = "(computed)"
-        else:
-            default = f"default {_default(f.default)}"
-        rows.append([f.name, _type_name(f.type), default, docs.get(f.name, "")])
-    return "parameters:\n" + "\n".join(_table(rows))
+        print(describe(args.type))
+    except LookupError as exc:
+        parser.error(str(exc))
+    return EXIT_OK
 
 
 # --- run -------------------------------------------------------------------------------------------------
@@ -363,7 +254,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         live = not virtual and sys.stderr.isatty()
         stderr = scrubbed(sys.stderr, gf.secrets)
-        display: _Display = _LiveStatus(stderr) if live else _PlainLog(stderr)
+        display: Display = LiveStatus(stderr) if live else PlainLog(stderr)
         run = functools.partial(_run_graph, gf, duration=args.duration, events=events, display=display)
         try:
             return _interrupted() or (run_virtual(run) if virtual else trio.run(run))
@@ -379,23 +270,15 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             events.close()
 
 
-class _Display(Protocol):
-    def on_event(self, event: Event) -> None: ...
-
-    async def run(self, running: RunningGraph) -> None: ...
-
-    def close(self) -> None: ...
-
-
 @attrs.define
 class _Stopping:
     signal: int | None = None
 
 
-async def _run_graph(gf: GraphFile, *, duration: float | None, events: IO[str] | None, display: _Display) -> int:
+async def _run_graph(gf: GraphFile, *, duration: float | None, events: IO[str] | None, display: Display) -> int:
     log = EventLog()
     if events is not None:
-        log.listen(functools.partial(_write_event, events))
+        log.listen(functools.partial(write_event, events))
     log.listen(display.on_event)
     stopping = _Stopping()
     failure: NodeFailedError | None = None
@@ -434,10 +317,6 @@ async def _run_graph(gf: GraphFile, *, duration: float | None, events: IO[str] |
     return EXIT_ERROR if result.isolated else EXIT_OK
 
 
-def _write_event(stream: IO[str], event: Event) -> None:
-    stream.write(json.dumps(event.to_json(), default=str) + "\n")
-
-
 async def _watch_signals(signals: AsyncIterator[int], running: RunningGraph, stopping: _Stopping) -> None:
     """The first SIGINT/SIGTERM/SIGHUP stops the graph gracefully, the next one cancels it."""
     async for signum in signals:
@@ -455,125 +334,6 @@ async def _stop_after(running: RunningGraph, duration: float) -> None:
     await trio.sleep_until(running.t0 + duration)
     running.record(None, "stop_requested", by="duration")
     running.stop()
-
-
-def _describe(e: Event) -> str:
-    """One human line for an event."""
-    f = e.fields
-    match e.event:
-        case "graph_started":
-            return f"graph {f.get('graph')!r} started"
-        case "graph_finished":
-            return f"graph {f.get('graph')!r} finished: {f.get('reason')}"
-        case "node_started":
-            return f"{e.node}: started"
-        case "node_finished":
-            error = f" ({f['error']})" if "error" in f else ""
-            return f"{e.node}: finished: {f.get('reason')}{error}"
-        case "node_restarted":
-            return f"{e.node}: restarted (attempt {f.get('attempt')}) after {f.get('error')}"
-        case "schedule_action":
-            return f"schedule: {f.get('action')} (at {f.get('at')} s)"
-        case "stop_requested":
-            return f"stopping gracefully ({f.get('by')})"
-        case "cancel_requested":
-            return f"cancelling ({f.get('by')})"
-        case event if event.endswith("_warning"):
-            return f"{e.node or 'graph'}: warning: {f.get('message', '')}"
-    details = " ".join(f"{k}={v}" for k, v in f.items())
-    return f"{e.node or 'graph'}: {e.event} {details}".rstrip()
-
-
-def _stamp(e: Event) -> str:
-    return f"[{e.t:9.3f}s] {_describe(e)}"
-
-
-#: Events too frequent for a line each on the terminal (several a second per sink); ``--events`` keeps them.
-_QUIET_EVENTS = frozenset({"playback_progress"})
-
-
-class _PlainLog:
-    """A line on stderr per event (but the frequent ones): for logs, pipes, and the virtual clock."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-
-    def on_event(self, event: Event) -> None:
-        if event.event not in _QUIET_EVENTS:
-            print(_stamp(event), file=self.stream, flush=True)
-
-    async def run(self, running: RunningGraph) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _LiveStatus:
-    """A status line per node, redrawn in place on a terminal; notable events print above it."""
-
-    NOTABLE = frozenset(
-        {"graph_finished", "node_restarted", "cleanup_timeout", "schedule_action", "stop_requested", "cancel_requested"}
-    )  # and every *_warning event
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.running: RunningGraph | None = None
-        self.drawn = 0
-        self.seen: dict[str, tuple[float, int]] = {}
-        self.rates: dict[str, float] = {}
-
-    def on_event(self, event: Event) -> None:
-        if event.event in self.NOTABLE or event.event.endswith("_warning") or event.fields.get("reason") == "failed":
-            self.redraw(above=_stamp(event))
-
-    async def run(self, running: RunningGraph) -> None:
-        self.running = running
-        while True:
-            now = trio.current_time()
-            for name, stats in running.statistics().items():
-                frames = max(stats.frames_in, stats.frames_out)
-                then, before = self.seen.get(name, (now, frames))
-                if now > then:
-                    self.rates[name] = (frames - before) / (now - then)
-                self.seen[name] = (now, frames)
-            self.redraw()
-            await trio.sleep(STATUS_PERIOD)
-
-    def close(self) -> None:
-        self.rates.clear()
-        self.redraw()
-
-    def lines(self) -> list[str]:
-        running = self.running
-        if running is None:
-            return []
-        stats = running.statistics()
-        width = max(map(len, stats), default=0)
-        terminal = shutil.get_terminal_size()
-        room = max(terminal.lines - 2, 2)
-        lines = [f"graph {running.name!r}  t={trio.current_time() - running.t0:.2f}s"]
-        for name, s in list(stats.items())[: room - 1]:
-            rate = f"{self.rates[name]:8.1f}/s" if name in self.rates else " " * 10
-            extra = (f"  dropped {s.dropped}" if s.dropped else "") + (f"  restarts {s.restarts}" if s.restarts else "")
-            lines.append(
-                f"  {name:<{width}}  {s.state:<8}  in {s.frames_in:>8}  out {s.frames_out:>8}  {rate}"
-                f"  mailbox {s.queued}/{s.peak_mailbox}{extra}"
-            )
-        if len(stats) > room - 1:
-            lines.append(f"  ... and {len(stats) - room + 1} more nodes")
-        return [line[: terminal.columns - 1] for line in lines]  # a wrapped line would break the redraw
-
-    def redraw(self, above: str | None = None) -> None:
-        # Up to the first line of the block, clear to the end of the screen, then write it all in one go.
-        out = f"\x1b[{self.drawn}F\x1b[J" if self.drawn else ""
-        if above is not None:
-            out += above + "\n"
-        lines = self.lines()
-        out += "".join(line + "\n" for line in lines)
-        self.drawn = len(lines)
-        self.stream.write(out)
-        self.stream.flush()
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from ._node import get_node_type
 from ._slot import ChildSpec
 
 if TYPE_CHECKING:
-    from ._yaml import GraphFile
+    from ._graphfile import GraphFile
 
 __all__ = ["Scrubbed", "check_devices", "located_errors", "scrubbed"]
 

@@ -120,6 +120,10 @@ def test_the_core_has_no_import_circle() -> None:
     for lower, upper in itertools.pairwise(layers):
         assert lower in imports(upper), (lower, upper)
     assert "_runtime" not in graph["_node"] and "_runtime" not in graph["_dataplane"]
+    # the loader: YAML with positions and the graph-file model below the sections, the sections below the file
+    assert {"_yamltext", "_graphfile"} <= imports("_sections") and "_sections" in imports("_yaml")
+    # the command line: inspecting types and showing a run are modules of their own below it
+    assert {"_inspect", "_display"} <= imports("_cli")
 
 
 #: ``livekit.rtc.FrameProcessor``'s own interface names its methods with a leading underscore, and its audio
