@@ -52,6 +52,7 @@ CORES = [
     "mediagraph/_ports.py",
     "mediagraph/_segments.py",
     "mediagraph/_slot_core.py",
+    "mediagraph/testing/_probes.py",
     "nodes/_agent_gate.py",
     "nodes/_conversation.py",
     "nodes/_playout.py",

@@ -68,24 +68,11 @@ from ._checks import (
     node_sequences,
 )
 from ._devices import DeviceBlock, DeviceTiming, FakePortAudioError, FakeSounddevice, FakeStream, fake_sounddevice
-from ._nodes import (
-    ActorConfig,
-    Arrival,
-    AudioScript,
-    FaultSpec,
-    InjectedFault,
-    MapConfig,
-    MergeConfig,
-    ProbeFrame,
-    Recorder,
-    Route,
-    ScriptConfig,
-    SinkConfig,
-    SourceConfig,
-    Step,
-)
+from ._nodes import ActorConfig, MapConfig, MergeConfig, SinkConfig, SourceConfig
 from ._plans import Fault, GraphPlan, LinkPlan, NodePlan
 from ._playback import check_playback, playback_violations
+from ._probes import Arrival, FaultSpec, InjectedFault, ProbeFrame, Recorder, Route
+from ._script import AudioScript, ScriptConfig, Step
 from ._sinks import Breach, FaultySink, FaultySinkConfig
 
 if TYPE_CHECKING:

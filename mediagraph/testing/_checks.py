@@ -17,7 +17,7 @@ import attrs
 
 import mediagraph as mg
 
-from ._nodes import Arrival, Route
+from ._probes import Arrival, Route
 
 __all__ = [
     "InvariantError",

@@ -14,7 +14,8 @@ import attrs
 
 import mediagraph as mg
 
-from ._nodes import ActorConfig, FaultSpec, MapConfig, MergeConfig, Recorder, Route, SinkConfig, SourceConfig
+from ._nodes import ActorConfig, MapConfig, MergeConfig, SinkConfig, SourceConfig
+from ._probes import FaultSpec, Recorder, Route
 
 __all__ = ["Fault", "GraphPlan", "LinkPlan", "NodePlan"]
 

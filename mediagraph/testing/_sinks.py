@@ -9,7 +9,7 @@ import attrs
 
 import mediagraph as mg
 
-from ._nodes import InjectedFault
+from ._probes import InjectedFault
 
 __all__ = ["Breach", "FaultySinkConfig", "FaultySink"]
 

@@ -26,8 +26,9 @@ import mediagraph as mg
 
 from ._capture import Cancel, Schedule, Stop
 from ._devices import DeviceTiming
-from ._nodes import ActorConfig, FaultAction, FaultSpec, MapConfig, MergeConfig, Route, SinkConfig, SourceConfig
+from ._nodes import ActorConfig, MapConfig, MergeConfig, SinkConfig, SourceConfig
 from ._plans import Fault, GraphPlan, LinkPlan, NodePlan
+from ._probes import FaultAction, FaultSpec, Route
 
 __all__ = ["Policy", "device_timings", "faults", "graphs", "schedules"]
 
