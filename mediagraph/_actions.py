@@ -130,6 +130,7 @@ def action_types() -> Mapping[str, ActionType]:
     return dict(sorted(_action_types.items()))
 
 
+@final
 @attrs.frozen
 class Stop:
     """``{at: T, stop: graceful}`` stops the graph like Ctrl-C (sources stop, mailboxes drain);
@@ -189,6 +190,7 @@ def _child(value: Any, request: ActionRequest, *, param: str) -> ChildSpec | Non
         building_resources.reset(token)
 
 
+@final
 @attrs.frozen
 class Swap:
     """``{at: T, swap: SLOT, to: {type: ..., ...}, policy: cut|boundary}`` replaces a slot's child
@@ -219,6 +221,7 @@ class Swap:
         await running.swap(self.slot, self.child, self.policy)
 
 
+@final
 @attrs.frozen
 class InterruptAction:
     """``{at: T, interrupt: NODE}`` (``inlet: audio`` by default) delivers an ``Interrupt`` to the node: the

@@ -23,7 +23,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, final
 
 import attrs
 import trio
@@ -270,6 +270,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             events.close()
 
 
+@final
 @attrs.define
 class _Stopping:
     signal: int | None = None

@@ -14,7 +14,7 @@ import math
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, final
 
 import attrs
 
@@ -24,6 +24,7 @@ from ._limits import MAX_INT, closest, quote
 __all__ = ["ResourceRef", "ResourceSpec", "building_resources", "config_from_mapping", "resolve_ref"]
 
 
+@final
 @attrs.frozen(kw_only=True)
 class ResourceSpec:
     """A resource declared in a graph: its name, type name and validated config."""
@@ -33,6 +34,7 @@ class ResourceSpec:
     config: Any
 
 
+@final
 @attrs.frozen(kw_only=True)
 class ResourceRef:
     """What a node's config holds where it names a graph resource (``processor: ns``).
@@ -75,6 +77,7 @@ def resolve_ref(name: str, *, where: str) -> ResourceRef:
 _SCALARS: dict[type, tuple[type, ...]] = {float: (int, float), int: (int,), str: (str,), bool: (bool,)}
 
 
+@final
 class _OutOfRange(ValueError):
     pass
 

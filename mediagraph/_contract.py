@@ -50,6 +50,7 @@ class PlaybackContractError(MediaGraphError):
         self.rule = rule
 
 
+@final
 @attrs.define
 class _Playing:
     """The segment the outlet expects to finish next, once an event for it was seen."""

@@ -42,6 +42,7 @@ __all__ = ["Inlet", "Link", "NodeIO", "Outlet", "PlaybackOutlet", "YIELD_EVERY"]
 YIELD_EVERY: Final = 64
 
 
+@final
 class _FusedFailure(Exception):
     """A fused node raised inside another node's task; carries the node it belongs to."""
 
@@ -51,6 +52,7 @@ class _FusedFailure(Exception):
         self.cause = cause
 
 
+@final
 class Link:
     """A link from an outlet to an inlet: counts what crosses it and pushes into the target."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from typing import IO, Protocol
+from typing import IO, Protocol, final
 
 import trio
 
@@ -82,6 +82,7 @@ def stamp(e: Event) -> str:
 QUIET_EVENTS = frozenset({"playback_progress"})
 
 
+@final
 class PlainLog:
     """A line on stderr per event (but the frequent ones): for logs, pipes, and the virtual clock."""
 
@@ -99,6 +100,7 @@ class PlainLog:
         pass
 
 
+@final
 class LiveStatus:
     """A status line per node, redrawn in place on a terminal; notable events print above it."""
 

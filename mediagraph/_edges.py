@@ -14,7 +14,7 @@ import io
 import re
 import typing
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, final
 
 import attrs
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["Scrubbed", "check_devices", "located_errors", "scrubbed"]
 
 
+@final
 class Scrubbed(io.TextIOBase):
     """A text stream that writes to ``stream`` with every secret replaced by ``***``."""
 

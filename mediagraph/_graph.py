@@ -240,6 +240,7 @@ class Graph:
         return Validated(self)
 
 
+@final
 @attrs.frozen
 class Validated:
     """A validated graph: the topological order (sources first) and the resolved outlet formats."""
@@ -259,6 +260,12 @@ class Validated:
                 if inlet.required and PortRef(name, inlet.name) not in incoming:
                     raise GraphDefinitionError(
                         f"required inlet {name}.{inlet.name} ({inlet.type_names}) is not linked", node=name
+                    )
+            for group in p.one_of:
+                if not any(PortRef(name, inlet) in incoming for inlet in group):
+                    inlets = " and ".join(repr(inlet) for inlet in group)
+                    raise GraphDefinitionError(
+                        f"node {name!r}: link at least one of its inlets {inlets} (none is linked)", node=name
                     )
         sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter({n: () for n in g.nodes})
         for link in g.links:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, final
 
 import attrs
 import yaml
@@ -20,6 +20,7 @@ from ._graph import Graph
 __all__ = ["GraphFile", "Override"]
 
 
+@final
 @attrs.frozen(kw_only=True)
 class Override:
     """A ``--set NODE.PARAM=VALUE`` from the command line; ``origin`` (the argument) locates its errors."""
@@ -51,6 +52,7 @@ class Override:
         return cls(node=node, param=param, value=value, origin=f"--set {text}")
 
 
+@final
 @attrs.frozen(kw_only=True)
 class GraphFile:
     """A graph file, loaded and validated.

@@ -24,7 +24,7 @@ import stat
 import typing
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, final
 
 import attrs
 import yaml
@@ -91,6 +91,7 @@ def cut(text: str, limit: int = QUOTE_CHARS) -> str:
     return f"{head}...{tail} ({len(text):,} characters)"
 
 
+@final
 class _Repr(reprlib.Repr):
     """``reprlib`` with room for a readable value and secrets masked in mappings."""
 
@@ -172,10 +173,12 @@ def mask(value: Any) -> Any:
 # --- the loader ------------------------------------------------------------------------------------------
 
 
+@final
 class LimitError(ComposerError):
     """A limit passed while composing; located like a syntax error."""
 
 
+@final
 class BoundedLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing nesting deeper than :data:`MAX_DEPTH` and more than :data:`MAX_VALUES`
     values as it composes (before the composer recurses far or builds a huge tree)."""

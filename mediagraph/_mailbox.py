@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, final
 
 import trio
 
@@ -24,6 +24,7 @@ __all__ = ["Mailbox", "has_room", "wait_room"]
 _SUCCEEDED = trio.lowlevel.Abort.SUCCEEDED
 
 
+@final
 class Mailbox:
     """The queue behind one inlet of a node that has its own task."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, final
 
 import trio
 
@@ -54,6 +54,7 @@ def _failure_of(raised: BaseException) -> Exception | None:
     return raised if isinstance(raised, Exception) else None
 
 
+@final
 class _Unbuilt(Actor):
     """Stands for a node whose constructor raised: running it raises that error, so the failure goes through the
     node's lifecycle and supervision like any other (a restart builds it again)."""
@@ -65,6 +66,7 @@ class _Unbuilt(Actor):
         raise self.error
 
 
+@final
 class _NodeRun:
     """The runner's record of one node; the node itself never sees it."""
 

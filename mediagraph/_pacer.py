@@ -20,7 +20,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, final
 
 import outcome
 import trio
@@ -30,6 +30,7 @@ from ._mailbox import Mailbox
 __all__ = ["Pacer"]
 
 
+@final
 class _Entry:
     __slots__ = ("cancelled", "produce", "reach", "t0", "task")
 
@@ -59,6 +60,7 @@ class _Alarm(Protocol):
     def close(self) -> None: ...
 
 
+@final
 class _TrioAlarm:
     """A trio deadline: works with any clock; epoll rounds the sleep up to whole milliseconds.
 
@@ -87,10 +89,12 @@ class _TrioAlarm:
         pass
 
 
+@final
 class _Timespec(ctypes.Structure):
     _fields_ = (("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long))
 
 
+@final
 class _Itimerspec(ctypes.Structure):
     _fields_ = (("it_interval", _Timespec), ("it_value", _Timespec))
 
@@ -99,6 +103,7 @@ _CLOCK_MONOTONIC: Final = 1
 _TFD_TIMER_ABSTIME: Final = 1
 
 
+@final
 class _TimerfdAlarm:
     """A Linux ``timerfd`` on CLOCK_MONOTONIC, the clock under trio's ``SystemClock`` (``perf_counter``)."""
 
@@ -147,6 +152,7 @@ def _alarm() -> _Alarm:
     return _TrioAlarm()
 
 
+@final
 class Pacer:
     """Runs in the runtime's nursery for as long as the runtime is open."""
 

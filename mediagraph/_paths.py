@@ -23,7 +23,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePath
-from typing import Any, Literal
+from typing import Any, Literal, final
 
 import attrs
 
@@ -36,6 +36,7 @@ __all__ = ["DeclaredPath", "check_paths", "declared_paths", "path_role", "resolv
 Role = Literal["input", "output"]
 
 
+@final
 @attrs.frozen(kw_only=True)
 class DeclaredPath:
     """A file a node of a graph file reads or writes.

@@ -96,6 +96,10 @@ def _outlets(specs: Iterable[OutletSpec]) -> tuple[OutletSpec, ...]:
     return tuple(specs)
 
 
+def _groups(groups: Iterable[Iterable[str]]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(group) for group in groups)
+
+
 @final
 @attrs.frozen(kw_only=True)
 class Ports:
@@ -103,6 +107,14 @@ class Ports:
 
     inlets: tuple[InletSpec, ...] = attrs.field(default=(), converter=_inlets)
     outlets: tuple[OutletSpec, ...] = attrs.field(default=(), converter=_outlets)
+    #: Groups of inlets of which at least one must be linked (the recorder records ``user``, ``agent`` or both).
+    one_of: tuple[tuple[str, ...], ...] = attrs.field(default=(), converter=_groups)
+
+    def __attrs_post_init__(self) -> None:
+        names = {p.name for p in self.inlets}
+        for group in self.one_of:
+            if not group or not set(group) <= names:
+                raise ValueError(f"one_of group {group!r}: every name must be an inlet of {sorted(names)}")
 
     def inlet(self, name: str) -> InletSpec | None:
         return next((p for p in self.inlets if p.name == name), None)

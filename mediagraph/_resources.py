@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 import attrs
 
@@ -29,6 +29,7 @@ def _refs(value: Any) -> set[str]:
     return set()
 
 
+@final
 class _Resources:
     """The open resources of a graph and of the graphs nested in its slots, counted by user."""
 

@@ -15,7 +15,7 @@ import math
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, final
 
 import attrs
 from yaml.nodes import Node, ScalarNode
@@ -46,6 +46,7 @@ NODE_KEYS: typing.Final = ("type", "supervision")
 # --- parameters ------------------------------------------------------------------------------------------
 
 
+@final
 @attrs.frozen
 class _Param:
     value: Any

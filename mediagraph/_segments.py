@@ -30,6 +30,7 @@ __all__ = ["PlaybackEvent", "PlaybackTracker"]
 PlaybackEvent = PlaybackStarted | PlaybackProgress | PlaybackFinished
 
 
+@final
 @attrs.define
 class _Segment:
     id: int

@@ -147,6 +147,7 @@ class SlotConfig:
         return nt.ports(nt.make_config({}, where=f"slot like {self.like!r}"))
 
 
+@final
 @attrs.frozen(kw_only=True)
 class _Swap:
     """A validated swap request: the new child (``None`` empties the slot) and the policy."""
@@ -155,6 +156,7 @@ class _Swap:
     policy: SwapPolicy
 
 
+@final
 @node_type("slot", config=SlotConfig)
 class Slot(Actor):
     """Holds a swappable child behind fixed ports; swap it with ``RunningGraph.swap``."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 import attrs
 import trio
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 
+@final
 class _FeedQueue:
     """What the slot's task hands to its child, in order; the child's ``feed`` node drains it."""
 
@@ -55,12 +56,14 @@ class _FeedQueue:
         return item
 
 
+@final
 @attrs.frozen(kw_only=True)
 class _FeedConfig:
     ports: Ports
     queue: _FeedQueue
 
 
+@final
 @node_type("_slot_feed", config=_FeedConfig)
 class _Feed(Actor):
     """Inside a slot: sends what the slot hands over to the child."""
@@ -77,12 +80,14 @@ class _Feed(Actor):
             await io.outlets[item[0]].send(item[1])
 
 
+@final
 @attrs.frozen(kw_only=True)
 class _TapConfig:
     ports: Ports
     post: Callable[[str, Any], None]
 
 
+@final
 @node_type("_slot_tap", config=_TapConfig)
 class _Tap(Transform):
     """Inside a slot: posts what the child sends into the slot's queue. Feedback inlets: never blocks."""
@@ -103,6 +108,7 @@ class _Tap(Transform):
         self.post(inlet, msg)
 
 
+@final
 @attrs.frozen
 class _ChildSent:
     """A message the child sent on one of its outlets."""
@@ -112,11 +118,13 @@ class _ChildSent:
     msg: Any
 
 
+@final
 @attrs.frozen
 class _ChildEnded:
     child: _Hosted
 
 
+@final
 @attrs.frozen
 class _StopTimedOut:
     child: _Hosted
@@ -125,6 +133,7 @@ class _StopTimedOut:
 _Control = Request | _ChildSent | _ChildEnded | _StopTimedOut
 
 
+@final
 class _Hosted:
     """One child running inside the slot."""
 

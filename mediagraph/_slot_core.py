@@ -16,7 +16,7 @@ empty slot's segments finish at once, as interrupted at 0.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, final
 
 import attrs
 
@@ -31,6 +31,7 @@ ChildEvent = PlaybackStarted | PlaybackProgress | PlaybackFinished
 _EPSILON: Final = 1e-6
 
 
+@final
 @attrs.define
 class _Segment:
     id: int
@@ -42,6 +43,7 @@ class _Segment:
     t: float = 0.0  # graph time of the last event the child reported for it
 
 
+@final
 class SlotSegments:
     """The slot's segments, from what it forwards and what its children report."""
 

@@ -12,7 +12,7 @@ this; a node's record (:class:`~mediagraph._noderun._NodeRun`) and the resources
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, final
 
 import trio
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Supervisor"]
 
 
+@final
 class Supervisor:
     """Runs the nodes of one graph and keeps its failure state: ``failure`` (the first failure under the default
     policy), ``isolated`` (node name -> what failed it) and ``cancelling`` (the graph is being cancelled)."""

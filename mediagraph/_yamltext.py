@@ -10,7 +10,7 @@ key or value. What the text *means* is the business of ``mediagraph._sections``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any, NoReturn, final
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -43,6 +43,7 @@ def relocate(exc: GraphDefinitionError, where: str, message: str | None = None) 
     return GraphDefinitionError(message or exc.message, location=where, node=exc.node, param=exc.param, link=exc.link)
 
 
+@final
 class YamlText:
     """One YAML text and the name its locations use.
 

@@ -5,6 +5,7 @@ played, and trims what was not. Pure: no trio, no clock, no I/O. The rules are i
 from __future__ import annotations
 
 from collections import deque
+from typing import final
 
 import attrs
 import numpy as np
@@ -17,6 +18,7 @@ __all__ = ["AgentGate", "PlaybackMessage"]
 PlaybackMessage = mg.PlaybackStarted | mg.PlaybackProgress | mg.PlaybackFinished
 
 
+@final
 @attrs.define
 class _Span:
     start: float  # media seconds of the segment's first sample
@@ -24,6 +26,7 @@ class _Span:
     end: float = 0.0  # media seconds after its last frame
 
 
+@final
 class _Numbering:
     """The fallback for playback events without ``start``: counts the agent's segments as
     :class:`mediagraph.PlaybackTracker` does and gives such an event its counted segment's media range."""
@@ -71,6 +74,7 @@ class _Numbering:
             del self._spans[segment]
 
 
+@final
 class AgentGate:
     """Holds the agent's frames until the playback events say what of them was played; trims what was not."""
 

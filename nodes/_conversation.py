@@ -57,6 +57,7 @@ __all__ = ["RATE", "Conversation"]
 RATE: Final = 48000
 
 
+@final
 class _Track:
     """One side: frames turned into mono 48 kHz runs placed by timestamp."""
 
@@ -103,6 +104,7 @@ class _Track:
         return [(position, tail)]
 
 
+@final
 class _Timeline:
     """Stereo samples from ``written`` on; each side writes its own column; what nobody wrote is silence."""
 

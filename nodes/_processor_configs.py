@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, final
 
 import attrs
 from livekit import rtc
@@ -32,6 +32,7 @@ __all__ = [
 _v = attrs.validators
 
 
+@final
 @attrs.frozen(kw_only=True)
 class ApmConfig:
     """``type: apm``: WebRTC's AudioProcessingModule (from ``livekit.rtc``) on exact 10 ms frames.
@@ -57,6 +58,7 @@ class ApmConfig:
         return mg.SameAs("audio")
 
 
+@final
 @attrs.frozen(kw_only=True)
 class GainConfig:
     """``type: gain``: multiply by ``db`` decibels, clipping to the int16 range.
@@ -74,6 +76,7 @@ class GainConfig:
         return mg.SameAs("audio")
 
 
+@final
 @attrs.frozen(kw_only=True)
 class ResampleConfig:
     """``type: resample``: soxr's streaming resampler (timestamps follow at the new rate).
@@ -117,6 +120,7 @@ def _check_plugin(_: object, attribute: attrs.Attribute[Any], value: str) -> Non
         _load_plugin(value)
 
 
+@final
 @attrs.frozen(kw_only=True)
 class PluginConfig:
     """``type: plugin``: any ``livekit.rtc.FrameProcessor`` for audio, given exactly 10 ms frames.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Final, Self, final
 
 import attrs
 import numpy as np
@@ -120,6 +120,7 @@ def _samples(frame: rtc.AudioFrame) -> Samples:
     return flat.reshape(frame.samples_per_channel, frame.num_channels)
 
 
+@final
 class _ChunkedStream(ProcessorStream):
     """A stream on a processor that takes exactly 10 ms frames: re-chunks input and reference alike."""
 
@@ -143,6 +144,7 @@ class _ChunkedStream(ProcessorStream):
         self._chunks.discard()
 
 
+@final
 class ApmProcessor(Processor):
     def __init__(self, config: ApmConfig) -> None:
         super().__init__()
@@ -177,6 +179,7 @@ class ApmProcessor(Processor):
         self._apm._ffi_handle.dispose()
 
 
+@final
 class _GainStream(ProcessorStream):
     def __init__(self, factor: float) -> None:
         self.factor = factor
@@ -188,6 +191,7 @@ class _GainStream(ProcessorStream):
         return [attrs.evolve(frame, samples=scaled)]
 
 
+@final
 class GainProcessor(Processor):
     def __init__(self, config: GainConfig) -> None:
         super().__init__()
@@ -197,6 +201,7 @@ class GainProcessor(Processor):
         return _GainStream(self.factor)
 
 
+@final
 class _ResampleStream(ProcessorStream):
     """soxr's streaming resampler; a gap in timestamps or a new input format starts a new run.
 
@@ -261,6 +266,7 @@ class _ResampleStream(ProcessorStream):
         return [frame]
 
 
+@final
 class ResampleProcessor(Processor):
     def __init__(self, config: ResampleConfig) -> None:
         super().__init__()
@@ -270,6 +276,7 @@ class ResampleProcessor(Processor):
         return _ResampleStream(self.config)
 
 
+@final
 class PluginProcessor(Processor):
     """A ``livekit.rtc.FrameProcessor[rtc.AudioFrame]``, given exactly 10 ms frames."""
 

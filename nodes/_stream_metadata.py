@@ -5,6 +5,8 @@ once however many times it arrives). Trio-free.
 
 from __future__ import annotations
 
+from typing import final
+
 import attrs
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
 ]
 
 
+@final
 @attrs.frozen(kw_only=True)
 class StreamMetadata:
     """Who a stream belongs to and how to reach its service; sent again whenever any of it changes
@@ -39,6 +42,7 @@ class StreamMetadata:
     token: str = attrs.field(default="", repr=False)
 
 
+@final
 @attrs.frozen(kw_only=True)
 class StreamMetadataCleared:
     """The stream left its room: stream information and credentials are gone."""
@@ -46,6 +50,7 @@ class StreamMetadataCleared:
     reason: str = ""
 
 
+@final
 @attrs.frozen
 class StreamInfoUpdated:
     room: str
@@ -53,17 +58,20 @@ class StreamInfoUpdated:
     track_id: str
 
 
+@final
 @attrs.frozen
 class StreamInfoCleared:
     pass
 
 
+@final
 @attrs.frozen
 class CredentialsUpdated:
     url: str
     token: str = attrs.field(repr=False)
 
 
+@final
 @attrs.frozen
 class CredentialsCleared:
     pass
@@ -72,6 +80,7 @@ class CredentialsCleared:
 MetadataCall = StreamInfoUpdated | StreamInfoCleared | CredentialsUpdated | CredentialsCleared
 
 
+@final
 class MetadataState:
     """Turns metadata messages into the calls a processor sees (pure, no I/O).
 

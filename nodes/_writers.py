@@ -28,7 +28,7 @@ import struct
 import typing
 from fractions import Fraction
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final, Protocol, final
 
 import attrs
 import av
@@ -44,6 +44,7 @@ RATE: Final = 48000
 _MP4_FRAGMENT_US: Final = 250_000
 
 
+@final
 @attrs.frozen(kw_only=True)
 class Format:
     container: str
@@ -157,6 +158,7 @@ def _write_all(file: io.FileIO, data: bytes | memoryview) -> None:
         view = view[written:]
 
 
+@final
 class _Wav:
     """16-bit stereo PCM; the header's sizes are rewritten after each write, so the file is always valid."""
 
@@ -189,6 +191,7 @@ class _Wav:
         self._header(self.samples * 4)
 
 
+@final
 class _Av:
     """Ogg/Opus or fragmented MP4 (AAC, plus H.264 once the first picture comes, if video is wanted)."""
 
@@ -244,6 +247,7 @@ class _Av:
             self._container.close()
 
 
+@final
 class Recording:
     """One recording file, written under its in-progress name (see the module's docstring).
 

@@ -142,6 +142,7 @@ class FileSourceConfig:
         return round(rate * self.frame_ms / 1000)
 
 
+@final
 class _Pass:
     """One decoding pass over the file: demuxes and decodes packet by packet, resampling to packed s16.
 

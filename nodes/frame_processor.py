@@ -19,7 +19,7 @@ the node and re-exports their public names.
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, final
 
 import attrs
 
@@ -71,6 +71,7 @@ __all__ = [
 ]
 
 
+@final
 @attrs.frozen(kw_only=True)
 class FrameProcessorConfig:
     """Args:
@@ -88,6 +89,7 @@ class FrameProcessorConfig:
         return proc.config if isinstance(proc, mg.ResourceRef) else proc
 
 
+@final
 @mg.node_type("frame_processor", config=FrameProcessorConfig)
 class FrameProcessorNode(mg.Transform):
     """Runs a processor on every audio frame: noise suppression, echo cancellation, gain, resampling, plugins.

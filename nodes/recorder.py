@@ -86,7 +86,6 @@ class ConversationRecorder(mg.Actor):
     reason, and where what was written is).
 
     Raises:
-        mg.GraphDefinitionError: (when the node starts) neither ``user`` nor ``agent`` is linked.
         mg.ProviderError: the file cannot be created (the message says why: a folder on the way is a file,
             no permission, a symbolic link at the path) or written.
 
@@ -109,7 +108,7 @@ class ConversationRecorder(mg.Actor):
         ]
         if config.format.video:
             inlets.append(mg.InletSpec(name="video", types=mg.VideoFrame, required=False))
-        return mg.Ports(inlets=inlets)
+        return mg.Ports(inlets=inlets, one_of=[("user", "agent")])
 
     def __init__(self, config: RecorderConfig) -> None:
         self.config = config
@@ -123,12 +122,7 @@ class ConversationRecorder(mg.Actor):
     async def run(self, io: mg.NodeIO) -> None:
         self._io = io
         linked = {name for name, inlet in io.inlets.items() if inlet.mailbox is not None}
-        sides = linked & {"user", "agent"}
-        if not sides:
-            raise mg.GraphDefinitionError(
-                f"recorder {io.name!r}: link at least one of its inlets 'user' and 'agent' (none is linked)",
-                node=io.name,
-            )
+        sides = linked & {"user", "agent"}  # at least one: the graph does not validate otherwise
         cfg = self.config
         self._core = Conversation(
             sides=sides, playback="playback" in linked, max_lag=cfg.max_lag, max_hold=cfg.max_hold

@@ -1,6 +1,9 @@
 """The public door: everything the node library needs is public, and nothing private leaks."""
 
 import ast
+import enum
+import importlib
+import inspect
 import itertools
 import pathlib
 import types
@@ -173,3 +176,36 @@ def test_no_code_touches_another_modules_private_attributes() -> None:
             if node.attr not in own:
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
     assert found == []
+
+
+def _classes() -> dict[str, type]:
+    """Every class defined at the top of a module of the package, its testing kit and the node library."""
+    found: dict[str, type] = {}
+    paths = sorted((ROOT / "mediagraph").rglob("*.py")) + sorted((ROOT / "nodes").glob("*.py"))
+    for path in paths:
+        if path.name == "__main__.py":
+            continue
+        parts = path.relative_to(ROOT).with_suffix("").parts  # nodes/ installs as mediagraph.nodes
+        parts = ("mediagraph", *parts) if parts[0] == "nodes" else parts
+        module = importlib.import_module(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+        for obj in vars(module).values():
+            if inspect.isclass(obj) and obj.__module__ == module.__name__:
+                found[f"{obj.__module__}.{obj.__qualname__}"] = obj
+    return found
+
+
+def test_concrete_classes_are_final() -> None:
+    """A class is either an extension point (abstract, a protocol, or a base the package itself extends) or
+    ``@typing.final``; enums and named tuples are final by construction."""
+    classes = _classes()
+    bases = {base for cls in classes.values() for base in cls.__mro__[1:]}
+    open_classes = [
+        name
+        for name, cls in classes.items()
+        if not getattr(cls, "__final__", False)
+        and not inspect.isabstract(cls)
+        and not getattr(cls, "_is_protocol", False)
+        and not issubclass(cls, enum.Enum | tuple)
+        and cls not in bases
+    ]
+    assert open_classes == []

@@ -177,3 +177,12 @@ def test_graphs_compare_by_content() -> None:
     assert tone_chain() == tone_chain()
     assert tone_chain() != tone_chain(frequency=300)
     assert "3 nodes, 2 links" in repr(tone_chain())
+
+
+def test_one_of_groups_name_real_inlets() -> None:
+    inlets = [mg.InletSpec(name="a", required=False), mg.InletSpec(name="b", required=False)]
+    assert mg.Ports(inlets=inlets, one_of=[["a", "b"]]).one_of == (("a", "b"),)
+    with pytest.raises(ValueError, match=r"one_of group \('a', 'c'\): every name must be an inlet of \['a', 'b'\]"):
+        mg.Ports(inlets=inlets, one_of=[("a", "c")])
+    with pytest.raises(ValueError, match=r"one_of group \(\)"):
+        mg.Ports(inlets=inlets, one_of=[()])

@@ -448,8 +448,9 @@ async def test_ogg_reaches_the_disk_while_recording(tmp_path: Path, autojump_clo
 
 
 async def test_a_recorder_needs_user_or_agent(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """Refused when the graph is validated, before anything runs: no node fails while running for it."""
     steps = [(0.0, "playback", mg.PlaybackFinished(segment=0, position=0.0, interrupted=False))]
-    with pytest.raises(mg.NodeFailedError) as info:
+    with pytest.raises(mg.GraphDefinitionError) as info:
         await record(tmp_path / "x.ogg", steps, link=("playback",))
     assert info.value.node == "rec"
     assert "link at least one of its inlets 'user' and 'agent'" in str(info.value)

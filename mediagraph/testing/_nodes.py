@@ -9,7 +9,7 @@ pass-through adds the inlet it crossed to a frame's path, every node but the sin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, final
 
 import attrs
 import trio
@@ -56,6 +56,7 @@ _OUT = mg.OutletSpec(name="out", types=ProbeFrame)
 # --- test_source ------------------------------------------------------------------------------------------
 
 
+@final
 @attrs.frozen(kw_only=True)
 class SourceConfig:
     """Args:
@@ -75,6 +76,7 @@ class SourceConfig:
     fault: FaultSpec | None = attrs.field(default=None, converter=_to_fault, validator=_raise_only)
 
 
+@final
 @mg.node_type("test_source", config=SourceConfig)
 class ProbeSource(mg.Source):
     """Emits ``count`` probe frames with consecutive timestamps on ``out``, paced or as fast as possible."""
@@ -116,6 +118,7 @@ class ProbeSource(mg.Source):
 # --- test_map and test_merge -------------------------------------------------------------------------------
 
 
+@final
 @attrs.frozen(kw_only=True)
 class MapConfig:
     """Args:
@@ -151,6 +154,7 @@ class _PassThrough(mg.Transform):
             raise InjectedFault(f"node {self._name!r}: injected fault at frame {msg.source}/{msg.timestamp}")
 
 
+@final
 @mg.node_type("test_map", config=MapConfig)
 class ProbeMap(_PassThrough):
     """A transform passing probe frames from ``in`` to ``out``; can raise at a given frame."""
@@ -163,6 +167,7 @@ class ProbeMap(_PassThrough):
         return f"<ProbeMap {self.frames} frames>"
 
 
+@final
 @attrs.frozen(kw_only=True)
 class MergeConfig:
     """Args:
@@ -178,6 +183,7 @@ class MergeConfig:
     fault: FaultSpec | None = attrs.field(default=None, converter=_to_fault, validator=_raise_only)
 
 
+@final
 @mg.node_type("test_merge", config=MergeConfig)
 class ProbeMerge(_PassThrough):
     """A transform merging probe frames from ``in0``, ``in1``... into ``out`` (fan-in)."""
@@ -196,6 +202,7 @@ class ProbeMerge(_PassThrough):
 # --- test_actor --------------------------------------------------------------------------------------------
 
 
+@final
 @attrs.frozen(kw_only=True)
 class ActorConfig:
     """Args:
@@ -209,6 +216,7 @@ class ActorConfig:
     fault: FaultSpec | None = attrs.field(default=None, converter=_to_fault)
 
 
+@final
 @mg.node_type("test_actor", config=ActorConfig)
 class ProbeActor(mg.Actor):
     """An actor (its own task) passing probe frames from ``in`` to ``out``; can raise, sleep or hang."""
@@ -246,6 +254,7 @@ class ProbeActor(mg.Actor):
 # --- test_sink ---------------------------------------------------------------------------------------------
 
 
+@final
 @attrs.frozen(kw_only=True)
 class SinkConfig:
     """Args:
@@ -259,6 +268,7 @@ class SinkConfig:
     overflow: mg.Overflow = attrs.field(default=mg.Overflow.BLOCK, converter=mg.Overflow)
 
 
+@final
 @mg.node_type("test_sink", config=SinkConfig)
 class ProbeSink(mg.Transform):
     """Records every message arriving on ``in`` (any type) into the config's :class:`Recorder`."""

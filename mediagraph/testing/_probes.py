@@ -14,7 +14,7 @@ whatever the interleaving.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, Literal, final
 
 import attrs
 
@@ -34,6 +34,7 @@ _v = attrs.validators
 Route = tuple[str, ...]
 
 
+@final
 @attrs.frozen(kw_only=True)
 class ProbeFrame:
     """The message test nodes pass.
@@ -59,6 +60,7 @@ class ProbeFrame:
         return ProbeFrame(source=self.source, timestamp=self.timestamp, path=(*self.path, inlet), payload=self.payload)
 
 
+@final
 class InjectedFault(Exception):
     """The exception a test node raises when its :class:`FaultSpec` says so."""
 
@@ -70,6 +72,7 @@ def _optional_tuple(value: Iterable[str] | None) -> tuple[str, ...] | None:
     return None if value is None else tuple(value)
 
 
+@final
 @attrs.frozen(kw_only=True)
 class FaultSpec:
     """When and how a test node misbehaves.
@@ -108,6 +111,7 @@ class FaultSpec:
         return frame.timestamp >= self.at if self.repeat else frame.timestamp == self.at
 
 
+@final
 @attrs.frozen(kw_only=True)
 class Arrival:
     """One message recorded by a ``test_sink``.
@@ -131,6 +135,7 @@ class Arrival:
     message: Any = attrs.field(eq=False, repr=False)
 
 
+@final
 class Recorder:
     """What the ``test_sink`` nodes of one run received, by sink name.
 

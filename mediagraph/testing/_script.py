@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import final
 
 import attrs
 import numpy as np
@@ -25,6 +26,7 @@ def _steps(steps: Iterable[Step]) -> tuple[Step, ...]:
     return out
 
 
+@final
 @attrs.frozen(kw_only=True)
 class ScriptConfig:
     """Args:
@@ -39,6 +41,7 @@ class ScriptConfig:
     frame_samples: int = attrs.field(default=480, validator=attrs.validators.gt(0))
 
 
+@final
 @mg.node_type("test_audio_script", config=ScriptConfig)
 class AudioScript(mg.Source):
     """Plays a script of audio frames, flushes, interrupts and pauses on the graph clock. Frame ``n`` holds the
