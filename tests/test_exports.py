@@ -54,6 +54,7 @@ CORES = [
     "nodes/_agent_gate.py",
     "nodes/_conversation.py",
     "nodes/_playout.py",
+    "nodes/_transcript_core.py",
 ]
 
 
