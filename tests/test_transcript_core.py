@@ -7,6 +7,7 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import given, note, settings
 
 import mediagraph as mg
@@ -30,7 +31,9 @@ class Utt:
             len("".join(s + x for s, x in zip(seps[:i], words[:i], strict=True))) + len(seps[i])
             for i in range(len(words))
         ]
-        self.begin = dict(zip(beginnings, starts or [None] * len(words), strict=True))
+        self.begin: dict[int, int | None] = dict(
+            zip(beginnings, starts if starts is not None else [None] * len(words), strict=True)
+        )
         self.fed_text = ""
         self.fed_samples = 0
         self.ended = ""  # "flush" or "interrupt" once its audio ended
@@ -205,3 +208,76 @@ def test_transcripts_match_the_reference_and_text_never_runs_ahead(
         assert x.text == " ".join(ref), (x, ref)
         assert (x.interrupted, x.position, x.generation) == (finish.interrupted, finish.position, finish.generation)
         assert [w.text for w in released.get(x.segment, [])] == ref, "every word heard released before it"
+
+
+def test_a_word_split_across_timed_chunks_starts_where_it_began_and_is_released_once_heard() -> None:
+    core = TranscriptCore()
+    core.audio(0.0, RATE, RATE)
+    assert core.text("hel", 0.5) == [] and core.text("lo wor", 0.6) == [] and core.text("ld", 0.9) == []
+    core.playback(mg.PlaybackStarted(segment=0, start=0.0))
+    assert core.playback(mg.PlaybackProgress(segment=0, position=0.55, start=0.0)) == [
+        Word(segment=0, generation=0, text="hello", start=0.5)
+    ]
+    core.text_end()  # "world" began in the chunk timed 0.6
+    out = core.playback(mg.PlaybackFinished(segment=0, position=0.6, interrupted=True, start=0.0, sent=1.0))
+    assert out == [Transcript(segment=0, generation=0, interrupted=True, position=0.6, text="hello")]
+
+
+def test_untimed_text_after_its_audio_is_scaled_to_the_flushed_audio_and_waits_for_its_end() -> None:
+    core = TranscriptCore(syllables_per_second=100.0)
+    core.audio(0.0, RATE, RATE)
+    core.audio_end()
+    core.playback(mg.PlaybackStarted(segment=0, start=0.0))
+    core.playback(mg.PlaybackProgress(segment=0, position=0.6, start=0.0))
+    assert core.text("cat dog") == []  # not final: more text would move them
+    out = core.text_end()  # one syllable each over 1 s: starts 0 and 0.5
+    assert [w.text for w in out if isinstance(w, Word)] == ["cat", "dog"]
+    out = core.playback(mg.PlaybackFinished(segment=0, position=0.6, interrupted=True, start=0.0, sent=1.0))
+    assert out == [Transcript(segment=0, generation=0, interrupted=True, position=0.6, text="cat dog")]
+
+
+def test_an_empty_segment_and_a_zero_duration_one_get_their_transcripts_in_order() -> None:
+    core = TranscriptCore()
+    core.audio_end()  # segment 0: no audio, no text
+    core.text_end()
+    core.text("said in no time")
+    core.text_end()
+    core.audio_end()  # segment 1: text, no audio
+    assert core.playback(mg.PlaybackFinished(segment=0, position=0.0, interrupted=False)) == [
+        Transcript(segment=0, generation=0, interrupted=False, position=0.0, text="")
+    ]
+    out = core.playback(mg.PlaybackFinished(segment=1, position=0.0, interrupted=False))
+    assert [w.text for w in out if isinstance(w, Word)] == ["said", "in", "no", "time"]
+    assert out[-1] == Transcript(segment=1, generation=0, interrupted=False, position=0.0, text="said in no time")
+
+
+def test_a_cut_below_splits_the_utterance_and_the_rest_is_placed_by_its_start() -> None:
+    core = TranscriptCore()
+    core.text("a b c d", 0.0, 0.8)  # 0, 0.2, 0.4, 0.6
+    core.text_end()
+    for i in range(4):
+        core.audio(i * 0.25, RATE // 4, RATE)
+    core.audio_end()
+    core.playback(mg.PlaybackStarted(segment=0, start=0.0))
+    first = core.playback(mg.PlaybackFinished(segment=0, position=0.1, interrupted=True, start=0.0, sent=0.5))
+    assert [x.text for x in first] == ["a", "a"]  # the word, then the transcript
+    core.playback(mg.PlaybackStarted(segment=1, generation=1, start=0.5))  # the rest, from 0.5 s on
+    out = core.playback(mg.PlaybackFinished(segment=1, generation=1, position=0.5, interrupted=False, start=0.5))
+    assert out[-1] == Transcript(segment=1, generation=1, interrupted=False, position=0.5, text="d")
+    assert out[0] == Word(segment=1, generation=1, text="d", start=pytest.approx(0.1))
+
+
+def test_a_duplicate_finish_or_a_segment_never_fed_breaks_the_contract_and_stale_events_are_ignored() -> None:
+    core = TranscriptCore()
+    core.audio_end()
+    core.playback(mg.PlaybackFinished(segment=0, position=0.0, interrupted=True, generation=1))
+    assert core.playback(mg.PlaybackProgress(segment=1, position=0.1, generation=0)) == []
+    assert core.stale == 1
+    with pytest.raises(mg.PlaybackContractError, match="nothing_after_finish"):
+        core.playback(mg.PlaybackFinished(segment=0, position=0.0, interrupted=True, generation=1))
+    with pytest.raises(mg.PlaybackContractError, match="segment_sent"):
+        core.playback(mg.PlaybackFinished(segment=1, position=0.0, interrupted=True, generation=1))
+
+
+def test_syllables_are_vowel_groups_at_least_one() -> None:
+    assert [syllables(w) for w in ["the", "hello", "queue", "rhythm", "b", "Audio"]] == [1, 2, 1, 1, 1, 2]
