@@ -4,7 +4,7 @@
 # quick when everything is already there.
 #
 #   bash tools/pulse.sh           install what is missing, then start (tools/test.sh runs this)
-#   bash tools/pulse.sh --start   start only (never installs); what tests/test_devices.py runs
+#   bash tools/pulse.sh --start   start only (never installs); what tests/nodes/test_devices.py runs
 #
 # Clients reach the server at PULSE_SERVER=unix:$MEDIAGRAPH_PULSE_DIR/native (default /tmp/mediagraph-pulse),
 # whatever HOME or XDG_RUNTIME_DIR say. Sink: mediagraph_out; source: mediagraph_in (the sink's monitor);

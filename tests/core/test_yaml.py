@@ -17,7 +17,7 @@ from mediagraph import _actions
 from mediagraph._actions import ActionRequest, ActionType, Stop, run_schedule
 from mediagraph._yaml import GraphFile, Override, dump_graph, load_graph, parse_graph
 
-GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
+GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 
 
 @attrs.frozen(kw_only=True)

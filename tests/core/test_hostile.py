@@ -275,7 +275,7 @@ def test_a_fifo_as_the_graph_file_does_not_block(tmp_path: Path) -> None:
 
 # --- outputs stay where they belong ------------------------------------------------------------------------
 
-MEDIA = Path(__file__).resolve().parent.parent / "graphs" / "media" / "noisy_speech.ogg"
+MEDIA = Path(__file__).resolve().parents[2] / "graphs" / "media" / "noisy_speech.ogg"
 
 RECORDING = """\
 nodes:

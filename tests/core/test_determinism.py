@@ -26,7 +26,7 @@ import mediagraph as mg
 import mediagraph._clock
 from mediagraph._cli import main
 
-GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
+GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 SCRIPT = shutil.which("mediagraph", path=str(Path(sys.executable).parent))
 COMMAND = [SCRIPT] if SCRIPT else [sys.executable, "-m", "mediagraph"]
 HASH_SEEDS = ("1", "2")

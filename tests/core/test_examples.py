@@ -9,7 +9,7 @@ import trio.testing
 
 import mediagraph as mg
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def load(name: str) -> types.ModuleType:

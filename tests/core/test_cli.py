@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import pytest
 
-GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
+GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 SCRIPT = shutil.which("mediagraph", path=str(Path(sys.executable).parent))
 COMMAND = [SCRIPT] if SCRIPT else [sys.executable, "-m", "mediagraph"]
 

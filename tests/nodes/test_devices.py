@@ -31,7 +31,7 @@ import mediagraph as mg
 
 RATE = 48000
 FRAME = 480
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PULSE_DIR = os.environ.get("MEDIAGRAPH_PULSE_DIR", "/tmp/mediagraph-pulse")
 
 

@@ -547,7 +547,7 @@ def test_a_processor_error_stays_a_graph_definition_error_naming_the_nested_para
 
 # --- the bundled demo: graphs/noisy_speech_demo.yaml ------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "graphs" / "noisy_speech_demo.yaml"
 SAMPLE = ROOT / "graphs" / "media" / "noisy_speech.ogg"
 

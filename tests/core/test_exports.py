@@ -10,7 +10,7 @@ import types
 
 import mediagraph as mg
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_all_is_exact() -> None:

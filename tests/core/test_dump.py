@@ -14,7 +14,7 @@ import mediagraph as mg
 from mediagraph.testing import GraphPlan
 from mediagraph.testing.strategies import graphs
 
-GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
+GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 
 
 def _same(a: mg.Graph, b: mg.Graph) -> None:
