@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import final
+from typing import Any, final
 
 import attrs
 import numpy as np
@@ -13,6 +13,30 @@ import numpy.typing as npt
 import mediagraph as mg
 
 Samples = npt.NDArray[np.int16]
+
+
+def passes_own_check(config: Any, name: str) -> bool:
+    """Whether field ``name`` of an attrs config passes its own validator. A validator that reads another field
+    checks this first and stays quiet when it fails: that field's own validator reports it, as its error."""
+    field = attrs.fields_dict(type(config))[name]
+    try:
+        if field.validator is not None:
+            field.validator(config, field, getattr(config, name))
+    except ValueError:
+        return False
+    return True
+
+
+def holds_a_sample(rate_of: Callable[[Any], int | None]) -> Callable[[Any, attrs.Attribute[float], float], None]:
+    """A ``frame_ms`` validator: a frame holds at least one sample at ``rate_of(config)`` (``None``: no rate to
+    check against yet). A validator, though it reads the rate, so the error is ``frame_ms``'s."""
+
+    def check(config: Any, _: attrs.Attribute[float], frame_ms: float) -> None:
+        rate = rate_of(config)
+        if rate is not None and round(rate * frame_ms / 1000) < 1:
+            raise ValueError(f"frame_ms {frame_ms} holds no sample at {rate} Hz")
+
+    return check
 
 
 def layout_name(channels: int) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 
 import mediagraph as mg
 
-from ._audio import SampleFifo, layout_name
+from ._audio import SampleFifo, holds_a_sample, layout_name, passes_own_check
 
 _v = attrs.validators
 
@@ -97,15 +97,12 @@ def _probe_path(config: FileSourceConfig, _: attrs.Attribute[Path], value: Path)
     object.__setattr__(config, "media", media)
 
 
-def _holds_a_sample(config: FileSourceConfig, _: attrs.Attribute[float], value: float) -> None:
-    """frame_ms's check against the rate (``sample_rate``, else the file's, which ``path`` probed)."""
-    rate = attrs.fields(FileSourceConfig).sample_rate
-    try:
-        rate.validator(config, rate, config.sample_rate)  # type: ignore[misc]
-    except ValueError:  # sample_rate's own validator, which runs after this one, reports it
-        return
-    if round((config.sample_rate or config.media.sample_rate) * value / 1000) < 1:
-        raise ValueError(f"frame_ms {value} holds no sample at {config.sample_rate or config.media.sample_rate} Hz")
+def _rate(config: FileSourceConfig) -> int | None:
+    """The rate frames are cut at: ``sample_rate``, else the file's (which ``path`` probed); ``None`` while
+    ``sample_rate`` is invalid, which its own validator reports."""
+    if not passes_own_check(config, "sample_rate"):
+        return None
+    return config.sample_rate or config.media.sample_rate
 
 
 @final
@@ -122,7 +119,7 @@ class FileSourceConfig:
     """
 
     path: Path = attrs.field(converter=Path, validator=_probe_path, metadata={"path": "input"})
-    frame_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(1000), _holds_a_sample])
+    frame_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(1000), holds_a_sample(_rate)])
     sample_rate: int | None = attrs.field(default=None, validator=_v.optional([_v.ge(8000), _v.le(384000)]))
     channels: int | None = attrs.field(default=None, validator=_v.optional([_v.ge(1), _v.le(8)]))
     paced: bool = True

@@ -29,14 +29,9 @@ import trio
 import mediagraph as mg
 
 from . import _portaudio
+from ._audio import holds_a_sample
 
 _v = attrs.validators
-
-
-def _holds_a_sample(config: MicConfig, _: attrs.Attribute[float], value: float) -> None:
-    # a validator, though it reads sample_rate: the error is frame_ms's
-    if round(config.sample_rate * value / 1000) < 1:
-        raise ValueError(f"frame_ms {value} holds no sample at {config.sample_rate} Hz")
 
 
 def _device_ok(_: object, attribute: attrs.Attribute[Any], value: str | int) -> None:
@@ -60,7 +55,9 @@ class MicConfig:
     device: str | int = attrs.field(default="default", validator=_device_ok)
     sample_rate: int = attrs.field(default=48000, validator=[_v.ge(8000), _v.le(384000)])
     channels: int = attrs.field(default=1, validator=[_v.ge(1), _v.le(8)])
-    frame_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(1000), _holds_a_sample])
+    frame_ms: float = attrs.field(
+        default=10.0, validator=[_v.gt(0), _v.le(1000), holds_a_sample(lambda c: c.sample_rate)]
+    )
     queue_frames: int = attrs.field(default=50, validator=_v.ge(1))
 
 

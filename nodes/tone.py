@@ -12,23 +12,14 @@ import numpy.typing as npt
 
 import mediagraph as mg
 
+from ._audio import holds_a_sample, passes_own_check
+
 _v = attrs.validators
 
 
-# Validators rather than a post-init check, though they read sample_rate: the error is this parameter's.
 def _below_nyquist(config: ToneConfig, _: attrs.Attribute[float], value: float) -> None:
-    rate = attrs.fields(ToneConfig).sample_rate
-    try:
-        rate.validator(config, rate, config.sample_rate)  # type: ignore[misc]
-    except ValueError:  # sample_rate's own validator, which runs after this one, reports it
-        return
-    if value > config.sample_rate / 2:
+    if passes_own_check(config, "sample_rate") and value > config.sample_rate / 2:
         raise ValueError(f"frequency {value} Hz is above half the sample rate {config.sample_rate} Hz")
-
-
-def _holds_a_sample(config: ToneConfig, _: attrs.Attribute[float], value: float) -> None:
-    if round(config.sample_rate * value / 1000) < 1:
-        raise ValueError(f"frame_ms {value} holds no sample at {config.sample_rate} Hz")
 
 
 @final
@@ -48,7 +39,9 @@ class ToneConfig:
     amplitude: float = attrs.field(default=0.5, validator=[_v.ge(0), _v.le(1)])
     sample_rate: int = attrs.field(default=48000, validator=[_v.ge(8000), _v.le(384000)])
     channels: int = attrs.field(default=1, validator=[_v.ge(1), _v.le(8)])
-    frame_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(1000), _holds_a_sample])
+    frame_ms: float = attrs.field(
+        default=10.0, validator=[_v.gt(0), _v.le(1000), holds_a_sample(lambda c: c.sample_rate)]
+    )
     duration: float | None = attrs.field(default=None, validator=_v.optional(_v.ge(0)))
     paced: bool = True
 
