@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, final
 
 import attrs
-from yaml.nodes import Node, ScalarNode
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from . import _paths
 from ._actions import ActionRequest, ScheduledAction, action_types
@@ -53,20 +53,22 @@ class _Param:
     key_at: str  # where the key is, for "unknown parameter"
     value_at: str  # where the value is, for "wrong type or range"
     base: Path  # what relative paths in it resolve against
+    node: Node | None = None  # the value in the file (None: from the command line)
 
 
 def _params(
     text: YamlText, entries: Mapping[str, Entry], base: Path, reserved: Sequence[str] = ()
 ) -> dict[str, _Param]:
     return {
-        key: _Param(text.value(value_node), text.at(key_node), text.at(value_node), base)
+        key: _Param(text.value(value_node), text.at(key_node), text.at(value_node), base, value_node)
         for key, (key_node, value_node) in entries.items()
         if key not in reserved
     }
 
 
-def _config(cls: type, params: Mapping[str, _Param], graph: Graph, *, where: str, entry_at: str) -> Any:
-    """The config ``cls`` built from ``params``, paths resolved; errors point at the parameter."""
+def _config(text: YamlText, cls: type, params: Mapping[str, _Param], graph: Graph, *, where: str, entry_at: str) -> Any:
+    """The config ``cls`` built from ``params``, paths resolved; errors point at the parameter (inside a nested
+    config, a processor's or a slot child's, at the nested parameter)."""
     try:
         values = _paths.resolve_paths(cls, {key: (p.value, p.base) for key, p in params.items()})
         return config_from_mapping(cls, values, where=where, resources=graph.resources)
@@ -75,7 +77,19 @@ def _config(cls: type, params: Mapping[str, _Param], graph: Graph, *, where: str
         at = entry_at
         if param is not None:
             at = param.value_at if exc.param in attrs.fields_dict(cls) else param.key_at
+            at = _nested_at(text, param.node, exc) or at
         raise relocate(exc, at) from exc
+
+
+def _nested_at(text: YamlText, node: Node | None, exc: GraphDefinitionError) -> str | None:
+    """Where in the mapping ``node`` the nested config error that caused ``exc`` is: its parameter's key."""
+    nested = exc.__cause__
+    if not isinstance(nested, GraphDefinitionError) or nested.param is None or not isinstance(node, MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if isinstance(key_node, ScalarNode) and key_node.value == nested.param:
+            return _nested_at(text, value_node, nested) or text.at(key_node)
+    return None
 
 
 def _type_name(text: YamlText, entries: Mapping[str, Entry], key_node: Node, what: str) -> str:
@@ -106,6 +120,7 @@ def parse_resources(text: YamlText, node: Node, graph: Graph, base: Path) -> tup
             hint = closest(type_name, known) or " (no resource types are installed)"
             text.fail(entries["type"][1], f"resource {quote(name)}: unknown resource type {quote(type_name)}{hint}")
         config = _config(
+            text,
             rt.config,
             _params(text, entries, base, ("type",)),
             graph,
@@ -163,7 +178,9 @@ def _parse_node(
         if o.param in NODE_KEYS:
             text.fail(o.origin, f"--set cannot change a node's {quote(o.param)}")
         params[o.param] = _Param(o.value, o.origin, o.origin, cwd)
-    config = _config(nt.config, params, graph, where=f"node {quote(name)} ({nt.name})", entry_at=text.at(key_node))
+    config = _config(
+        text, nt.config, params, graph, where=f"node {quote(name)} ({nt.name})", entry_at=text.at(key_node)
+    )
 
     def where(param: str) -> tuple[str, Path]:  # a default path is relative to the current directory
         given = params.get(param)
@@ -190,7 +207,7 @@ def _supervision(text: YamlText, node: Node, graph: Graph, base: Path) -> Superv
         text.fail(node, f"{usage}, got a mapping with keys {', '.join(entries) or 'none'}")
     key_node, value_node = entries["restart"]
     params = _params(text, text.mapping(value_node, "restart"), base)
-    restart: Restart = _config(Restart, params, graph, where="supervision restart", entry_at=text.at(key_node))
+    restart: Restart = _config(text, Restart, params, graph, where="supervision restart", entry_at=text.at(key_node))
     return restart
 
 

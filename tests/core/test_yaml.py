@@ -438,12 +438,12 @@ ERRORS = [
     ),
     (
         "nodes:\n  fp: {type: frame_processor, processor: {type: apm, noise_suppresion: true}}\n",
-        "2:42",
+        "2:54",
         "node 'fp' (frame_processor): processor 'apm': unknown parameter 'noise_suppresion' (did you mean",
     ),
     (
         "nodes:\n  out: {type: slot, child: {type: speaker, rate: 8}}\n",
-        "2:28",
+        "2:44",
         "node 'out' (slot): slot child (speaker): unknown parameter 'rate'",
     ),
     ("nodes:\n  t: {type: tone_source, supervision: retry}\n", "2:39", "supervision must be fail, isolate, restart"),
