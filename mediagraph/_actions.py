@@ -21,7 +21,7 @@ from ._errors import GraphDefinitionError, MediaGraphError, RegistryError
 from ._graph import Graph, NodeSpec
 from ._limits import closest, quote
 from ._node import get_node_type, node_types
-from ._slot import ChildSpec, check_swap
+from ._slot_config import ChildSpec, check_swap
 
 if TYPE_CHECKING:
     from ._runtime import RunningGraph

@@ -21,7 +21,7 @@ import yaml
 from ._configs import ResourceRef
 from ._graph import Graph, Isolate, Restart
 from ._node import resource_types
-from ._slot import ChildSpec
+from ._slot_config import ChildSpec
 
 __all__ = ["dump_graph", "to_mapping"]
 

@@ -21,7 +21,7 @@ import attrs
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._limits import quote, scrub
 from ._node import get_node_type
-from ._slot import ChildSpec
+from ._slot_config import ChildSpec
 
 if TYPE_CHECKING:
     from ._graphfile import GraphFile

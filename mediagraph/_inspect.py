@@ -98,7 +98,7 @@ def _ports(config: type, ports: Callable[[Any], Ports]) -> str:
 def _type_name(tp: Any) -> str:
     if isinstance(tp, type):
         return tp.__name__
-    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(tp))  # mediagraph._slot.ChildSpec | None -> ChildSpec | None
+    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(tp))  # mediagraph._slot_config.ChildSpec | None -> ChildSpec | None
 
 
 def _default(value: Any) -> str:

@@ -34,22 +34,19 @@ was sent), and a child that fails fails the slot with the child's own error, aft
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, final
 
-import attrs
 import trio
 
 from ._configs import building_resources
 from ._contract import PlaybackContractError
 from ._dataplane import NodeIO
-from ._errors import GraphDefinitionError, MediaGraphError
+from ._errors import MediaGraphError
 from ._frames import AudioFrame, Flush, Interrupt, PlaybackFinished, PlaybackProgress, PlaybackStarted
 from ._graph import Graph
-from ._limits import closest, quote
-from ._node import Actor, ResourceSpec, get_node_type, node_type
+from ._node import Actor, ResourceSpec, node_type
 from ._ports import Ports
 from ._requests import Request
 from ._slot_bridges import (
@@ -61,99 +58,10 @@ from ._slot_bridges import (
     _StopTimedOut,
     _TapConfig,
 )
+from ._slot_config import ChildSpec, SlotConfig, Swap, SwapPolicy, as_child, check_swap
 from ._slot_core import Answer, SlotSegments
 
 __all__ = ["ChildSpec", "SlotConfig", "SwapPolicy"]
-
-
-class SwapPolicy(enum.Enum):
-    """How a swap treats the segment playing: ``CUT`` it now, or wait for its ``BOUNDARY``."""
-
-    CUT = "cut"
-    BOUNDARY = "boundary"
-
-
-@final
-@attrs.frozen(kw_only=True)
-class ChildSpec:
-    """A slot's child: node type name and validated config."""
-
-    type: str
-    config: Any
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, where: str = "slot child") -> ChildSpec:
-        """Build from ``{"type": ..., **params}``.
-
-        Raises:
-            GraphDefinitionError: no ``type``, unknown type, or invalid parameters.
-        """
-        if not isinstance(data, Mapping) or "type" not in data:
-            raise GraphDefinitionError(f"{where}: expected a mapping with a 'type', got {quote(data)}", param="child")
-        if "supervision" in data:
-            # A child that fails fails the slot, after the slot has finished what it owed: supervision belongs to
-            # the slot, whose restart starts a fresh child with its numbering continued.
-            raise GraphDefinitionError(
-                f"{where}: a slot's child takes no 'supervision'; give it to the slot (its child's failure is the "
-                "slot's failure)",
-                param="supervision",
-            )
-        params = {k: v for k, v in data.items() if k != "type"}
-        nt = get_node_type(str(data["type"]))
-        return cls(type=nt.name, config=nt.make_config(params, where=f"{where} ({nt.name})"))
-
-    def ports(self) -> Ports:
-        return get_node_type(self.type).ports(self.config)
-
-    def __str__(self) -> str:
-        return self.type
-
-
-def _child(value: Any) -> ChildSpec | None:
-    if value is None or isinstance(value, ChildSpec):
-        return value
-    return ChildSpec.from_mapping(value)
-
-
-def _positive(_: Any, attribute: attrs.Attribute[float], value: float) -> None:
-    if not 0 < value < 86400:
-        raise ValueError(f"{attribute.name} must be between 0 and 86400 seconds, got {value!r}")
-
-
-@final
-@attrs.frozen(kw_only=True)
-class SlotConfig:
-    """Args:
-    child: the first child, ``{type: speaker, device: virtual}``; ``None`` for an empty slot. A slot that
-        restarts (``supervision: restart``) starts again with this child.
-    like: for an empty slot, the node type whose ports the slot has.
-    stop_timeout: seconds a child being replaced (or the last one, at the end of the input) may take to
-        finish before it is cancelled.
-    """
-
-    child: ChildSpec | None = attrs.field(default=None, converter=_child)
-    like: str | None = None
-    stop_timeout: float = attrs.field(default=5.0, validator=_positive)
-
-    def __attrs_post_init__(self) -> None:
-        if self.child is None and self.like is None:
-            raise ValueError("a slot needs a child, or 'like: TYPE' to give an empty slot its ports")
-
-    def ports(self) -> Ports:
-        if self.child is not None:
-            return self.child.ports()
-        assert self.like is not None
-        nt = get_node_type(self.like)
-        return nt.ports(nt.make_config({}, where=f"slot like {self.like!r}"))
-
-
-@final
-@attrs.frozen(kw_only=True)
-class _Swap:
-    """A validated swap request: the new child (``None`` empties the slot) and the policy."""
-
-    child: ChildSpec | None
-    policy: SwapPolicy
 
 
 @final
@@ -168,14 +76,14 @@ class Slot(Actor):
     @staticmethod
     def prepare_swap(
         name: str, config: SlotConfig, child: Any, policy: Any, resources: Mapping[str, ResourceSpec]
-    ) -> _Swap:
+    ) -> Swap:
         """Validate a swap before it is queued (see :func:`check_swap`)."""
         token = building_resources.set(resources)  # a new child may name graph resources
         try:
-            spec = _child(child)
+            spec = as_child(child)
         finally:
             building_resources.reset(token)
-        return _Swap(child=spec, policy=check_swap(name, config, spec, policy))
+        return Swap(child=spec, policy=check_swap(name, config, spec, policy))
 
     def __init__(self, config: SlotConfig) -> None:
         self.config = config
@@ -187,7 +95,7 @@ class Slot(Actor):
         self.segments = SlotSegments()
         self.child: _Hosted | None = None
         self.stopping: _Hosted | None = None  # the child being replaced
-        self._swap: tuple[Request, _Swap, str | None] | None = None  # the swap waiting for `stopping` to end
+        self._swap: tuple[Request, Swap, str | None] | None = None  # the swap waiting for `stopping` to end
         self._requests: deque[Request] = deque()
         self._control: deque[_Control] = deque()  # what the children send, their ends, swap requests
         self._inputs: deque[tuple[str, Any] | None] = deque()  # inlet messages; None: every inlet ended
@@ -358,7 +266,7 @@ class Slot(Actor):
     async def _next_swaps(self) -> None:
         while self._requests and self.stopping is None:
             request = self._requests[0]
-            swap: _Swap = request.payload
+            swap: Swap = request.payload
             if swap.policy is SwapPolicy.BOUNDARY and self.segments.open is not None and self.child is not None:
                 if not any(r.payload.policy is SwapPolicy.CUT for r in self._requests):
                     return
@@ -367,7 +275,7 @@ class Slot(Actor):
             self._requests.popleft()
             await self._begin(request, swap)
 
-    async def _begin(self, request: Request, swap: _Swap) -> None:
+    async def _begin(self, request: Request, swap: Swap) -> None:
         old = self.child
         self.io.log("swap_started", old=_str(old.spec if old else None), new=_str(swap.child), policy=swap.policy.value)
         cut = self.segments.open is not None  # a boundary swap begins only when none is open, or with no child
@@ -395,7 +303,7 @@ class Slot(Actor):
             return
         self._post(_StopTimedOut(hosted))
 
-    async def _install(self, request: Request, swap: _Swap, old: str | None) -> None:
+    async def _install(self, request: Request, swap: Swap, old: str | None) -> None:
         if swap.child is not None:
             await self._start(swap.child)
         self.io.log("swap_finished", old=old, new=_str(swap.child), generation=self.segments.generation)
@@ -426,33 +334,3 @@ class Slot(Actor):
 
 def _str(spec: ChildSpec | None) -> str | None:
     return str(spec) if spec is not None else None
-
-
-def check_swap(slot: str, config: SlotConfig, child: ChildSpec | None, policy: Any) -> SwapPolicy:
-    """Check a swap before it starts; returns its policy.
-
-    Raises:
-        GraphDefinitionError: a policy other than cut or boundary (``param="policy"``), or a child whose
-            ports differ from the slot's (``param="to"``).
-    """
-    try:
-        chosen = SwapPolicy(policy.value if isinstance(policy, SwapPolicy) else policy)
-    except ValueError:
-        names = [p.value for p in SwapPolicy]
-        raise GraphDefinitionError(
-            f"slot {slot!r}: swap policy must be cut or boundary, got {quote(policy)}{closest(str(policy), names)}",
-            param="policy",
-        ) from None
-    if child is not None and child.ports() != config.ports():
-        raise GraphDefinitionError(
-            f"slot {slot!r}: child {child.type} has ports {_describe(child.ports())}, "
-            f"the slot has {_describe(config.ports())}",
-            param="to",
-        )
-    return chosen
-
-
-def _describe(ports: Ports) -> str:
-    ins = ", ".join(f"{p.name}: {p.type_names}" for p in ports.inlets)
-    outs = ", ".join(f"{p.name}: {p.type_names}" for p in ports.outlets)
-    return f"(in: {ins}; out: {outs})"

@@ -22,7 +22,7 @@ from ._requests import Request
 from ._runtime import RunningGraph
 
 if TYPE_CHECKING:
-    from ._slot import ChildSpec
+    from ._slot_config import ChildSpec
 
 __all__: list[str] = []
 

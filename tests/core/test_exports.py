@@ -6,6 +6,8 @@ import importlib
 import inspect
 import itertools
 import pathlib
+import subprocess
+import sys
 import types
 
 import mediagraph as mg
@@ -40,6 +42,13 @@ def test_core_never_imports_a_node() -> None:
             if isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             assert not any(n.startswith("mediagraph.nodes") for n in names), path
+
+
+def test_importing_mediagraph_loads_no_node_module() -> None:
+    """Node modules (and what they bring: PyAV, PortAudio, livekit) load when a graph first asks for node types."""
+    code = "import sys, mediagraph; print(sorted(m for m in sys.modules if m.startswith(('mediagraph.nodes', 'av'))))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_builtin_nodes_are_found_through_the_entry_point() -> None:
