@@ -60,7 +60,7 @@ from ._noderun import NodeState
 from ._ports import InletSpec, OutletSpec, Overflow, Ports, SameAs
 from ._requests import Request, RequestBox
 from ._runtime import GraphResult, RunningGraph, Runtime, open_runtime, run
-from ._segments import PlaybackEvent, PlaybackTracker
+from ._segments import PlaybackEvent, PlaybackTracker, SegmentCounter
 from ._slot import Slot as _Slot  # noqa: F401 - registers the slot node type
 from ._slot_config import ChildSpec, SlotConfig, SwapPolicy
 from ._statistics import InletStatistics, LinkStatistics, NodeStatistics, OutletStatistics
@@ -122,6 +122,7 @@ __all__ = [
     "PlaybackProgress",
     "PlaybackStarted",
     "PlaybackTracker",
+    "SegmentCounter",
     "PortRef",
     "Ports",
     "ProviderError",

@@ -25,9 +25,44 @@ import attrs
 
 from ._frames import PlaybackFinished, PlaybackProgress, PlaybackStarted
 
-__all__ = ["PlaybackEvent", "PlaybackTracker"]
+__all__ = ["PlaybackEvent", "PlaybackTracker", "SegmentCounter"]
 
 PlaybackEvent = PlaybackStarted | PlaybackProgress | PlaybackFinished
+
+
+@final
+class SegmentCounter:
+    """The one segment numbering, shared by everything that counts segments (sinks through
+    :class:`PlaybackTracker`, the slot, the recorder, the transcript synchronizer), so they agree by construction.
+
+    The first frame after a boundary opens the next segment; a flush closes the open one, or uses one number
+    for an empty segment if none is open; an interrupt, or the end of the stream, closes the open one, if any.
+    ``open`` is the open segment's id (``None`` between segments), ``next`` the id the next segment gets.
+    """
+
+    def __init__(self, first: int = 0) -> None:
+        self.next = first
+        self.open: int | None = None
+
+    def __repr__(self) -> str:
+        return f"<SegmentCounter open={self.open} next={self.next}>"
+
+    def frame(self) -> int:
+        """A frame: the id of its segment, opened by it if none was open."""
+        if self.open is None:
+            self.open, self.next = self.next, self.next + 1
+        return self.open
+
+    def flush(self) -> int:
+        """A flush: the id of the segment it closes (a new, empty one if none was open)."""
+        closed = self.frame()
+        self.open = None
+        return closed
+
+    def cut(self) -> int | None:
+        """An interrupt or the end of the stream: the id of the open segment it closes, if one was open."""
+        closed, self.open = self.open, None
+        return closed
 
 
 @final
@@ -72,33 +107,36 @@ class PlaybackTracker:
         # In samples, at least one: a report needs the position to have moved.
         self._every = None if progress_interval is None else max(1, round(progress_interval * sample_rate))
         self.generation = generation
-        self.next_id = first_segment
+        self.counter = SegmentCounter(first_segment)
         self._segments: deque[_Segment] = deque()  # unfinished, oldest first; only the last may be open
 
     def __repr__(self) -> str:
         return f"<PlaybackTracker next={self.next_id} pending={[s.id for s in self._segments]} gen={self.generation}>"
 
     @property
+    def next_id(self) -> int:
+        """The id the next segment gets."""
+        return self.counter.next
+
+    @property
     def open_segment(self) -> int | None:
         """The id of the segment frames are currently added to, if any."""
-        seg = self._segments[-1] if self._segments else None
-        return seg.id if seg is not None and not seg.closed else None
+        return self.counter.open
 
     @property
     def unplayed(self) -> int:
         """Samples queued and not yet consumed."""
         return sum(s.queued - s.played for s in self._segments)
 
-    def _open(self) -> _Segment:
-        if not self._segments or self._segments[-1].closed:
-            self._segments.append(_Segment(self.next_id))
-            self.next_id += 1
+    def _segment(self, sid: int) -> _Segment:
+        if not self._segments or self._segments[-1].id != sid:
+            self._segments.append(_Segment(sid))
         return self._segments[-1]
 
     def queue(self, samples: int, start: float | None = None) -> int:
         """``samples`` more of the current segment were handed to the device; ``start`` is their media time
         in seconds (the frame's timestamp over its rate). Returns the segment id."""
-        seg = self._open()
+        seg = self._segment(self.counter.frame())
         if seg.queued == 0 and seg.start is None:
             seg.start = start
         seg.queued += samples
@@ -106,12 +144,12 @@ class PlaybackTracker:
 
     def flush(self, t: float = 0.0) -> list[PlaybackEvent]:
         """Close the open segment (an empty one if none is open); it finishes once fully played."""
-        self._open().closed = True
+        self._segment(self.counter.flush()).closed = True
         return self._settle(t)
 
     def end(self, t: float = 0.0) -> list[PlaybackEvent]:
         """The stream ended: close the open segment, if any (unlike a flush, never an empty one)."""
-        if self.open_segment is not None:
+        if self.counter.cut() is not None:
             self._segments[-1].closed = True
         return self._settle(t)
 
@@ -162,6 +200,7 @@ class PlaybackTracker:
         discard = self.unplayed
         events: list[PlaybackEvent] = [self._finished(seg, True, t) for seg in self._segments]
         self._segments.clear()
+        self.counter.cut()
         self.generation += 1
         return events, discard
 

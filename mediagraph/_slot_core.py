@@ -22,6 +22,7 @@ import attrs
 
 from ._contract import PlaybackContractError
 from ._frames import PlaybackFinished, PlaybackProgress, PlaybackStarted
+from ._segments import SegmentCounter
 
 __all__ = ["Answer", "SlotSegments"]
 
@@ -49,20 +50,28 @@ class SlotSegments:
 
     def __init__(self) -> None:
         self.generation = 0
-        self.next_segment = 0
-        self.open: int | None = None
+        self.counter = SegmentCounter()
         self._unfinished: dict[int, _Segment] = {}  # in id order
         self._bases: dict[str, int] = {}  # child -> slot id of its segment 0
 
     def __repr__(self) -> str:
         return f"<SlotSegments open={self.open} unfinished={list(self._unfinished)} generation={self.generation}>"
 
+    @property
+    def open(self) -> int | None:
+        """The open segment's id, if one is open."""
+        return self.counter.open
+
+    @property
+    def next_segment(self) -> int:
+        """The id the next segment gets."""
+        return self.counter.next
+
     def _open(self, owner: str | None, start: float | None) -> _Segment:
-        if self.open is None:
-            self.open = self.next_segment
-            self.next_segment += 1
-            self._unfinished[self.open] = _Segment(self.open, self.generation, owner, start)
-        return self._unfinished[self.open]
+        sid = self.counter.frame()
+        if sid not in self._unfinished:
+            self._unfinished[sid] = _Segment(sid, self.generation, owner, start)
+        return self._unfinished[sid]
 
     def frame(self, owner: str | None, start: float, duration: float) -> None:
         """An audio frame (media time ``start``, ``duration`` seconds) is sent to ``owner`` (``None``: dropped)."""
@@ -89,9 +98,9 @@ class SlotSegments:
         self.generation += 1
 
     def _close(self, t: float) -> list[Answer]:
-        assert self.open is not None
-        seg = self._unfinished[self.open]
-        self.open = None
+        closed = self.counter.cut()
+        assert closed is not None
+        seg = self._unfinished[closed]
         if seg.owner is None:  # the empty slot played nothing of it
             del self._unfinished[seg.id]
             return [self._finished(seg, t)]
@@ -132,7 +141,7 @@ class SlotSegments:
             )
         del self._unfinished[sid]
         if self.open == sid:  # the child finished a segment still open here (it died, or ended its input)
-            self.open = None
+            self.counter.cut()
         return PlaybackFinished(
             segment=sid,
             position=event.position,
@@ -149,7 +158,7 @@ class SlotSegments:
         for seg in owed:
             del self._unfinished[seg.id]
             if self.open == seg.id:
-                self.open = None
+                self.counter.cut()
         self._bases.pop(child, None)
         return [self._finished(seg, t) for seg in owed]
 

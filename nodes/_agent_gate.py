@@ -32,34 +32,29 @@ class _Numbering:
     :class:`mediagraph.PlaybackTracker` does and gives such an event its counted segment's media range."""
 
     def __init__(self) -> None:
-        self.open: int | None = None
-        self.next = 0
+        self.counter = mg.SegmentCounter()
         self._spans: dict[int, _Span] = {}  # counted segments with frames whose range is still wanted
         self._waiting: dict[int, mg.PlaybackFinished] = {}  # events whose segment is not complete yet
 
     def __repr__(self) -> str:
-        return f"<_Numbering open={self.open} next={self.next}>"
+        return f"<_Numbering {self.counter!r}>"
 
     def frame(self, frame: mg.AudioFrame) -> None:
-        if self.open is None:
-            self.open, self.next = self.next, self.next + 1
-        span = self._spans.setdefault(self.open, _Span(start=frame.timestamp / frame.sample_rate))
+        span = self._spans.setdefault(self.counter.frame(), _Span(start=frame.timestamp / frame.sample_rate))
         span.sent += frame.duration
         span.end = (frame.timestamp + frame.samples_per_channel) / frame.sample_rate
 
     def boundary(self, *, interrupt: bool) -> mg.PlaybackFinished | None:
         """A Flush, an Interrupt or the end of the input; returns the event of the closed segment, if it came."""
-        if self.open is None:
-            if interrupt:
-                return None
-            self.open, self.next = self.next, self.next + 1  # every flush uses one number
-        closed, self.open = self.open, None
+        closed = self.counter.cut() if interrupt else self.counter.flush()
+        if closed is None:
+            return None
         event = self._waiting.pop(closed, None)
         return None if event is None else self._stamp(closed, event)
 
     def stamp(self, event: mg.PlaybackFinished) -> mg.PlaybackFinished | None:
         """The event with its counted segment's range; None if it has none (yet: it is kept until complete)."""
-        if event.segment == self.open or event.segment >= self.next:
+        if event.segment == self.counter.open or event.segment >= self.counter.next:
             self._waiting[event.segment] = event
             return None
         return self._stamp(event.segment, event)
@@ -70,7 +65,7 @@ class _Numbering:
 
     def forget(self, before: float) -> None:
         """Audio before media time ``before`` is written: the ranges of closed segments there are not wanted."""
-        for segment in [s for s, span in self._spans.items() if s != self.open and span.end <= before]:
+        for segment in [s for s, span in self._spans.items() if s != self.counter.open and span.end <= before]:
             del self._spans[segment]
 
 

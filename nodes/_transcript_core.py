@@ -136,7 +136,7 @@ class TranscriptCore:
         self.stale = 0  # playback events ignored for an older generation
         self.dropped_words = 0  # text that ran ahead of an interrupt
         self._utterances: dict[int, _Utterance] = {}
-        self._audio_at = 0  # the utterance audio goes to
+        self._audio = mg.SegmentCounter()  # utterances of the audio, numbered as the segments below number them
         self._text_at = 0  # the utterance text goes to
         self._segments: list[_Segment] = []  # without a transcript yet, in id order
         self._next_id: int | None = None  # the id a new segment must have
@@ -147,6 +147,11 @@ class TranscriptCore:
         segments = [s.id for s in self._segments]
         return f"<TranscriptCore audio_at={self._audio_at} text_at={self._text_at} segments={segments}>"
 
+    @property
+    def _audio_at(self) -> int:
+        """The utterance audio goes to: the open one, else the next."""
+        return self._audio.next if self._audio.open is None else self._audio.open
+
     def _utterance(self, index: int) -> _Utterance:
         return self._utterances.setdefault(index, _Utterance())
 
@@ -154,7 +159,7 @@ class TranscriptCore:
 
     def audio(self, start: float, samples: int, sample_rate: int) -> list[Decision]:
         """A frame of ``samples`` at ``sample_rate`` whose first sample is at media time ``start`` (seconds)."""
-        utt = self._utterance(self._audio_at)
+        utt = self._utterance(self._audio.frame())
         utt.frame_starts.append(start)
         utt.frame_offsets.append(utt.duration)
         utt.duration += Fraction(samples, sample_rate)
@@ -162,8 +167,7 @@ class TranscriptCore:
 
     def audio_end(self) -> list[Decision]:
         """A flush on the audio inlet: the utterance's audio is complete (an empty utterance if none is open)."""
-        self._utterance(self._audio_at).audio_closed = True
-        self._audio_at += 1
+        self._utterance(self._audio.flush()).audio_closed = True
         return self._advance()
 
     def text(self, text: str, start: float | None = None, end: float | None = None) -> list[Decision]:
@@ -182,19 +186,18 @@ class TranscriptCore:
 
     def interrupt(self) -> list[Decision]:
         """Barge-in: the open utterance (if any) is cut; text up to it is complete, text beyond it dropped."""
-        open_utt = self._utterances.get(self._audio_at)
-        if open_utt is not None and open_utt.frame_starts:
-            open_utt.audio_closed = open_utt.cut = True
-            self._audio_at += 1
+        cut = self._audio.cut()
+        if cut is not None:
+            utt = self._utterance(cut)
+            utt.audio_closed = utt.cut = True
         self._close_text()
         return self._advance()
 
     def end(self) -> list[Decision]:
         """Every inlet has ended: the open utterance closes as after a flush; text is complete."""
-        open_utt = self._utterances.get(self._audio_at)
-        if open_utt is not None and open_utt.frame_starts:
-            open_utt.audio_closed = True
-            self._audio_at += 1
+        ended = self._audio.cut()
+        if ended is not None:
+            self._utterance(ended).audio_closed = True
         self._close_text()
         return self._advance()
 

@@ -186,3 +186,13 @@ def test_progress_comes_every_interval_of_a_segment_played_never_with_its_finish
     assert every.played(1, 0.01) == [mg.PlaybackProgress(segment=0, position=0.02, t=0.02)]
     assert every.played(0, 0.02) == []  # nothing played, nothing to report
     assert mg.PlaybackTracker(100).played(0, 0.0) == []
+
+
+def test_the_segment_counter_numbers_frames_flushes_and_cuts() -> None:
+    counter = mg.SegmentCounter(first=3)
+    assert counter.cut() is None and counter.next == 3  # nothing open: an interrupt uses no number
+    assert [counter.frame(), counter.frame()] == [3, 3]  # the first frame opens the segment, the next joins it
+    assert counter.flush() == 3 and counter.open is None
+    assert counter.flush() == 4  # a flush with nothing open: one number, for an empty segment
+    assert counter.frame() == 5 and counter.cut() == 5 and counter.frame() == 6
+    assert repr(counter) == "<SegmentCounter open=6 next=7>"
