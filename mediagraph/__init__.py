@@ -9,6 +9,7 @@ from ._actions import (
     Action,
     ActionRequest,
     ActionType,
+    ImmediateAction,
     ScheduledAction,
     action_types,
     register_action_type,
@@ -76,6 +77,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Action",
+    "ImmediateAction",
     "ActionRequest",
     "ActionType",
     "Actor",

@@ -30,6 +30,7 @@ __all__ = [
     "Action",
     "ActionRequest",
     "ActionType",
+    "ImmediateAction",
     "InterruptAction",
     "ScheduledAction",
     "Stop",
@@ -44,15 +45,21 @@ __all__ = [
 
 
 class Action(Protocol):
-    """A parsed schedule action, ready to run against a running graph.
-
-    An action may also define ``begin(running) -> Awaitable[None] | None``: it then takes effect at once, in the
-    schedule's task, at its time exactly (before anything else due at that instant), and what it returns, if
-    anything, is awaited in a task of its own. Without ``begin``, ``execute`` runs in a task of its own.
-    """
+    """A parsed schedule action, ready to run against a running graph: it defines ``execute`` (this protocol),
+    or ``begin`` instead (an :class:`ImmediateAction`)."""
 
     async def execute(self, running: RunningGraph) -> None:
-        """Do the action; may wait (a swap at a boundary). Never delays the actions after it."""
+        """Do the action, in a task of its own; may wait (a swap at a boundary). Never delays the actions after
+        it."""
+
+
+class ImmediateAction(Protocol):
+    """A schedule action that takes effect at once, in the schedule's task, at its time exactly (before anything
+    else due at that instant): the built-in ``stop``, ``interrupt`` and ``swap`` are."""
+
+    def begin(self, running: RunningGraph) -> Awaitable[None] | None:
+        """Take effect now; what is returned, if anything, is awaited in a task of its own (never delaying the
+        actions after it)."""
 
 
 @final
@@ -102,7 +109,7 @@ class ActionType:
     """
 
     name: str
-    parse: Callable[[ActionRequest], Action]
+    parse: Callable[[ActionRequest], Action | ImmediateAction]
     params: tuple[str, ...] = ()
     summary: str = ""
 
@@ -153,10 +160,6 @@ class Stop:
             running.stop()
         else:
             running.cancel()
-
-    async def execute(self, running: RunningGraph) -> None:
-        self.begin(running)
-        await trio.lowlevel.checkpoint()
 
 
 register_action_type(
@@ -217,9 +220,6 @@ class Swap:
     def begin(self, running: RunningGraph) -> Awaitable[None]:
         return running.request_swap(self.slot, self.child, self.policy).wait()
 
-    async def execute(self, running: RunningGraph) -> None:
-        await running.swap(self.slot, self.child, self.policy)
-
 
 @final
 @attrs.frozen
@@ -244,10 +244,6 @@ class InterruptAction:
 
     def begin(self, running: RunningGraph) -> None:
         running.interrupt(self.node, self.inlet)
-
-    async def execute(self, running: RunningGraph) -> None:
-        self.begin(running)
-        await trio.lowlevel.checkpoint()
 
 
 register_action_type(
@@ -275,7 +271,7 @@ class ScheduledAction:
 
     at: float
     name: str
-    action: Action
+    action: Action | ImmediateAction
     location: str
 
 
@@ -302,9 +298,9 @@ async def run_schedule(schedule: Sequence[ScheduledAction], running: RunningGrap
         for item in schedule:
             await trio.sleep_until(running.t0 + item.at)
             running.record(None, "schedule_action", action=item.name, at=item.at)
-            begin = getattr(item.action, "begin", None)
+            action = item.action
             try:
-                effect = begin(running) if begin is not None else item.action.execute(running)
+                effect = action.begin(running) if hasattr(action, "begin") else action.execute(running)
             except MediaGraphError as exc:
                 failed(item, exc)
                 continue
