@@ -39,6 +39,7 @@ from ._frames import (
     PlaybackProgress,
     PlaybackStarted,
     TextChunk,
+    Transcript,
     VideoFrame,
 )
 from ._graph import FailGraph, Graph, Isolate, LinkSpec, NodeHandle, NodeSpec, PortRef, Restart, Supervision
@@ -144,6 +145,7 @@ __all__ = [
     "Supervision",
     "SwapPolicy",
     "TextChunk",
+    "Transcript",
     "Transform",
     "VideoFrame",
     "action_types",

@@ -205,12 +205,38 @@ class VideoFrame:
 @final
 @attrs.frozen(kw_only=True)
 class TextChunk:
-    """A piece of text (a transcript delta), optionally timed in seconds of media."""
+    """A piece of text of an utterance (a transcript delta); a :class:`Flush` on the text ends the utterance.
+
+    ``start`` and ``end``, when given, time the chunk in seconds from the start of its utterance's audio (the
+    first sample of the utterance's first frame), so they need not know where on the media timeline the audio
+    will land: a speech synthesizer stamps each word where it put it in the audio it made.
+    """
 
     text: str
     start: float | None = None
     end: float | None = None
     final: bool = False
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Transcript:
+    """What the listener heard of one played segment: exactly one per segment, from a transcript synchronizer.
+
+    ``text`` is all of the segment's text when it played out (``interrupted`` false), else exactly the words whose
+    start was played: those starting before ``position`` (seconds into the segment). ``segment`` and
+    ``generation`` are those of the segment's playback events; ``start`` is its media time (seconds, ``None`` when
+    the sink did not say), so ``start`` to ``start + position`` is what was heard on the media timeline; ``t``
+    is the graph time the segment finished.
+    """
+
+    segment: int
+    generation: int = 0
+    interrupted: bool = False
+    position: float = 0.0
+    text: str = ""
+    start: float | None = None
+    t: float = 0.0
 
 
 class Control:

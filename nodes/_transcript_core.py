@@ -1,7 +1,7 @@
 """The transcript synchronizer's pure core: text released in step with the audio actually played.
 
 No trio, no clock, no I/O: the actor feeds it what arrives on its inlets and the playback events from below,
-and sends on what it decides (:class:`Word` releases and one :class:`Transcript` per segment).
+and sends on what it decides (:class:`Word` releases and one :class:`mediagraph.Transcript` per segment).
 
 Theory of operation.
 
@@ -30,7 +30,7 @@ Theory of operation.
   stamp) is the next utterance. Known limit: a cut below after an utterance's last frame and before its flush
   gives that flush an empty segment of its own, taken for the next utterance.
 - **Decisions.** A word of the segment (start at or after the segment's offset in the utterance) is released
-  once its start is final and strictly before the played position. The segment's :class:`Transcript` comes
+  once its start is final and strictly before the played position. The segment's :class:`mediagraph.Transcript` comes
   once it has finished and its utterance's text has ended and is final: played out, every word from its
   offset on; interrupted, the words whose start is before the played position. The words of the transcript
   not yet released are released just before it; nothing of a segment after it; transcripts in segment order,
@@ -51,7 +51,7 @@ import attrs
 
 import mediagraph as mg
 
-__all__ = ["Decision", "Transcript", "TranscriptCore", "Word", "syllables"]
+__all__ = ["Decision", "TranscriptCore", "Word", "syllables"]
 
 _EPSILON: Final = 1e-6  # seconds: a segment's start against a frame's
 _VOWELS: Final = re.compile(r"[aeiouy]+", re.IGNORECASE)
@@ -74,19 +74,7 @@ class Word:
     start: float
 
 
-@final
-@attrs.frozen(kw_only=True)
-class Transcript:
-    """What the listener heard of ``segment``: all of it if played out, else the words started before ``position``."""
-
-    segment: int
-    generation: int
-    interrupted: bool
-    position: float
-    text: str
-
-
-Decision = Word | Transcript
+Decision = Word | mg.Transcript
 
 
 @final
@@ -113,6 +101,8 @@ class _Segment:
     position: float = 0.0
     finished: bool = False
     interrupted: bool = False
+    start: float | None = None  # the segment's media time, as its playback events give it
+    t: float = 0.0  # graph time of its last playback event
     released: int = 0  # words of the segment released so far
 
 
@@ -232,6 +222,8 @@ class TranscriptCore:
             self._segments.append(current)
             self._next_id += 1
         current.generation = event.generation
+        current.start = event.start if event.start is not None else current.start
+        current.t = event.t
         if isinstance(event, mg.PlaybackProgress | mg.PlaybackFinished):
             current.position = max(current.position, event.position)
         if isinstance(event, mg.PlaybackFinished):
@@ -288,12 +280,14 @@ class TranscriptCore:
             if not (seg.finished and whole):
                 break
             out.append(
-                Transcript(
+                mg.Transcript(
                     segment=seg.id,
                     generation=seg.generation,
                     interrupted=seg.interrupted,
                     position=seg.position,
                     text=" ".join(w for w, _ in due),
+                    start=seg.start,
+                    t=seg.t,
                 )
             )
             self._segments.pop(0)

@@ -13,9 +13,9 @@ from hypothesis import given, note, settings
 import mediagraph as mg
 
 if TYPE_CHECKING:
-    from nodes._transcript_core import Decision, Transcript, TranscriptCore, Word, syllables
+    from nodes._transcript_core import Decision, TranscriptCore, Word, syllables
 else:
-    from mediagraph.nodes._transcript_core import Decision, Transcript, TranscriptCore, Word, syllables
+    from mediagraph.nodes._transcript_core import Decision, TranscriptCore, Word, syllables
 
 RATE = 48000
 SPS = 4.0
@@ -113,7 +113,7 @@ def test_transcripts_match_the_reference_and_text_never_runs_ahead(
     delivered: dict[int, float] = {}  # segment -> position the core was told
     played_out: set[int] = set()
     released: dict[int, list[Word]] = {}
-    transcripts: list[Transcript] = []
+    transcripts: list[mg.Transcript] = []
     media = 0
     t = 0.0
 
@@ -220,7 +220,7 @@ def test_a_word_split_across_timed_chunks_starts_where_it_began_and_is_released_
     ]
     core.text_end()  # "world" began in the chunk timed 0.6
     out = core.playback(mg.PlaybackFinished(segment=0, position=0.6, interrupted=True, start=0.0, sent=1.0))
-    assert out == [Transcript(segment=0, generation=0, interrupted=True, position=0.6, text="hello")]
+    assert out == [mg.Transcript(segment=0, generation=0, interrupted=True, position=0.6, text="hello", start=0.0)]
 
 
 def test_untimed_text_after_its_audio_is_scaled_to_the_flushed_audio_and_waits_for_its_end() -> None:
@@ -233,7 +233,7 @@ def test_untimed_text_after_its_audio_is_scaled_to_the_flushed_audio_and_waits_f
     out = core.text_end()  # one syllable each over 1 s: starts 0 and 0.5
     assert [w.text for w in out if isinstance(w, Word)] == ["cat", "dog"]
     out = core.playback(mg.PlaybackFinished(segment=0, position=0.6, interrupted=True, start=0.0, sent=1.0))
-    assert out == [Transcript(segment=0, generation=0, interrupted=True, position=0.6, text="cat dog")]
+    assert out == [mg.Transcript(segment=0, generation=0, interrupted=True, position=0.6, text="cat dog", start=0.0)]
 
 
 def test_an_empty_segment_and_a_zero_duration_one_get_their_transcripts_in_order() -> None:
@@ -244,11 +244,11 @@ def test_an_empty_segment_and_a_zero_duration_one_get_their_transcripts_in_order
     core.text_end()
     core.audio_end()  # segment 1: text, no audio
     assert core.playback(mg.PlaybackFinished(segment=0, position=0.0, interrupted=False)) == [
-        Transcript(segment=0, generation=0, interrupted=False, position=0.0, text="")
+        mg.Transcript(segment=0, generation=0, interrupted=False, position=0.0, text="")
     ]
     out = core.playback(mg.PlaybackFinished(segment=1, position=0.0, interrupted=False))
     assert [w.text for w in out if isinstance(w, Word)] == ["said", "in", "no", "time"]
-    assert out[-1] == Transcript(segment=1, generation=0, interrupted=False, position=0.0, text="said in no time")
+    assert out[-1] == mg.Transcript(segment=1, interrupted=False, position=0.0, text="said in no time")
 
 
 def test_a_cut_below_splits_the_utterance_and_the_rest_is_placed_by_its_start() -> None:
@@ -263,7 +263,7 @@ def test_a_cut_below_splits_the_utterance_and_the_rest_is_placed_by_its_start() 
     assert [x.text for x in first] == ["a", "a"]  # the word, then the transcript
     core.playback(mg.PlaybackStarted(segment=1, generation=1, start=0.5))  # the rest, from 0.5 s on
     out = core.playback(mg.PlaybackFinished(segment=1, generation=1, position=0.5, interrupted=False, start=0.5))
-    assert out[-1] == Transcript(segment=1, generation=1, interrupted=False, position=0.5, text="d")
+    assert out[-1] == mg.Transcript(segment=1, generation=1, interrupted=False, position=0.5, text="d", start=0.5)
     assert isinstance(out[0], Word) and (out[0].segment, out[0].text) == (1, "d")
     assert out[0].start == pytest.approx(0.1)  # into the segment: 0.6 s into the utterance, which began 0.5 s in
 
