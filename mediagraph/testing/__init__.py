@@ -21,7 +21,8 @@ frame or at an interrupt, or breaks the segment contract in a chosen way (:data:
 
 Checkers come in pairs: ``*_violations`` returns the broken rules as :class:`Violation` objects, ``check_*``
 raises :class:`InvariantError` (an ``AssertionError``) listing them: :func:`check_lifecycle`,
-:func:`check_failure`, :func:`check_frames`, :func:`check_playback`. :func:`capture` runs a graph and keeps
+:func:`check_failure`, :func:`check_frames`, :func:`check_playback`, :func:`check_transcripts` (a transcript
+synchronizer against the node below it). :func:`capture` runs a graph and keeps
 its event log and its outcome, failure included, with an optional :class:`Stop` or :class:`Cancel` on
 schedule.
 
@@ -74,6 +75,7 @@ from ._playback import check_playback, playback_violations
 from ._probes import Arrival, FaultSpec, InjectedFault, ProbeFrame, Recorder, Route
 from ._script import AudioScript, ScriptConfig, Step
 from ._sinks import Breach, FaultySink, FaultySinkConfig
+from ._transcripts import check_transcripts, transcript_violations
 
 if TYPE_CHECKING:
     from .strategies import device_timings, faults, graphs, schedules
@@ -116,6 +118,7 @@ __all__ = [
     "check_frames",
     "check_lifecycle",
     "check_playback",
+    "check_transcripts",
     "device_timings",
     "event_multiset",
     "failure_violations",
@@ -127,6 +130,7 @@ __all__ = [
     "lifecycle_violations",
     "node_sequences",
     "playback_violations",
+    "transcript_violations",
     "schedules",
 ]
 

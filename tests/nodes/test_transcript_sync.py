@@ -1,0 +1,256 @@
+"""transcript_sync through real nodes on the virtual clock: a scripted speaker of text and audio above it, a
+speaker (or a slot holding one, swapped under it, or a sink that dies) below it."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+from typing import Any, final
+
+import attrs
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+import trio
+import trio.testing
+from hypothesis import HealthCheck, given, note, settings
+
+import mediagraph as mg
+from mediagraph.testing import Recorder, SinkConfig, check_playback, check_transcripts
+
+RATE = 48000
+FRAME = 480  # 10 ms
+
+#: A step of the utterances script: ("frame",), ("flush",), ("interrupt",), ("text", chunk, start, end),
+#: ("tflush",) (a Flush on the text), ("wait", seconds).
+Step = tuple[Any, ...]
+
+
+@final
+@attrs.frozen(kw_only=True)
+class UtterancesConfig:
+    steps: tuple[Step, ...] = ()
+
+
+@final
+@mg.node_type("test_utterances", config=UtterancesConfig)
+class Utterances(mg.Source):
+    """Plays a script of audio frames (10 ms, 48 kHz mono), text chunks, flushes and interrupts."""
+
+    @staticmethod
+    def ports(config: UtterancesConfig) -> mg.Ports:
+        return mg.Ports(
+            outlets=[
+                mg.OutletSpec(name="audio", format=mg.AudioFormat(sample_rate=RATE, channels=1)),
+                mg.OutletSpec(name="text", types=mg.TextChunk),
+            ]
+        )
+
+    def __init__(self, config: UtterancesConfig) -> None:
+        self.steps = list(config.steps)
+        self.at = 0.0
+        self.frames = 0
+
+    def start(self, io: mg.NodeIO) -> None:
+        self.audio = io.outlets["audio"].emit
+        self.text = io.outlets["text"].emit
+
+    def produce(self) -> float | None:
+        while self.steps:
+            step = self.steps.pop(0)
+            kind = step[0]
+            if kind == "frame":
+                samples = np.full((FRAME, 1), self.frames % 30000 + 1, np.int16)
+                self.audio(mg.AudioFrame(samples=samples, sample_rate=RATE, channels=1, timestamp=self.frames * FRAME))
+                self.frames += 1
+                self.at += FRAME / RATE
+                return self.at
+            if kind == "wait":
+                self.at += step[1]
+                return self.at
+            if kind == "text":
+                self.text(mg.TextChunk(text=step[1], start=step[2], end=step[3]))
+            elif kind == "tflush":
+                self.text(mg.Flush())
+            else:
+                self.audio(mg.Flush() if kind == "flush" else mg.Interrupt())
+        return None
+
+
+def graph(steps: list[Step], below: dict[str, Any], recorder: Recorder, *, sps: float = 4.0) -> mg.Graph:
+    g = mg.Graph("talk")
+    g.add("src", "test_utterances", steps=tuple(steps))
+    g.add("sync", "transcript_sync", syllables_per_second=sps)
+    g.add("out", below.pop("type"), **below)
+    g.add("heard", "test_sink", config=SinkConfig(recorder=recorder))
+    g.add("words", "test_sink", config=SinkConfig(recorder=recorder))
+    g.link("src.audio", "sync.audio")
+    g.link("src.text", "sync.text")
+    g.link("sync.audio", "out.audio")
+    g.link("out.playback", "sync.playback")
+    g.link("sync.transcript", "heard.in")
+    g.link("sync.text", "words.in")
+    return g
+
+
+def transcripts(recorder: Recorder) -> list[mg.Transcript]:
+    return [a.message for a in recorder.arrivals("heard") if isinstance(a.message, mg.Transcript)]
+
+
+def speaker() -> dict[str, Any]:
+    return {"type": "speaker", "sample_rate": RATE, "progress_ms": 10}
+
+
+def frames(n: int) -> list[Step]:
+    return [("frame",)] * n
+
+
+async def test_played_out_segments_get_their_whole_text(autojump_clock: trio.testing.MockClock) -> None:
+    rec = Recorder()
+    steps = [("text", "hello there", None, None), ("tflush",), *frames(50), ("flush",)]
+    steps += [*frames(30), ("flush",), ("text", "general", None, None), ("text", " kenobi", None, None), ("tflush",)]
+    log = mg.EventLog()
+    await mg.run(graph(steps, speaker(), rec), log=log)
+    assert [(t.segment, t.interrupted, t.text) for t in transcripts(rec)] == [
+        (0, False, "hello there"),
+        (1, False, "general kenobi"),
+    ]
+    words = "".join(a.message.text for a in rec.arrivals("words") if isinstance(a.message, mg.TextChunk))
+    assert words == "hello theregeneral kenobi"  # a Flush separates the segments' words on `text`
+    assert [type(a.message).__name__ for a in rec.arrivals("words")].count("Flush") == 2
+    check_transcripts(log, "sync", "out")
+    check_playback(log, "out")
+    finished = log.of("transcript_finished")
+    assert [e.fields["text"] for e in finished] == ["hello there", "general kenobi"]
+
+
+async def test_an_interrupt_keeps_exactly_the_words_started_before_the_cut(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    # Timed words 0.1 s apart; the interrupt comes after 35 frames were sent, the speaker having played ~0.3 s.
+    words = ["one", "two", "three", "four", "five", "six"]
+    steps: list[Step] = [("text", f"{w} ", i * 0.1, None) for i, w in enumerate(words)] + [("tflush",)]
+    steps += [*frames(35), ("interrupt",), *frames(10), ("flush",)]
+    log = mg.EventLog()
+    await mg.run(graph(steps, {**speaker(), "prebuffer_ms": 0}, rec), log=log)
+    first, second = transcripts(rec)
+    assert first.interrupted and 0.25 < first.position <= 0.35
+    assert first.text == " ".join(w for i, w in enumerate(words) if i * 0.1 < first.position)
+    assert (second.segment, second.interrupted, second.text) == (1, False, "")  # its text was never given
+    check_transcripts(log, "sync", "out")
+
+
+async def test_the_text_of_a_slot_child_that_dies_is_cut_where_it_died(autojump_clock: trio.testing.MockClock) -> None:
+    rec = Recorder()
+    steps: list[Step] = [("text", "a b c d e f g h", 0.0, 0.8), ("tflush",), *frames(100), ("flush",)]
+    below = {"type": "slot", "child": {"type": "test_faulty_sink", "die_at_frame": 40}}
+    log = mg.EventLog()
+    with pytest.raises(mg.NodeFailedError):
+        await mg.run(graph(steps, below, rec), log=log)
+    (only,) = transcripts(rec)
+    assert only.interrupted and only.text == " ".join("abcdefgh"[: math.ceil(only.position / 0.1 - 1e-9)])
+    check_transcripts(log, "sync", "out")
+
+
+# --- generated schedules ----------------------------------------------------------------------------------
+
+WORDS = ["hi", "there", "banana", "a", "extraordinary", "cat", "on", "mat", "seriously", "ok"]
+
+
+@st.composite
+def scripts(draw: st.DrawFn) -> tuple[list[Step], list[list[str]]]:
+    """Utterances with timed words (0.05 to 0.2 s apart) or untimed ones, chunked anyhow (a word may be split),
+    their text before, during or after their audio, and interrupts at drawn frames."""
+    steps: list[Step] = []
+    said: list[list[str]] = []
+    for _ in range(draw(st.integers(1, 3))):
+        words = draw(st.lists(st.sampled_from(WORDS), min_size=0, max_size=6))
+        timed = draw(st.booleans())
+        said.append(words)
+        text_steps: list[Step] = []
+        if timed:
+            at = 0.0
+            for w in words:
+                text_steps.append(("text", w + " ", round(at, 3), None))
+                at += draw(st.sampled_from([0.05, 0.1, 0.2]))
+        else:
+            whole = " ".join(words)
+            cuts = sorted(draw(st.sets(st.integers(1, max(1, len(whole) - 1)), max_size=3))) if whole else []
+            bounds = [0, *cuts, len(whole)]
+            text_steps = [("text", whole[a:b], None, None) for a, b in itertools.pairwise(bounds) if b > a]
+        text_steps.append(("tflush",))
+        n = draw(st.integers(0, 60))
+        audio: list[Step] = [*frames(n)]
+        cut = draw(st.none() | st.integers(0, n))
+        if cut is not None:
+            audio.insert(cut, ("interrupt",))
+        audio.append(("flush",))
+        where = draw(st.sampled_from(["before", "after", "middle"]))
+        if where == "before":
+            steps += text_steps + audio
+        elif where == "after":
+            steps += audio + text_steps
+        else:
+            half = len(audio) // 2
+            steps += audio[:half] + text_steps + audio[half:]
+    return steps, said
+
+
+@st.composite
+def belows(draw: st.DrawFn) -> tuple[dict[str, Any], list[tuple[float, Any, str]]]:
+    if draw(st.booleans()):
+        return speaker(), []
+    swaps = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from([0.05, 0.2, 0.4, 0.7]),
+                st.sampled_from([None, "speaker"]),
+                st.sampled_from(["cut", "boundary"]),
+            ),
+            max_size=2,
+        )
+    )
+    child = {"type": "speaker", "sample_rate": RATE, "progress_ms": 10}
+    return {"type": "slot", "child": child}, [(at, child if c else None, p) for at, c, p in swaps]
+
+
+async def run_with_swaps(g: mg.Graph, swaps: list[tuple[float, Any, str]]) -> mg.EventLog:
+    log = mg.EventLog()
+    async with mg.open_runtime() as rt:
+        running = await rt.start(g, log=log)
+
+        async def swap(at: float, child: Any, policy: str) -> None:
+            await trio.sleep_until(running.t0 + at)
+            with contextlib.suppress(mg.MediaGraphError):  # the slot had ended: nothing to swap
+                await running.swap("out", child, policy)
+
+        async with trio.open_nursery() as nursery:
+            for at, child, policy in swaps:
+                nursery.start_soon(swap, at, child, policy)
+            with trio.fail_after(60):
+                await running.wait_finished()
+            nursery.cancel_scope.cancel()
+    return log
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(script=scripts(), below=belows())
+def test_generated_schedules_keep_every_transcript_rule(
+    script: tuple[list[Step], list[list[str]]], below: tuple[dict[str, Any], list[Any]]
+) -> None:
+    steps, said = script
+    kind, swaps = below
+    note(f"steps={steps} below={kind} swaps={swaps}")
+    rec = Recorder()
+    g = graph(steps, dict(kind), rec)
+    log = trio.run(run_with_swaps, g, swaps, clock=trio.testing.MockClock(autojump_threshold=0))
+    check_transcripts(log, "sync", "out")
+    check_playback(log, "out")
+    heard = transcripts(rec)
+    assert [t.segment for t in heard] == sorted({t.segment for t in heard})
+    for t in heard:
+        assert set(t.text.split()) <= set(WORDS)  # never a piece of a word: a word split across chunks is whole
+    if not swaps and ("interrupt",) not in steps:  # nothing cut anything: each utterance played out, all of it
+        assert [(t.interrupted, t.text) for t in heard] == [(False, " ".join(words)) for words in said]
