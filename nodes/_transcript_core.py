@@ -27,8 +27,9 @@ Theory of operation.
   utterances by its ``start`` (media seconds of its first frame): the first frame of an utterance, or a frame
   inside the current one (a cut below — a slot's cut swap, a dying sink — split the utterance, and the rest
   of its audio went on as a new segment). A segment without ``start`` (an empty one, or a sink that does not
-  stamp) is the next utterance. Known limit: a cut below after an utterance's last frame and before its flush
-  gives that flush an empty segment of its own, taken for the next utterance.
+  stamp) is the next utterance, if that one is empty (its audio ended without a frame) or the sink has never
+  stamped a ``start``; otherwise it is the empty tail of the current utterance (a cut below after the
+  utterance's last frame and before its flush gave that flush an empty segment of its own).
 - **Decisions.** A word of the segment (start at or after the segment's offset in the utterance) is released
   once its start is final and strictly before the played position. The segment's :class:`mediagraph.Transcript` comes
   once it has finished and its utterance's text has ended and is final: played out, every word from its
@@ -131,6 +132,7 @@ class TranscriptCore:
         self._segments: list[_Segment] = []  # without a transcript yet, in id order
         self._next_id: int | None = None  # the id a new segment must have
         self._placed = -1  # the utterance of the last segment placed
+        self._stamped = False  # an event has carried a start: the sink below stamps its segments
         self._generation = 0
 
     def __repr__(self) -> str:
@@ -232,17 +234,27 @@ class TranscriptCore:
 
     def _place(self, event: mg.PlaybackEvent) -> tuple[int, float]:
         """The utterance a new segment plays and its offset there."""
-        if event.start is None:
+        if event.start is None and self._stamped and not self._empty(self._placed + 1) and self._placed >= 0:
+            # An empty segment that is no empty utterance: a cut below (a slot's cut swap, a dying sink) closed the
+            # placed utterance's segment before its flush, and the flush went on as an empty segment of its own.
+            index, offset = self._placed, self._utterances[self._placed].duration
+        elif event.start is None:
             index, offset = self._placed + 1, Fraction(0)
             if not self._fed(index):
                 self._breach("segment_sent", f"segment {event.segment}: no utterance {index} was fed")
         else:
+            self._stamped = True
             found = self._find(event.start)
             if found is None:
                 self._breach("segment_sent", f"segment {event.segment} starts at {event.start:.6f} s, no frame did")
             index, offset = found
         self._placed = index
         return index, float(offset)
+
+    def _empty(self, index: int) -> bool:
+        """Whether utterance ``index`` was fed and is empty: its audio ended without a frame."""
+        utt = self._utterances.get(index)
+        return self._fed(index) and utt is not None and not utt.frame_starts
 
     def _fed(self, index: int) -> bool:
         utt = self._utterances.get(index)

@@ -154,6 +154,20 @@ async def test_the_text_of_a_slot_child_that_dies_is_cut_where_it_died(autojump_
     check_transcripts(log, "sync", "out")
 
 
+async def test_a_cut_below_between_the_last_frame_and_the_flush_leaves_an_empty_tail(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Found by the generated schedules: the slot empties (cut) after an utterance's last frame and before its
+    flush, so the flush becomes an empty segment of its own; it is that utterance's tail, not a next one."""
+    rec = Recorder()
+    steps: list[Step] = [("tflush",), *frames(18), ("flush",), ("text", "end", None, None), ("tflush",)]
+    steps += [*frames(22), ("flush",)]
+    log = await run_with_swaps(graph(steps, {"type": "slot", "child": speaker()}, rec), [(0.4, None, "cut")])
+    check_transcripts(log, "sync", "out")
+    assert [(t.segment, t.interrupted) for t in transcripts(rec)] == [(0, False), (1, True), (2, True)]
+    assert transcripts(rec)[2].text == ""
+
+
 # --- generated schedules ----------------------------------------------------------------------------------
 
 WORDS = ["hi", "there", "banana", "a", "extraordinary", "cat", "on", "mat", "seriously", "ok"]
@@ -235,7 +249,7 @@ async def run_with_swaps(g: mg.Graph, swaps: list[tuple[float, Any, str]]) -> mg
     return log
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(script=scripts(), below=belows())
 def test_generated_schedules_keep_every_transcript_rule(
     script: tuple[list[Step], list[list[str]]], below: tuple[dict[str, Any], list[Any]]
