@@ -20,8 +20,9 @@ def transcript_violations(log: Iterable[mg.Event], node: str, below: str) -> lis
     """Every broken transcript rule in the log of transcript synchronizer ``node`` (its ``transcript_finished``
     and ``words_released`` events) against the playback events of ``below``, the sink or slot it listens to.
 
-    Rules: every segment ``below`` finished has exactly one transcript (``transcript_once``), and nothing else has
-    one (``transcript_unplayed``); it says what the finish says — generation, ``interrupted``, position
+    Rules: every segment ``below`` finished has exactly one transcript (``transcript_once``; at most one if
+    ``node`` did not complete: a graph that fails is cancelled), and nothing else has one
+    (``transcript_unplayed``); it says what the finish says — generation, ``interrupted``, position
     (``transcript_matches``); transcripts come in segment order (``transcript_order``). Words are released only
     once the played position has passed their start, by the latest position ``below`` reported before the
     release (``words_ahead``), never after their segment's transcript (``words_after_transcript``), and a
@@ -74,7 +75,9 @@ def transcript_violations(log: Iterable[mg.Event], node: str, below: str) -> lis
                 )
             last = e
             _check_against_finish(bad, e, finishes.get(seg), released.get(seg, 0))
-    for seg, finish in finishes.items():
+    ends = [e for e in events if e.node == node and e.event == "node_finished"]
+    completed = not ends or ends[-1].fields.get("reason") == "completed"
+    for seg, finish in finishes.items() if completed else ():  # a cancelled node owes nothing more
         if seg not in transcripts:
             bad("transcript_once", f"segment {seg} finished below and has no transcript", (finish,))
     return out

@@ -82,7 +82,7 @@ def graph(steps: list[Step], below: dict[str, Any], recorder: Recorder, *, sps: 
     g = mg.Graph("talk")
     g.add("src", "test_utterances", steps=tuple(steps))
     g.add("sync", "transcript_sync", syllables_per_second=sps)
-    g.add("out", below.pop("type"), **below)
+    g.add("out", below.pop("type"), supervision=below.pop("supervision", mg.FailGraph()), **below)
     g.add("heard", "test_sink", config=SinkConfig(recorder=recorder))
     g.add("words", "test_sink", config=SinkConfig(recorder=recorder))
     g.link("src.audio", "sync.audio")
@@ -214,8 +214,15 @@ def scripts(draw: st.DrawFn) -> tuple[list[Step], list[list[str]]]:
 
 @st.composite
 def belows(draw: st.DrawFn) -> tuple[dict[str, Any], list[tuple[float, Any, str]]]:
-    if draw(st.booleans()):
+    """A speaker; a slot holding one, swapped (cut or at a boundary, to a speaker or to nothing) at drawn times;
+    or a slot whose child dies at a drawn frame, the slot isolated or restarted."""
+    kind = draw(st.sampled_from(["speaker", "slot", "dying"]))
+    if kind == "speaker":
         return speaker(), []
+    if kind == "dying":
+        child = {"type": "test_faulty_sink", "die_at_frame": draw(st.integers(1, 60))}
+        supervision = draw(st.sampled_from([mg.Isolate(), mg.Restart(max_restarts=2, backoff=0.05)]))
+        return {"type": "slot", "child": child, "supervision": supervision}, []
     swaps = draw(
         st.lists(
             st.tuples(
@@ -243,8 +250,8 @@ async def run_with_swaps(g: mg.Graph, swaps: list[tuple[float, Any, str]]) -> mg
         async with trio.open_nursery() as nursery:
             for at, child, policy in swaps:
                 nursery.start_soon(swap, at, child, policy)
-            with trio.fail_after(60):
-                await running.wait_finished()
+            with trio.fail_after(60), contextlib.suppress(mg.NodeFailedError):  # a child died past its restarts
+                await running.wait()
             nursery.cancel_scope.cancel()
     return log
 
@@ -266,5 +273,6 @@ def test_generated_schedules_keep_every_transcript_rule(
     assert [t.segment for t in heard] == sorted({t.segment for t in heard})
     for t in heard:
         assert set(t.text.split()) <= set(WORDS)  # never a piece of a word: a word split across chunks is whole
-    if not swaps and ("interrupt",) not in steps:  # nothing cut anything: each utterance played out, all of it
+    dies = kind.get("child", {}).get("type") == "test_faulty_sink"
+    if not swaps and not dies and ("interrupt",) not in steps:  # nothing cut anything: all of each utterance
         assert [(t.interrupted, t.text) for t in heard] == [(False, " ".join(words)) for words in said]
