@@ -5,6 +5,9 @@ file that parses at any moment (what a killed process would leave)."""
 
 from __future__ import annotations
 
+import errno
+import io
+import os
 import re
 import shutil
 import wave
@@ -25,8 +28,10 @@ import mediagraph as mg
 from mediagraph.testing import Cancel, FaultSpec, SourceConfig, Stop, capture
 
 if TYPE_CHECKING:
+    from nodes import _writers
     from nodes._subtitles import Subtitles
 else:
+    from mediagraph.nodes import _writers
     from mediagraph.nodes._subtitles import Subtitles
 
 RATE = 48000
@@ -387,3 +392,45 @@ async def test_when_the_recording_cannot_be_created_no_subtitles_are_left(
     with pytest.raises(mg.NodeFailedError, match="it is a folder"):
         await mg.run(recorder_graph(tmp_path / "call.wav", CONVERSATION))
     assert names(tmp_path) == ["call.wav"]
+
+
+class FullDisk(io.FileIO):
+    """A file on a disk that fills up after ``room`` bytes."""
+
+    room = 0
+
+    def write(self, data: Any) -> int:
+        if self.tell() + len(memoryview(data)) > FullDisk.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)
+
+
+@pytest.mark.parametrize(("full", "room"), [(".wav", 300_000), (".vtt", 60)])
+async def test_a_full_disk_leaves_both_files_in_progress_or_the_recording_complete_and_names_the_file(
+    tmp_path: Path, full: str, room: int, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The recording fails at about 1.5 s: its subtitles stay in progress with it. The subtitles fail at their
+    second cue (2.6 s): the recording is complete under its name, the subtitles in progress."""
+    opened = _writers.open_part
+
+    def open_part(path: Path) -> io.FileIO:
+        real = opened(path)
+        if path.suffix != full:
+            return real
+        fd = os.dup(real.fileno())
+        real.close()
+        return FullDisk(fd, "w")
+
+    FullDisk.room = room
+    monkeypatch.setattr(_writers, "open_part", open_part)
+    out = tmp_path / "call.wav"
+    log = mg.EventLog()
+    with pytest.raises(mg.NodeFailedError) as info:
+        await mg.run(recorder_graph(out, CONVERSATION), log=log)
+    assert info.value.node == "rec"
+    failed = out.with_suffix(full)
+    assert str(info.value.__cause__).startswith(f"writing {'recording' if full == '.wav' else 'subtitles'} '{failed}'")
+    assert [e.fields["path"] for e in log.of("recording_failed")] == [str(failed)]
+    assert not log.of("recording_finished")
+    assert names(tmp_path) == (["call.vtt.part", "call.wav.part"] if full == ".wav" else ["call.vtt.part", "call.wav"])
+    assert parse_vtt((tmp_path / "call.vtt.part").read_text(encoding="utf-8")) == WANT[:1]
