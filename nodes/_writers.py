@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 import mediagraph as mg
 
-__all__ = ["FORMATS", "Format", "Recording", "open_part"]
+__all__ = ["FORMATS", "Format", "Recording", "SubtitleFile", "open_part", "subtitles_path"]
 
 #: The file's sample rate.
 RATE: Final = 48000
@@ -74,6 +74,11 @@ FORMATS: Final = {
 def part_name(path: Path) -> Path:
     """Where the recording of ``path`` is written until it is finalized."""
     return path.with_name(path.name + ".part")
+
+
+def subtitles_path(path: Path) -> Path:
+    """Where the subtitles of the recording ``path`` go: beside it, ``.vtt`` for its extension."""
+    return path.with_suffix(".vtt")
 
 
 def _fail(path: Path, why: str) -> mg.ProviderError:
@@ -338,3 +343,74 @@ class Recording:
             pass  # the file is as good as it got: it failed to be written already
         finally:
             self._file.close()
+
+
+@final
+class SubtitleFile:
+    """The recording's WebVTT subtitles, written under an in-progress name like the recording (see the module's
+    docstring): text is appended as it comes and handed to the OS at once, so a killed process leaves a
+    ``NAME.vtt.part`` that parses, with every cue appended so far.
+
+    Args:
+        path: the final path (``NAME.vtt``).
+        header: the text the file starts with.
+
+    Raises:
+        mg.ProviderError: the file cannot be created (see :func:`open_part`) or written; the message names it.
+
+    Resource handling: as :class:`Recording`: the constructor creates the in-progress file; exactly one of
+    :meth:`finalize` and :meth:`abandon` must then be called, only :meth:`abandon` after a write failed.
+    """
+
+    def __init__(self, path: Path, header: str) -> None:
+        self.path = path
+        self.part = part_name(path)
+        self.failed: str | None = None
+        self._file = open_part(path)
+        try:
+            _write_all(self._file, header.encode())
+        except OSError as exc:
+            self.abandon()
+            self.part.unlink(missing_ok=True)
+            raise _fail(path, exc.strerror or str(exc)) from exc
+
+    def __repr__(self) -> str:
+        state = f"failed: {self.failed}" if self.failed else "open" if not self._file.closed else "closed"
+        return f"<SubtitleFile {str(self.path)!r} {state}>"
+
+    def _failure(self, exc: OSError) -> mg.ProviderError:
+        self.failed = str(exc)
+        return mg.ProviderError(
+            f"writing subtitles {str(self.path)!r} failed: {exc}; what was written so far is in {str(self.part)!r}"
+        )
+
+    def append(self, text: str) -> None:
+        if not text:
+            return
+        try:
+            _write_all(self._file, text.encode())
+        except OSError as exc:
+            raise self._failure(exc) from exc
+
+    def finalize(self, document: str | None = None) -> None:
+        """Put the file on disk (all of it rewritten as ``document`` if given) and give it its final name.
+
+        Raises:
+            mg.ProviderError: writing or renaming failed; the in-progress file is left as it is, named.
+        """
+        try:
+            try:
+                if document is not None:
+                    self._file.seek(0)
+                    self._file.truncate()
+                    _write_all(self._file, document.encode())
+                os.fsync(self._file.fileno())
+            finally:
+                self._file.close()
+            os.replace(self.part, self.path)  # replaces a link at the path itself, never its target
+        except OSError as exc:
+            raise self._failure(exc) from exc
+
+    def abandon(self) -> None:
+        """Close the in-progress file as it is (it holds every cue appended)."""
+        self._file.close()

@@ -25,7 +25,8 @@ import mediagraph as mg
 
 from ._agent_gate import PlaybackMessage
 from ._conversation import RATE, Conversation
-from ._writers import FORMATS, Format, Recording
+from ._subtitles import HEADER, Subtitles
+from ._writers import FORMATS, Format, Recording, SubtitleFile, subtitles_path
 
 __all__ = ["COMMIT_SAMPLES", "Conversation", "ConversationRecorder", "RecorderConfig"]
 
@@ -79,21 +80,25 @@ class ConversationRecorder(mg.Actor):
     Inlets (each optional, at least one of ``user`` and ``agent`` linked): ``user`` and ``agent``
     (``AudioFrame``, any rate and channels), ``playback`` (feedback: the sink's ``PlaybackStarted``,
     ``PlaybackProgress`` and ``PlaybackFinished``, used to write agent audio once played and to trim
-    interrupted agent audio to what was played), and, for ``.mp4`` paths only, ``video`` (``VideoFrame``,
-    numpy ``rgb24`` or ``av.VideoFrame`` pictures). :mod:`._conversation` defines placement, segments and
-    trimming exactly. Logs ``recording_started`` (the final path and the in-progress one), then either
-    ``recording_finished`` (the file is complete under its name; statistics) or ``recording_failed`` (the
-    reason, and where what was written is).
+    interrupted agent audio to what was played), ``transcript`` (``Transcript``: what the listener heard of
+    each segment, written as WebVTT subtitles beside the recording, ``call.ogg`` -> ``call.vtt``, cue times on
+    the recording's timeline, an interrupted cue ending at the cut), and, for ``.mp4`` paths only, ``video``
+    (``VideoFrame``, numpy ``rgb24`` or ``av.VideoFrame`` pictures). :mod:`._conversation` defines
+    placement, segments and trimming exactly, :mod:`._subtitles` the cues. Logs ``recording_started`` (the
+    final path and the in-progress one, and the subtitles' when ``transcript`` is linked), then either
+    ``recording_finished`` (the files are complete under their names; statistics, with ``cues`` and
+    ``untimed_cues`` for subtitles) or ``recording_failed`` (the reason, and where what was written is).
 
     Raises:
         mg.ProviderError: the file cannot be created (the message says why: a folder on the way is a file,
             no permission, a symbolic link at the path) or written.
 
-    Resource handling: the file is created when the node starts and finalized in :meth:`cleanup`, which the
-    runtime runs shielded however the graph ends (stopped, cancelled, another node failed), so the file is
-    always complete under its name. Until then it is written under its in-progress name, readable at any
-    moment: a killed process loses about the last second (plus ``max_lag`` while a side is quiet, and held
-    agent audio waiting for its playback event when the sink reports no progress).
+    Resource handling: the file (and the subtitles, written the same way) is created when the node starts and
+    finalized in :meth:`cleanup`, which the runtime runs shielded however the graph ends (stopped, cancelled,
+    another node failed), so the file is always complete under its name. Until then it is written under its
+    in-progress name, readable at any moment: a killed process loses about the last second (plus ``max_lag``
+    while a side is quiet, and held agent audio waiting for its playback event when the sink reports no
+    progress); the subtitles' in-progress file holds every cue received.
 
     Cancellation: reading the inlets is cancelled with the node; what was received is still written by
     :meth:`cleanup`.
@@ -105,6 +110,7 @@ class ConversationRecorder(mg.Actor):
             mg.InletSpec(name="user", required=False),
             mg.InletSpec(name="agent", required=False),
             mg.InletSpec(name="playback", types=PLAYBACK_TYPES, feedback=True, required=False),
+            mg.InletSpec(name="transcript", types=mg.Transcript, required=False),
         ]
         if config.format.video:
             inlets.append(mg.InletSpec(name="video", types=mg.VideoFrame, required=False))
@@ -114,6 +120,8 @@ class ConversationRecorder(mg.Actor):
         self.config = config
         self._core: Conversation | None = None
         self._writer: Recording | None = None
+        self._subtitles: Subtitles | None = None
+        self._vtt: SubtitleFile | None = None
         self._io: mg.NodeIO | None = None
 
     def __repr__(self) -> str:
@@ -127,8 +135,20 @@ class ConversationRecorder(mg.Actor):
         self._core = Conversation(
             sides=sides, playback="playback" in linked, max_lag=cfg.max_lag, max_hold=cfg.max_hold
         )
-        self._writer = Recording(cfg.path, video="video" in linked)
-        io.log("recording_started", path=str(cfg.path), part=str(self._writer.part))
+        subtitles = {}
+        if "transcript" in linked:
+            self._subtitles = Subtitles()
+            self._vtt = SubtitleFile(subtitles_path(cfg.path), HEADER)
+            subtitles = {"subtitles": str(self._vtt.path), "subtitles_part": str(self._vtt.part)}
+        try:
+            self._writer = Recording(cfg.path, video="video" in linked)
+        except mg.ProviderError:
+            if self._vtt is not None:  # nothing was recorded: no subtitles of it are left either
+                self._vtt.abandon()
+                self._vtt.part.unlink(missing_ok=True)
+                self._vtt = None
+            raise
+        io.log("recording_started", path=str(cfg.path), part=str(self._writer.part), **subtitles)
         async with trio.open_nursery() as nursery:
             for name in sorted(linked):
                 nursery.start_soon(self._drain, io.inlets[name])
@@ -136,7 +156,13 @@ class ConversationRecorder(mg.Actor):
     async def _drain(self, inlet: mg.Inlet) -> None:
         core, writer = self._core, self._writer
         assert core is not None and writer is not None
-        handle = {"user": core.user, "agent": core.agent, "playback": core.playback, "video": self._video}
+        handle = {
+            "user": core.user,
+            "agent": core.agent if self._subtitles is None else self._agent,
+            "playback": core.playback,
+            "video": self._video,
+            "transcript": self._transcript,
+        }
         receive = handle[inlet.name]
         while True:
             try:
@@ -148,9 +174,20 @@ class ConversationRecorder(mg.Actor):
             self._commit(COMMIT_SAMPLES)
         if inlet.name == "video":
             writer.waiting_for_video = False
-        else:
+        elif inlet.name != "transcript":
             core.end(inlet.name)
+        if inlet.name == "agent" and self._subtitles is not None:
+            self._subtitles.end_agent()
         self._commit(1)
+
+    def _agent(self, msg: object) -> None:
+        assert self._core is not None and self._subtitles is not None
+        self._core.agent(msg)
+        self._subtitles.agent(msg)
+
+    def _transcript(self, msg: object) -> None:
+        assert self._subtitles is not None and self._vtt is not None
+        self._vtt.append(self._subtitles.transcript(msg))
 
     def _video(self, msg: object) -> None:
         if isinstance(msg, mg.VideoFrame):
@@ -166,10 +203,10 @@ class ConversationRecorder(mg.Actor):
             self._writer.write_audio(samples)
 
     async def cleanup(self) -> None:
-        """Write what is left and finalize the file (shielded and time-bounded by the runtime).
+        """Write what is left and finalize the files (shielded and time-bounded by the runtime).
 
         Raises:
-            mg.ProviderError: finishing the file failed (a write failure was raised by ``run`` already).
+            mg.ProviderError: finishing a file failed (a write failure was raised by ``run`` already).
         """
         writer, self._writer = self._writer, None
         if writer is None:
@@ -183,16 +220,37 @@ class ConversationRecorder(mg.Actor):
                 writer.finalize()
             except mg.ProviderError:
                 writer.abandon()
+                self._drop_subtitles()
                 self._log_failed(writer)
                 raise
         else:
             writer.abandon()
         if writer.failed is not None:
+            self._drop_subtitles()
             self._log_failed(writer)
-        elif self._io is not None:
-            stats = self._core.statistics() if self._core is not None else {}
+            return
+        stats: dict[str, object] = {**self._core.statistics()} if self._core is not None else {}
+        vtt, self._vtt = self._vtt, None
+        if vtt is not None and self._subtitles is not None:
+            if vtt.failed is not None:  # raised by ``run`` already
+                vtt.abandon()
+                self._log_failed(vtt)
+                return
+            try:
+                vtt.finalize(None if self._subtitles.in_order else self._subtitles.document())
+            except mg.ProviderError:
+                self._log_failed(vtt)
+                raise
+            stats |= {"subtitles": str(vtt.path), **self._subtitles.statistics()}
+        if self._io is not None:
             self._io.log("recording_finished", path=str(self.config.path), pictures=writer.pictures, **stats)
 
-    def _log_failed(self, writer: Recording) -> None:
+    def _drop_subtitles(self) -> None:
+        """The recording failed: its subtitles stay as they are, under their in-progress name."""
+        vtt, self._vtt = self._vtt, None
+        if vtt is not None:
+            vtt.abandon()
+
+    def _log_failed(self, writer: Recording | SubtitleFile) -> None:
         if self._io is not None:
             self._io.log("recording_failed", path=str(writer.path), part=str(writer.part), reason=writer.failed)

@@ -70,6 +70,7 @@ CORES = [
     "nodes/_playout.py",
     "nodes/_processors.py",
     "nodes/_stream_metadata.py",
+    "nodes/_subtitles.py",
     "nodes/_transcript_core.py",
 ]
 
