@@ -6,12 +6,19 @@ thread of the process, so two speech nodes (in one graph, or in two graphs of on
 concurrently. The library runs in synchronous mode (``AUDIO_OUTPUT_SYNCHRONOUS``): ``espeak_Synth`` returns
 when the text is spoken, its callback having been called in the same thread with the samples and events.
 
+Repeatability: espeak-ng keeps state from one synthesis to the next (a pitch-flutter phase in a function's
+static variable, filter memories, a random generator), so the same text would come out slightly different
+each time. Each synthesis therefore starts from a freshly loaded library (unloaded, loaded again and
+initialized: about 2 ms) with its random seed set to 0: the same text, voice, rate and pitch give the same
+samples, byte for byte, whatever was spoken before, in any order, in any process.
+
 Threads: :meth:`Engine.synthesize` blocks (tens of milliseconds for a sentence) and is meant for a worker
 thread; it runs no node code, only fills and returns a :class:`Synthesis`. No trio here.
 """
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import difflib
 import threading
@@ -118,6 +125,7 @@ class Engine:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lib: ctypes.CDLL | None = None
+        self._handle: int | None = None  # the dlopen handle of the loaded copy
         self._rate = 0
         self._voice: str | None = None
         self._params: dict[int, int] = {}
@@ -152,16 +160,20 @@ class Engine:
         try:
             import espeakng_loader
 
-            lib = ctypes.CDLL(espeakng_loader.get_library_path())
+            path = espeakng_loader.get_library_path()
             data = espeakng_loader.get_data_path()
+            self._handle = _open_library(path)
         except (ImportError, OSError, RuntimeError) as exc:
             raise EspeakError(f"cannot load espeak-ng from espeakng-loader: {exc}") from exc
+        lib = ctypes.CDLL(path, handle=self._handle)
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_SetSynthCallback.argtypes = [_Callback]
         lib.espeak_SetSynthCallback.restype = None
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_SetVoiceByProperties.argtypes = [ctypes.POINTER(_Voice)]
+        lib.espeak_SetVoiceByProperties.restype = ctypes.c_int
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_SetParameter.restype = ctypes.c_int
         lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
@@ -177,12 +189,27 @@ class Engine:
             ctypes.c_void_p,
         ]
         lib.espeak_Synth.restype = ctypes.c_int
+        lib.espeak_Terminate.argtypes = []
+        lib.espeak_Terminate.restype = ctypes.c_int
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed.restype = None
         rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data.encode(), _INITIALIZE_DONT_EXIT)
         if rate <= 0:
             raise EspeakError(f"espeak_Initialize failed (data folder {data!r})")
         lib.espeak_SetSynthCallback(self._callback)
+        lib.espeak_ng_SetRandSeed(0)
         self._lib, self._rate = lib, rate
         return lib
+
+    def _reload(self) -> ctypes.CDLL:
+        """The library as if this process had never used it (see the module's docstring)."""
+        if self._lib is not None and self._handle is not None:
+            self._lib.espeak_Terminate()
+            _close_library(self._handle)
+            self._lib = self._handle = None
+            self._voice = None
+            self._params.clear()
+        return self._load()
 
     @property
     def sample_rate(self) -> int:
@@ -196,23 +223,29 @@ class Engine:
             return self._rate
 
     def voices(self) -> list[str]:
-        """The names of the installed voices and their languages (``en-us``), which name them too.
+        """The names of the installed voices and their languages (``en-gb``), which select them too.
 
         Raises:
             EspeakError: the library cannot be loaded.
         """
         with self._lock:
-            listing = self._load().espeak_ListVoices(None)
-            names: list[str] = []
-            i = 0
-            while listing[i]:
-                voice = listing[i].contents
-                if voice.name:
-                    names.append(voice.name.decode(errors="replace"))
-                if voice.languages and len(voice.languages) > 1:  # a priority byte, then the first language
-                    names.append(voice.languages[1:].decode(errors="replace"))
-                i += 1
-            return sorted(set(names))
+            names, languages = self._list()
+            return sorted(names | languages)
+
+    def _list(self) -> tuple[set[str], set[str]]:
+        """The voices' names, and their languages (lower case)."""
+        listing = self._load().espeak_ListVoices(None)
+        names: set[str] = set()
+        languages: set[str] = set()
+        i = 0
+        while listing[i]:
+            voice = listing[i].contents
+            if voice.name:
+                names.add(voice.name.decode(errors="replace"))
+            if voice.languages and len(voice.languages) > 1:  # a priority byte, then the first language
+                languages.add(voice.languages[1:].decode(errors="replace").lower())
+            i += 1
+        return names, languages
 
     def check_voice(self, voice: str) -> None:
         """Raise unless espeak-ng has ``voice`` (a name such as ``en-us``, or ``en-us+f3`` with a variant).
@@ -231,14 +264,21 @@ class Engine:
             raise EspeakError(f"espeak-ng has no voice {voice!r}{hint}")
 
     def _select(self, voice: str) -> bool:
+        """Select ``voice`` by name (a voice file, ``en-us+f3``), else by language (``en-gb``)."""
         if voice == self._voice:
             return True
         lib = self._load()
-        if "\x00" in voice or lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
-            self._voice = None  # a failed selection may leave the previous voice half changed
-            return False
-        self._voice = voice
+        self._voice = None  # a failed selection may leave the previous voice half changed
         self._params.clear()  # a new voice resets rate and pitch
+        if "\x00" in voice:
+            return False
+        if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
+            if "+" in voice or voice.lower() not in self._list()[1]:
+                return False
+            wanted = _Voice(languages=voice.lower().encode())
+            if lib.espeak_SetVoiceByProperties(ctypes.byref(wanted)) != _EE_OK:
+                return False
+        self._voice = voice
         return True
 
     def _set(self, parameter: int, value: int) -> None:
@@ -262,7 +302,7 @@ class Engine:
         """
         with self._lock:
             started = time.perf_counter()
-            lib = self._load()
+            lib = self._reload()
             if not self._select(voice):
                 raise EspeakError(f"espeak-ng has no voice {voice!r}")
             self._set(_RATE, rate)
@@ -290,6 +330,19 @@ class Engine:
                 raise EspeakError(f"espeak_Synth failed with status {status}")
             samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
             return Synthesis(samples=samples, sample_rate=self._rate, words=_words(events), aborted=stopped)
+
+
+def _open_library(path: str) -> int:
+    """A new ``dlopen`` handle of the library (``LoadLibrary`` on Windows)."""
+    opener = getattr(_ctypes, "dlopen", None)
+    if opener is not None:
+        return int(opener(path, ctypes.RTLD_LOCAL))
+    return int(_ctypes.LoadLibrary(path))  # type: ignore[attr-defined, unused-ignore]
+
+
+def _close_library(handle: int) -> None:
+    closer = getattr(_ctypes, "dlclose", None) or getattr(_ctypes, "FreeLibrary")  # noqa: B009
+    closer(handle)
 
 
 def _words(events: list[_Event]) -> tuple[Word, ...]:

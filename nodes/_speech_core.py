@@ -12,7 +12,8 @@ returns. The rules, which the tests check:
   the utterance's start.
 - **Timeline.** :class:`Timeline` places each utterance on one media timeline (48 kHz samples): right after the
   previous one, or, when paced, at the graph time it is ready if that is later (the silence between is a gap
-  in timestamps, so a recorder places the voice where it was heard). Timestamps never go back.
+  in timestamps, so a recorder places the voice where it was heard). An interrupted utterance takes only the
+  part it sent (:meth:`Timeline.cut`). Timestamps never go back.
 - **Words.** :func:`word_chunks` turns espeak's word events into one TextChunk per word, in text order:
   ``start`` is where espeak put the word (seconds from the utterance's first sample), ``end`` where the next
   word or clause boundary begins (else the end of the audio), both within the audio. Each chunk's text runs
@@ -117,6 +118,7 @@ class Timeline:
 
     def __init__(self) -> None:
         self.position = 0  # the first sample after the last utterance placed
+        self.sent = 0  # the first sample after the audio sent
 
     def __repr__(self) -> str:
         return f"<Timeline at {self.position} samples>"
@@ -126,7 +128,17 @@ class Timeline:
         ``now`` (seconds) if given and later."""
         start = self.position if now is None else max(self.position, round(now * RATE))
         self.position = start + length
+        self.sent = max(self.sent, start)
         return start
+
+    def note_sent(self, end: int) -> None:
+        """The audio up to ``end`` was sent."""
+        self.sent = max(self.sent, end)
+
+    def cut(self) -> None:
+        """The utterance being sent was interrupted: what it did not send never takes place on the timeline, so
+        the next one may start right after what was sent."""
+        self.position = self.sent
 
 
 def word_chunks(text: str, words: Sequence[Word], duration: float) -> list[mg.TextChunk]:

@@ -17,13 +17,17 @@ than each parking a worker thread on the lock.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Final, final
 
 import attrs
 import numpy as np
+import outcome
 import trio
+import trio.lowlevel
 
 import mediagraph as mg
 
@@ -106,6 +110,42 @@ class SpeechConfig:
 
 
 _END: Final = None  # the work item that ends the speaker
+
+
+async def in_thread[T](fn: Callable[[], T], abort: threading.Event) -> T:
+    """``fn()`` in a worker thread; its result or exception.
+
+    On an autojump clock (the virtual clock, ``MockClock(autojump_threshold=0)``) the calling task stays
+    runnable while it waits, checkpointing, so graph time never jumps ahead while the thread works: a synthesis
+    takes no graph time, and a virtual run repeats exactly. On a real clock it simply waits.
+
+    Cancellation: sets ``abort`` (``fn`` is to stop soon when it is set), then waits for the thread to end,
+    shielded, before raising ``Cancelled``: no thread outlives the call.
+    """
+    done = trio.Event()
+    box: list[outcome.Outcome[T]] = []
+    token = trio.lowlevel.current_trio_token()
+
+    def deliver(result: outcome.Outcome[T]) -> None:  # in the thread: hand the result to trio, nothing else
+        box.append(result)
+        token.run_sync_soon(done.set)
+
+    spin = math.isfinite(getattr(trio.lowlevel.current_clock(), "autojump_threshold", math.inf))
+
+    async def wait() -> None:
+        while spin and not done.is_set():
+            await trio.lowlevel.checkpoint()
+        await done.wait()
+
+    trio.lowlevel.start_thread_soon(fn, deliver, name="mediagraph speech")
+    try:
+        await wait()
+    finally:
+        if not done.is_set():
+            abort.set()
+            with trio.CancelScope(shield=True):
+                await wait()
+    return box[0].unwrap()
 
 
 @final
@@ -216,6 +256,7 @@ class SpeechNode(mg.Actor):
                 return
             if isinstance(item, mg.Interrupt):
                 self.interrupted += 1
+                self._timeline.cut()
                 await outlets["text"].send(item)
                 await outlets["audio"].send(item)
                 continue
@@ -228,7 +269,8 @@ class SpeechNode(mg.Actor):
         self._abort = abort = threading.Event()
         speak = functools.partial(ENGINE.synthesize, text, voice=cfg.voice, rate=cfg.rate, pitch=cfg.pitch, abort=abort)
         try:
-            return await trio.to_thread.run_sync(speak, limiter=self._limiter)
+            async with self._limiter:
+                return await in_thread(speak, abort)
         except EspeakError as exc:
             raise mg.ProviderError(f"node {self._io.name!r} (speech): voice {cfg.voice!r}: {exc}") from exc
         finally:
@@ -236,13 +278,13 @@ class SpeechNode(mg.Actor):
 
     async def _utterance(self, text: str, epoch: int) -> None:
         io, cfg = self._io, self.config
-        ready = io.time() if cfg.paced else None  # before synthesizing: the same on every run
         if text.strip():
             synthesis = await self._synthesize(text)
             samples = resample(synthesis.samples, synthesis.sample_rate)
             chunks = word_chunks(text, synthesis.words, len(samples) / RATE)
         else:
             samples, chunks = np.zeros(0, np.int16), []
+        ready = io.time() if cfg.paced else None
         if epoch != self._epoch:
             return
         count = -(-len(samples) // cfg.frame_len)
@@ -263,6 +305,7 @@ class SpeechNode(mg.Actor):
             if epoch != self._epoch:
                 return
             audio_out.emit(frame)
+            self._timeline.note_sent(frame.timestamp + cfg.frame_len)
         await audio_out.wait_room()
         await text_out.wait_room()
         if epoch != self._epoch:

@@ -6,7 +6,7 @@ import re
 import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, final
+from typing import Any, Final, NamedTuple, final
 
 import attrs
 
@@ -21,10 +21,9 @@ MAX_FILE_BYTES: Final = 1 << 20
 MAX_UTTERANCES: Final = 10_000
 
 
-@final
-@attrs.frozen(kw_only=True)
-class Line:
-    """One utterance: ``text``, sent at graph time ``at`` (seconds)."""
+class Line(NamedTuple):
+    """One utterance: ``text``, sent at graph time ``at`` (seconds). A graph file writes it ``{at: 0.5, text:
+    "..."}`` (or ``[0.5, "..."]``, how a dumped graph writes it back)."""
 
     at: float
     text: str
@@ -44,8 +43,8 @@ def _script(value: Any) -> tuple[Line, ...]:
     lines: list[Line] = []
     for i, entry in enumerate(value):
         where = f"script entry {i}"
-        if isinstance(entry, Line):
-            entry = {"at": entry.at, "text": entry.text}
+        if isinstance(entry, Sequence) and not isinstance(entry, str | bytes) and len(entry) == 2:
+            entry = {"at": entry[0], "text": entry[1]}
         if not isinstance(entry, Mapping):
             raise ValueError(f"{where}: expected a mapping {{at: SECONDS, text: TEXT}}, got {_quote(entry)}")
         unknown = sorted(map(str, set(entry) - {"at", "text"}))
