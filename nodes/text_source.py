@@ -141,7 +141,8 @@ class TextSource(mg.Source):
     """Scripted utterances, or a text file's lines, as text chunks on the graph clock, each closed by a flush.
 
     Outlet: ``text`` (``TextChunk``: an utterance in one chunk, or ``chunk_words`` words per chunk, then a
-    ``Flush``); it ends after the last utterance.
+    ``Flush``); it ends after the last utterance. One utterance goes out per clock tick (the pacer's
+    millisecond), so utterances due at the same time leave a tick apart, each waiting for room downstream.
     """
 
     @staticmethod
