@@ -12,6 +12,7 @@ import itertools
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,9 +31,11 @@ import mediagraph as mg
 if TYPE_CHECKING:
     from nodes._espeak import ENGINE, EspeakError, Word
     from nodes._speech_core import MAX_CHARS, RATE, TextBuffer, Timeline, cut, resample, word_chunks
+    from nodes.speech import in_thread
 else:
     from mediagraph.nodes._espeak import ENGINE, EspeakError, Word
     from mediagraph.nodes._speech_core import MAX_CHARS, RATE, TextBuffer, Timeline, cut, resample, word_chunks
+    from mediagraph.nodes.speech import in_thread
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 
@@ -247,9 +250,56 @@ async def test_utterances_share_one_timeline_and_each_ends_with_a_flush(
     check_contiguous(third, 480, start=9 * RATE)  # paced: placed at the graph time its flush came
     for t, m in out.audio:
         if isinstance(m, mg.AudioFrame):
-            assert t >= m.timestamp / RATE - 1e-9  # never before its media time
-    last_time, last = next((t, m) for t, m in reversed(out.audio) if isinstance(m, mg.AudioFrame))
-    assert last_time == pytest.approx(last.timestamp / RATE)
+            assert t == pytest.approx(m.timestamp / RATE)  # released at its media time, never early or late
+
+
+async def test_the_virtual_clock_waits_for_a_synthesis(autojump_clock: trio.testing.MockClock) -> None:
+    """A regression test: while the worker thread synthesizes, every task used to be blocked, so the autojump
+    clock jumped to the next deadline (here the run's end at 60 s, so the graph stopped before speaking)."""
+    got: list[tuple[float, str, Any]] = []
+    g = mg.Graph()
+    g.add("src", "speech_test_script", steps=steps_for("Hello.", at=[0.25]))
+    g.add("tts", "speech")
+    g.add("out", "speech_test_collect", into=got)
+    g.link("src.text", "tts.text")
+    g.link("tts.audio", "out.audio")
+    await mg.run(g, duration=60)
+    frames = [(t, m) for t, _, m in got if isinstance(m, mg.AudioFrame)]
+    assert frames[0] == (0.25, frames[0][1]) and frames[0][1].timestamp == RATE // 4
+    assert all(t == pytest.approx(m.timestamp / RATE) for t, m in frames)
+
+
+async def test_cancelling_a_thread_wait_aborts_the_work_and_waits_for_it() -> None:
+    abort, ended = threading.Event(), threading.Event()
+
+    def work() -> str:
+        assert abort.wait(30)
+        ended.set()
+        return "stopped"
+
+    async with trio.open_nursery() as nursery:
+        scope = trio.CancelScope()
+
+        async def cancel_soon() -> None:
+            await trio.lowlevel.checkpoint()
+            scope.cancel()
+
+        nursery.start_soon(cancel_soon)
+        with scope:
+            await in_thread(work, abort)
+    assert scope.cancelled_caught and abort.is_set() and ended.is_set()  # no thread left running
+    assert await in_thread(lambda: 42, threading.Event()) == 42
+    with pytest.raises(ZeroDivisionError):
+        await in_thread(lambda: 1 // 0, threading.Event())
+
+
+def test_an_aborted_synthesis_stops_early() -> None:
+    abort = threading.Event()
+    abort.set()
+    full = ENGINE.synthesize(SENTENCE, voice="en-us", rate=175, pitch=50)
+    cut_short = ENGINE.synthesize(SENTENCE, voice="en-us", rate=175, pitch=50, abort=abort)
+    assert not full.aborted and cut_short.aborted
+    assert len(cut_short.samples) < len(full.samples) // 4 and len(cut_short.words) < len(full.words)
 
 
 async def test_unpaced_sends_as_fast_as_the_graph_takes(autojump_clock: trio.testing.MockClock) -> None:
