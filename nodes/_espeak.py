@@ -130,6 +130,7 @@ class Engine:
         self._voice: str | None = None
         self._params: dict[int, int] = {}
         self._known_voices: dict[str, bool] = {}
+        self._listing: tuple[set[str], set[str]] | None = None
         self.calls = 0
         self.spans: deque[tuple[float, float]] = deque(maxlen=256)
         # set during a synthesis: the callback's target (a C callback must stay referenced while installed)
@@ -233,7 +234,9 @@ class Engine:
             return sorted(names | languages)
 
     def _list(self) -> tuple[set[str], set[str]]:
-        """The voices' names, and their languages (lower case)."""
+        """The voices' names, and their languages (lower case); read once (the data folder does not change)."""
+        if self._listing is not None:
+            return self._listing
         listing = self._load().espeak_ListVoices(None)
         names: set[str] = set()
         languages: set[str] = set()
@@ -245,7 +248,8 @@ class Engine:
             if voice.languages and len(voice.languages) > 1:  # a priority byte, then the first language
                 languages.add(voice.languages[1:].decode(errors="replace").lower())
             i += 1
-        return names, languages
+        self._listing = names, languages
+        return self._listing
 
     def check_voice(self, voice: str) -> None:
         """Raise unless espeak-ng has ``voice`` (a name such as ``en-us``, or ``en-us+f3`` with a variant).

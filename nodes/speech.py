@@ -3,9 +3,10 @@
 Theory of operation. Text chunks are joined into utterances, each ended by a ``Flush``
 (:class:`~._speech_core.TextBuffer`). The actor has two tasks: a reader that takes the ``text`` inlet's messages
 (and acts on an ``Interrupt`` at once), and a speaker that synthesizes the queued utterances one by one. The
-synthesis runs in a worker thread (``trio.to_thread.run_sync``): the thread calls the library only
-(:mod:`._espeak`) and returns samples and word events; the speaker task then resamples them to 48 kHz, cuts
-frames, times the words (:mod:`._speech_core`, trio-free) and sends them.
+synthesis runs in a worker thread (:func:`in_thread`): the thread calls the library only (:mod:`._espeak`) and
+returns samples and word events; the speaker task then resamples them to 48 kHz, cuts frames, times the words
+(:mod:`._speech_core`, trio-free) and sends them. On the virtual clock a synthesis takes no graph time: the
+clock does not jump ahead while the thread works.
 
 Serialization. espeak-ng is a process-wide, non-reentrant singleton: every call into it holds the lock of
 :data:`._espeak.ENGINE`, so two speech nodes in one process never synthesize at the same time, whatever graph
