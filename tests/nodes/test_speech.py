@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import threading
+import wave
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -567,3 +568,37 @@ def test_the_text_buffer_joins_drops_and_bounds() -> None:
     with pytest.raises(ValueError, match="without a Flush"):
         buffer.add(mg.TextChunk(text="y"))
     assert len(buffer) == MAX_CHARS
+
+
+def test_a_virtual_run_writes_the_same_recording_in_every_process(tmp_path: Path) -> None:
+    """text_source -> speech -> recorder under `mediagraph run --clock virtual`, twice, each in its own process."""
+    (tmp_path / "talk.yaml").write_text(
+        """
+nodes:
+  say: {type: text_source, script: [{at: 0.2, text: "Good morning."}, {at: 1.5, text: "How are you today?"}]}
+  tts: {type: speech, voice: en-gb, rate: 190}
+  rec: {type: recorder, path: talk.wav}
+links:
+  - say.text -> tts.text
+  - tts.audio -> rec.agent
+"""
+    )
+    outputs = []
+    for _ in range(2):
+        ran = subprocess.run(
+            [sys.executable, "-m", "mediagraph", "run", "talk.yaml", "--clock", "virtual"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert ran.returncode == 0, ran.stderr
+        outputs.append((tmp_path / "talk.wav").read_bytes())
+    assert outputs[0] == outputs[1]
+    with wave.open(str(tmp_path / "talk.wav")) as w:
+        rate, channels = w.getframerate(), w.getnchannels()
+        samples = np.frombuffer(w.readframes(w.getnframes()), np.int16).reshape(-1, channels)
+    agent = samples[:, 1]
+    assert rate == RATE and rms(agent[: round(0.2 * rate)]) == 0  # silent until the first utterance's time
+    assert rms(agent[round(0.2 * rate) : round(0.8 * rate)]) > 800  # then the voice, where it was said
