@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -184,3 +186,17 @@ def test_chunks_join_back_and_hold_at_most_n_words(text: str, words: int) -> Non
         assert len(pieces) == max(1, -(-len(text.split()) // words))
     else:
         assert pieces == [text]
+
+
+def test_mediagraph_nodes_lists_it() -> None:
+    ran = subprocess.run(
+        [sys.executable, "-m", "mediagraph", "nodes", "text_source"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "outlets:\n  text  TextChunk" in ran.stdout
+    for param in ("script", "path", "every", "chunk_words"):
+        assert f"\n  {param} " in ran.stdout, param
