@@ -159,7 +159,7 @@ class Engine:
         if self._lib is not None:
             return self._lib
         try:
-            import espeakng_loader
+            import espeakng_loader  # type: ignore[import-untyped]  # no py.typed marker
 
             path = espeakng_loader.get_library_path()
             data = espeakng_loader.get_data_path()
