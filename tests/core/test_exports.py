@@ -69,6 +69,7 @@ CORES = [
     "nodes/_conversation.py",
     "nodes/_playout.py",
     "nodes/_processors.py",
+    "nodes/_speech_core.py",
     "nodes/_stream_metadata.py",
     "nodes/_subtitles.py",
     "nodes/_transcript_core.py",
