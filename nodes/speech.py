@@ -159,7 +159,7 @@ class SpeechNode(mg.Actor):
     int16, 48 kHz mono, frames of ``frame_ms``; timestamps on one media timeline: an utterance starts right
     after the previous one, or, paced, at the graph time its flush arrived if that is later), then a
     ``Flush`` after each utterance; ``text`` (one ``TextChunk`` per word before the utterance's audio, ``start``
-    and ``end`` in seconds from the utterance's first sample, then a ``Flush`` with the audio's). An
+    and ``end`` in seconds from the utterance's first sample, then a ``Flush``, before the audio). An
     ``Interrupt`` is passed on both outlets, in order; an empty utterance is a ``Flush`` alone on both. Text
     left without a flush when the inlet ends is spoken, with its flush.
 
@@ -296,6 +296,10 @@ class SpeechNode(mg.Actor):
             if epoch != self._epoch:
                 return
             text_out.emit(chunk)
+        await text_out.wait_room()
+        if epoch != self._epoch:
+            return
+        text_out.emit(mg.Flush())  # every word is known: a transcript synchronizer need not wait for the audio
         self.words += len(chunks)
         for frame in frames:
             if cfg.paced:
@@ -308,11 +312,9 @@ class SpeechNode(mg.Actor):
             audio_out.emit(frame)
             self._timeline.note_sent(frame.timestamp + cfg.frame_len)
         await audio_out.wait_room()
-        await text_out.wait_room()
         if epoch != self._epoch:
             return
         audio_out.emit(mg.Flush())
-        text_out.emit(mg.Flush())
         self.utterances += 1
 
 

@@ -9,7 +9,8 @@ text if it played out, exactly the words started before the cut if it was interr
 ``PlaybackFinished`` from below finishes a segment, so an interrupt, a flush, a slot swap below (either
 policy), an empty slot or a sink that dies all end up as the one event that finishes it.
 
-Each transcript is logged as ``transcript_finished`` (segment, generation, interrupted, position, text), and
+Each transcript is logged as ``transcript_finished`` (segment, generation, interrupted, position, start: the
+segment's media time, text), and
 each batch of released words as ``words_released`` (segment, words, last: the start of the last one, seconds
 into the segment), which :func:`mediagraph.testing.check_transcripts` checks against the playback events.
 """
@@ -140,6 +141,7 @@ class TranscriptSync(mg.Actor):
                 generation=decision.generation,
                 interrupted=decision.interrupted,
                 position=round(decision.position, 6),
+                start=None if decision.start is None else round(decision.start, 6),
                 text=decision.text,
             )
             await io.outlets["transcript"].send(decision)
