@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import wave
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,3 +137,40 @@ def test_it_runs_on_the_real_clock_with_the_same_transcripts(tmp_path: Path) -> 
     said = [[e["text"] for e in log if e["event"] == "transcript_finished"] for log in (virtual, real)]
     assert said[0] == said[1]
     assert (out / "talking_agent.wav").exists() and (out / "talking_agent.vtt").exists()
+
+
+def test_subtitles_killed_with_sigkill_keep_every_cue_heard_so_far(tmp_path: Path) -> None:
+    """Killed once two transcripts are logged: the subtitles in progress parse and hold those two cues."""
+    shutil.copytree(GRAPHS, tmp_path / "graphs", ignore=shutil.ignore_patterns("out"))
+    log_path = tmp_path / "ev.jsonl"
+    proc = subprocess.Popen(
+        [*COMMAND, "run", str(tmp_path / "graphs" / "talking_agent.yaml"), "--events", str(log_path)],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(said := heard(log_path)) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the agent never said two sentences"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    out = tmp_path / "graphs" / "out"
+    assert not (out / "talking_agent.vtt").exists(), "never finalized: nothing under the final name"
+    kept = (out / "talking_agent.vtt.part").read_text()
+    assert kept.startswith("WEBVTT\n")
+    assert [text for _, _, text in cues(out / "talking_agent.vtt.part")][: len(said)] == said
+
+
+def heard(log: Path) -> list[str]:
+    """The transcripts logged so far (the last line may be cut by the kill)."""
+    said = []
+    for line in log.read_text().splitlines() if log.exists() else []:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if event["event"] == "transcript_finished":
+            said.append(event["text"])
+    return said

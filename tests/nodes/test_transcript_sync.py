@@ -274,5 +274,8 @@ def test_generated_schedules_keep_every_transcript_rule(
     for t in heard:
         assert set(t.text.split()) <= set(WORDS)  # never a piece of a word: a word split across chunks is whole
     dies = kind.get("child", {}).get("type") == "test_faulty_sink"
+    if kind["type"] == "speaker":  # every segment starts where its utterance does: what was heard is a prefix
+        for t in heard:
+            assert any(t.text.split() == words[: len(t.text.split())] for words in said), t
     if not swaps and not dies and ("interrupt",) not in steps:  # nothing cut anything: all of each utterance
         assert [(t.interrupted, t.text) for t in heard] == [(False, " ".join(words)) for words in said]
