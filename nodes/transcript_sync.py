@@ -46,8 +46,10 @@ class TranscriptSyncConfig:
 @final
 @mg.node_type("transcript_sync", config=TranscriptSyncConfig)
 class TranscriptSync(mg.Actor):
-    """Passes ``audio`` through, releases the words of ``text`` as ``playback`` reports them played, and sends
-    one ``mg.Transcript`` per segment on ``transcript``.
+    """Releases the words of the text as the audio below plays them, and one transcript per segment as heard.
+
+    The audio passes through unchanged; the words of ``text`` go out as ``playback`` reports them played, and one
+    ``mg.Transcript`` per segment on ``transcript``.
 
     Inlets: ``audio`` (what will be played), ``text`` (``mg.TextChunk`` of the same utterances, a ``Flush``
     ending each; optional), ``playback`` (feedback: the playback events of the sink or slot below). Outlets:
