@@ -2,22 +2,31 @@
 
 Theory of operation. The node sits above a sink (or a slot holding one): its ``audio`` goes down unchanged, and
 the sink's playback events come back on the feedback inlet ``playback``. All the deciding is done by the
-trio-free :class:`TranscriptCore` (``_transcript_core``): the actor feeds it every message in arrival order
-and sends what it decides — a word on ``text`` once the played position reaches the word's start, and
-exactly one :class:`mediagraph.Transcript` per segment on ``transcript`` when the segment finished (all of its
-text if it played out, exactly the words started before the cut if it was interrupted). Only a
-``PlaybackFinished`` from below finishes a segment, so an interrupt, a flush, a slot swap below (either
-policy), an empty slot or a sink that dies all end up as the one event that finishes it.
+trio-free :class:`TranscriptCore` (``_transcript_core``). One reader task per inlet feeds it each message as it
+arrives and queues what it decides in one outbox, in the same step; one sender task sends the outbox in order,
+so the outlets and the log see exactly the core's order whatever the outlets' backpressure: a word on
+``text`` once the played position reaches the word's start, and exactly one :class:`mediagraph.Transcript` per
+segment on ``transcript`` when the segment finished (all of its text if it played out, exactly the words
+started before the cut if it was interrupted). Only a ``PlaybackFinished`` from below finishes a segment, so
+an interrupt, a flush, a slot swap below (either policy), an empty slot or a sink that dies all end up as the
+one event that finishes it.
 
 Each transcript is logged as ``transcript_finished`` (segment, generation, interrupted, position, start: the
-segment's media time, text), and
-each batch of released words as ``words_released`` (segment, words, last: the start of the last one, seconds
-into the segment), which :func:`mediagraph.testing.check_transcripts` checks against the playback events.
+segment's media time, text), and each batch of released words as ``words_released`` (segment, words, last:
+the start of the last one, seconds into the segment), which :func:`mediagraph.testing.check_transcripts`
+checks against the playback events.
+
+Known limit: the text and audio inlets are two mailboxes. Text of a cut utterance still queued in the text
+mailbox when the audio's interrupt is read is taken for the next utterance's; a producer that sends the text
+of an utterance before its audio (as ``speech`` does) leaves that window one scheduling round wide.
 """
 
 from __future__ import annotations
 
-from typing import final
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, Final, final
 
 import attrs
 import trio
@@ -29,6 +38,10 @@ from ._transcript_core import Decision, TranscriptCore, Word
 __all__ = ["TranscriptSync", "TranscriptSyncConfig"]
 
 _v = attrs.validators
+
+#: Messages decided and not yet sent above which the readers wait (backpressure from the outlets reaches the
+#: inlets through it).
+OUTBOX: Final = 64
 
 
 @final
@@ -87,43 +100,81 @@ class TranscriptSync(mg.Actor):
         self._io = io
         self._core = TranscriptCore(syllables_per_second=self.config.syllables_per_second, name=io.name)
         self._words_sent: dict[int, int] = {}  # segment -> words released on `text` so far
+        outbox, sending = trio.open_memory_channel[_Item](math.inf)
+        self._outbox, self._sending = outbox, sending
+        self._room = trio.lowlevel.ParkingLot()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._read_media)
-            async for event in io.inlets["playback"]:
-                await self._decided(self._core.playback(event))
+            nursery.start_soon(self._send_all)
+            async with trio.open_nursery() as readers:
+                readers.start_soon(self._read_media)
+                async for event in io.inlets["playback"]:
+                    await self._feed(functools.partial(self._core.playback, event))
+            outbox.close()  # the sender sends what is left, then ends
         if self._words_sent:  # words went out for segments that never finished: there is no transcript of them
             io.log("transcript_unfinished", segments=sorted(self._words_sent))
+
+    # --- the readers: each message goes to the core, and what it decides joins the outbox in the same step ---
+
+    async def _feed(self, decide: Callable[[], list[Decision]], *first: _Item) -> None:
+        """Wait for room in the outbox, then ask the core and queue ``first`` and what it decided, with no
+        checkpoint in between: the outbox holds everything in the order the core decided it, whichever task
+        asked."""
+        while self._sending.statistics().current_buffer_used >= OUTBOX:
+            await self._room.park()
+        decided = decide()
+        for item in first:
+            self._outbox.send_nowait(item)
+        if decided:
+            self._outbox.send_nowait(decided)
 
     async def _read_media(self) -> None:
         """Audio and text, each in its own task; once both have ended, the core knows everything is said."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._read_text)
             await self._read_audio()
-        await self._decided(self._core.end())
+        await self._feed(self._core.end)
 
     async def _read_audio(self) -> None:
-        core, audio = self._core, self._io.outlets["audio"]
+        core = self._core
         async for msg in self._io.inlets["audio"]:
+            # The frame goes down after the core has it, so nothing below can report it first.
+            decide: Callable[[], list[Decision]]
             if isinstance(msg, mg.AudioFrame):
-                decided = core.audio(msg.timestamp / msg.sample_rate, msg.samples_per_channel, msg.sample_rate)
+                rate = msg.sample_rate
+                decide = functools.partial(core.audio, msg.timestamp / rate, msg.samples_per_channel, rate)
             elif isinstance(msg, mg.Flush):
-                decided = core.audio_end()
+                decide = core.audio_end
             elif isinstance(msg, mg.Interrupt):
-                decided = core.interrupt()
+                decide = core.interrupt
             else:
-                decided = []
-            await audio.send(msg)  # after the core has it: nothing below can report it first
-            await self._decided(decided)
-        audio.close()  # at once, so the sink below plays out and finishes, whatever the text still does
+                decide = _nothing
+            await self._feed(decide, _Pass(msg))
+        await self._feed(_nothing, _Pass(None))  # the audio ended: close the outlet, so the sink below plays out
 
     async def _read_text(self) -> None:
         core = self._core
         async for msg in self._io.inlets["text"]:
             if isinstance(msg, mg.TextChunk):
-                await self._decided(core.text(msg.text, msg.start, msg.end))
+                await self._feed(functools.partial(core.text, msg.text, msg.start, msg.end))
             elif isinstance(msg, mg.Flush):
-                await self._decided(core.text_end())
+                await self._feed(core.text_end)
             # An Interrupt on the text is the audio's to act on: the core drops the text beyond the cut then.
+
+    # --- the one sender: the outlets and the log see the core's order ---------------------------------------
+
+    async def _send_all(self) -> None:
+        async for item in self._sending:
+            if self._sending.statistics().current_buffer_used < OUTBOX:
+                self._room.unpark_all()
+            if isinstance(item, _Pass):
+                audio = self._io.outlets["audio"]
+                if item.msg is None:
+                    audio.close()
+                else:
+                    await audio.send(item.msg)
+            else:
+                await self._decided(item)
+        self._room.unpark_all()
 
     async def _decided(self, decisions: list[Decision]) -> None:
         io = self._io
@@ -159,3 +210,18 @@ class TranscriptSync(mg.Actor):
             await text.send(mg.TextChunk(text=word.text if first else f" {word.text}", start=word.start))
         last = words[-1]
         io.log("words_released", segment=last.segment, words=len(words), last=round(last.start, 6))
+
+
+@final
+@attrs.frozen
+class _Pass:
+    """An audio message to pass down (``None``: the audio ended, close the outlet)."""
+
+    msg: Any
+
+
+_Item = _Pass | list[Decision]
+
+
+def _nothing() -> list[Decision]:
+    return []

@@ -25,8 +25,10 @@ def transcript_violations(log: Iterable[mg.Event], node: str, below: str) -> lis
     (``transcript_unplayed``); it says what the finish says — generation, ``interrupted``, position
     (``transcript_matches``); transcripts come in segment order (``transcript_order``). Words are released only
     once the played position has passed their start, by the latest position ``below`` reported before the
-    release (``words_ahead``), never after their segment's transcript (``words_after_transcript``), and a
-    segment's released words are as many as the words of its transcript (``words_match``).
+    release (``words_ahead``), in order: within a segment by start, and a segment's only once every earlier
+    segment with words has its transcript (``words_order``), never after their segment's transcript
+    (``words_after_transcript``), and a segment's released words are as many as the words of its transcript
+    (``words_match``).
     """
     events = list(log.events if isinstance(log, mg.EventLog) else log)
     out: list[Violation] = []
@@ -38,6 +40,7 @@ def transcript_violations(log: Iterable[mg.Event], node: str, below: str) -> lis
     finishes: dict[int, mg.Event] = {}
     transcripts: dict[int, mg.Event] = {}
     released: dict[int, int] = {}  # segment -> words released
+    lasts: dict[int, float] = {}  # segment -> start of the last word released
     last: mg.Event | None = None
     for e in events:
         if e.node == below and e.event in ("playback_progress", "playback_finished"):
@@ -49,6 +52,16 @@ def transcript_violations(log: Iterable[mg.Event], node: str, below: str) -> lis
                     played[seg] = float("inf")  # played out: every word of it was heard
         elif e.node == node and e.event == "words_released":
             seg = int(e.fields["segment"])
+            earlier = [s for s in released if s < seg and s not in transcripts]
+            if earlier:
+                bad("words_order", f"segment {seg}: words before segment {earlier[0]}'s transcript", (e,))
+            if seg in lasts and float(e.fields["last"]) < lasts[seg]:
+                bad(
+                    "words_order",
+                    f"segment {seg}: a word starting at {e.fields['last']} s after one at {lasts[seg]} s",
+                    (e,),
+                )
+            lasts[seg] = max(lasts.get(seg, 0.0), float(e.fields["last"]))
             if seg in transcripts:
                 bad(
                     "words_after_transcript",

@@ -78,13 +78,42 @@ class Utterances(mg.Source):
         return None
 
 
-def graph(steps: list[Step], below: dict[str, Any], recorder: Recorder, *, sps: float = 4.0) -> mg.Graph:
+@final
+@attrs.frozen(kw_only=True)
+class SlowConfig:
+    recorder: Recorder = attrs.field(eq=False)
+
+
+@final
+@mg.node_type("test_slow_words", config=SlowConfig)
+class SlowWords(mg.Actor):
+    """Takes one message at a time (mailbox of one) and 50 ms over each: backpressure on what feeds it."""
+
+    @staticmethod
+    def ports(config: SlowConfig) -> mg.Ports:
+        return mg.Ports(inlets=[mg.InletSpec(name="in", types=object, capacity=1)])
+
+    def __init__(self, config: SlowConfig) -> None:
+        self.recorder = config.recorder
+
+    async def run(self, io: mg.NodeIO) -> None:
+        async for msg in io.inlets["in"]:
+            self.recorder.record(io.name, "in", msg, io.time())
+            await trio.sleep(0.05)
+
+
+def graph(
+    steps: list[Step], below: dict[str, Any], recorder: Recorder, *, sps: float = 4.0, slow_words: bool = False
+) -> mg.Graph:
     g = mg.Graph("talk")
     g.add("src", "test_utterances", steps=tuple(steps))
     g.add("sync", "transcript_sync", syllables_per_second=sps)
     g.add("out", below.pop("type"), supervision=below.pop("supervision", mg.FailGraph()), **below)
     g.add("heard", "test_sink", config=SinkConfig(recorder=recorder))
-    g.add("words", "test_sink", config=SinkConfig(recorder=recorder))
+    if slow_words:
+        g.add("words", "test_slow_words", config=SlowConfig(recorder=recorder))
+    else:
+        g.add("words", "test_sink", config=SinkConfig(recorder=recorder))
     g.link("src.audio", "sync.audio")
     g.link("src.text", "sync.text")
     g.link("sync.audio", "out.audio")
@@ -166,6 +195,19 @@ async def test_a_cut_below_between_the_last_frame_and_the_flush_leaves_an_empty_
     check_transcripts(log, "sync", "out")
     assert [(t.segment, t.interrupted) for t in transcripts(rec)] == [(0, False), (1, True), (2, True)]
     assert transcripts(rec)[2].text == ""
+
+
+async def test_words_go_out_in_order_whatever_the_backpressure_on_text(autojump_clock: trio.testing.MockClock) -> None:
+    """Found in review: the readers each sent what the core decided, so a reader waiting on a full `text`
+    outlet let another's later words overtake its own, differently from run to run."""
+    rec = Recorder()
+    words = [f"w{k}" for k in range(60)]
+    steps: list[Step] = [*frames(150), ("flush",), ("text", " ".join(words), None, None), ("tflush",)]
+    log = mg.EventLog()
+    await mg.run(graph(steps, speaker(), rec, slow_words=True), log=log)
+    got = [a.message.text.strip() for a in rec.arrivals("words") if isinstance(a.message, mg.TextChunk)]
+    assert got == words
+    check_transcripts(log, "sync", "out")
 
 
 # --- generated schedules ----------------------------------------------------------------------------------
