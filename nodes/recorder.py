@@ -87,7 +87,9 @@ class ConversationRecorder(mg.Actor):
     placement, segments and trimming exactly, :mod:`._subtitles` the cues. Logs ``recording_started`` (the
     final path and the in-progress one, and the subtitles' when ``transcript`` is linked), then either
     ``recording_finished`` (the files are complete under their names; statistics, with ``cues`` and
-    ``untimed_cues`` for subtitles) or ``recording_failed`` (the reason, and where what was written is).
+    ``untimed_cues`` for subtitles) or ``recording_failed`` (the reason, and where what was written is; the
+    subtitles stay in progress with it). Subtitles that fail while the recording completes are logged apart,
+    after ``recording_finished``: ``subtitles_failed`` (the reason, and where their cues are).
 
     Raises:
         mg.ProviderError: the file cannot be created (the message says why: a folder on the way is a file,
@@ -231,19 +233,23 @@ class ConversationRecorder(mg.Actor):
             return
         stats: dict[str, object] = {**self._core.statistics()} if self._core is not None else {}
         vtt, self._vtt = self._vtt, None
+        raised: mg.ProviderError | None = None
         if vtt is not None and self._subtitles is not None:
             if vtt.failed is not None:  # raised by ``run`` already
                 vtt.abandon()
-                self._log_failed(vtt)
-                return
-            try:
-                vtt.finalize(None if self._subtitles.in_order else self._subtitles.document())
-            except mg.ProviderError:
-                self._log_failed(vtt)
-                raise
-            stats |= {"subtitles": str(vtt.path), **self._subtitles.statistics()}
-        if self._io is not None:
+            else:
+                try:
+                    vtt.finalize(None if self._subtitles.in_order else self._subtitles.document())
+                except mg.ProviderError as exc:
+                    raised = exc
+            if vtt.failed is None:
+                stats |= {"subtitles": str(vtt.path), **self._subtitles.statistics()}
+        if self._io is not None:  # the recording itself is complete under its name, whatever the subtitles did
             self._io.log("recording_finished", path=str(self.config.path), pictures=writer.pictures, **stats)
+        if vtt is not None and vtt.failed is not None:
+            self._log_failed(vtt, "subtitles_failed")
+        if raised is not None:
+            raise raised
 
     def _drop_subtitles(self) -> None:
         """The recording failed: its subtitles stay as they are, under their in-progress name."""
@@ -251,6 +257,6 @@ class ConversationRecorder(mg.Actor):
         if vtt is not None:
             vtt.abandon()
 
-    def _log_failed(self, writer: Recording | SubtitleFile) -> None:
+    def _log_failed(self, writer: Recording | SubtitleFile, event: str = "recording_failed") -> None:
         if self._io is not None:
-            self._io.log("recording_failed", path=str(writer.path), part=str(writer.part), reason=writer.failed)
+            self._io.log(event, path=str(writer.path), part=str(writer.part), reason=writer.failed)

@@ -430,7 +430,15 @@ async def test_a_full_disk_leaves_both_files_in_progress_or_the_recording_comple
     assert info.value.node == "rec"
     failed = out.with_suffix(full)
     assert str(info.value.__cause__).startswith(f"writing {'recording' if full == '.wav' else 'subtitles'} '{failed}'")
-    assert [e.fields["path"] for e in log.of("recording_failed")] == [str(failed)]
-    assert not log.of("recording_finished")
+    if full == ".wav":  # nothing is complete: the recording failed, and its subtitles stay in progress with it
+        assert [e.fields["path"] for e in log.of("recording_failed")] == [str(failed)]
+        assert not log.of("recording_finished") and not log.of("subtitles_failed")
+    else:  # the recording is complete and says so; the subtitles failed and say where what they hold is
+        assert [e.fields["path"] for e in log.of("recording_finished")] == [str(out)]
+        assert "subtitles" not in log.of("recording_finished")[0].fields
+        assert [(e.fields["path"], e.fields["part"]) for e in log.of("subtitles_failed")] == [
+            (str(failed), str(failed) + ".part")
+        ]
+        assert not log.of("recording_failed")
     assert names(tmp_path) == (["call.vtt.part", "call.wav.part"] if full == ".wav" else ["call.vtt.part", "call.wav"])
     assert parse_vtt((tmp_path / "call.vtt.part").read_text(encoding="utf-8")) == WANT[:1]
