@@ -17,7 +17,8 @@ For playback tests, ``test_audio_script`` (:class:`AudioScript`) plays a script 
 interrupts and pauses (:class:`ScriptConfig`) on the graph clock into an ``audio`` outlet, and
 ``test_faulty_sink`` (:class:`FaultySink`) is an audio sink with a speaker's ports that dies at its k-th
 frame or at an interrupt, or breaks the segment contract in a chosen way (:data:`Breach`,
-:class:`FaultySinkConfig`), so a graph can be tested against bad sinks.
+:class:`FaultySinkConfig`), so a graph can be tested against bad sinks. ``test_messages`` (:class:`Messages`,
+:class:`MessagesConfig`) sends any scripted messages, ``(t, outlet, message)``, on the outlets it is given.
 
 Checkers come in pairs: ``*_violations`` returns the broken rules as :class:`Violation` objects, ``check_*``
 raises :class:`InvariantError` (an ``AssertionError``) listing them: :func:`check_lifecycle`,
@@ -69,6 +70,7 @@ from ._checks import (
     node_sequences,
 )
 from ._devices import DeviceBlock, DeviceTiming, FakePortAudioError, FakeSounddevice, FakeStream, fake_sounddevice
+from ._messages import Messages, MessagesConfig
 from ._nodes import ActorConfig, MapConfig, MergeConfig, SinkConfig, SourceConfig
 from ._plans import Fault, GraphPlan, LinkPlan, NodePlan
 from ._playback import check_playback, playback_violations
@@ -93,15 +95,17 @@ __all__ = [
     "FakeSounddevice",
     "FakeStream",
     "Fault",
+    "FaultSpec",
     "FaultySink",
     "FaultySinkConfig",
-    "FaultSpec",
     "GraphPlan",
     "InjectedFault",
     "InvariantError",
     "LinkPlan",
     "MapConfig",
     "MergeConfig",
+    "Messages",
+    "MessagesConfig",
     "NodePlan",
     "ProbeFrame",
     "Recorder",
@@ -130,8 +134,8 @@ __all__ = [
     "lifecycle_violations",
     "node_sequences",
     "playback_violations",
-    "transcript_violations",
     "schedules",
+    "transcript_violations",
 ]
 
 _STRATEGIES = frozenset({"device_timings", "faults", "graphs", "schedules"})

@@ -35,39 +35,13 @@ RATE = 48000
 # --- a scripted source with timed steps ------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
-class ScriptConfig:
-    steps: tuple[tuple[float, str, Any], ...] = attrs.field(converter=tuple, eq=False)  # (graph time, outlet, msg)
-
-
-@mg.node_type("rec_test_script", config=ScriptConfig)
-class Script(mg.Source):
-    """Emits each ``(t, outlet, message)`` step at graph time ``t`` (steps in time order)."""
-
-    @staticmethod
-    def ports(config: ScriptConfig) -> mg.Ports:
-        return mg.Ports(
-            outlets=[
-                mg.OutletSpec(name="user"),
-                mg.OutletSpec(name="agent"),
-                mg.OutletSpec(name="playback", types=(mg.PlaybackStarted, mg.PlaybackFinished)),
-                mg.OutletSpec(name="video", types=mg.VideoFrame),
-            ]
-        )
-
-    def __init__(self, config: ScriptConfig) -> None:
-        self.steps = list(config.steps)
-        self.next = 0
-
-    def start(self, io: mg.NodeIO) -> None:
-        self.outlets = io.outlets
-
-    def produce(self) -> float | None:
-        if self.next < len(self.steps):
-            _, outlet, msg = self.steps[self.next]
-            self.outlets[outlet].emit(msg)
-            self.next += 1
-        return self.steps[self.next][0] if self.next < len(self.steps) else None
+#: The outlets of the scripted source (``test_messages``).
+OUTLETS = {
+    "user": mg.AudioFrame,
+    "agent": mg.AudioFrame,
+    "playback": (mg.PlaybackStarted, mg.PlaybackFinished),
+    "video": mg.VideoFrame,
+}
 
 
 def frame(samples: Samples, timestamp: int, rate: int = RATE) -> mg.AudioFrame:
@@ -104,7 +78,7 @@ def rms(x: npt.NDArray[Any]) -> float:
 async def record(path: Path, steps: list[tuple[float, str, Any]], *, link: tuple[str, ...], **params: Any) -> Any:
     """Run script -> recorder (the given inlets linked); the run's result."""
     g = mg.Graph()
-    g.add("script", "rec_test_script", steps=steps)
+    g.add("script", "test_messages", outlets=OUTLETS, steps=steps)
     g.add("rec", "recorder", path=path, **params)
     for port in link:
         g.link(f"script.{port}", f"rec.{port}")
@@ -185,7 +159,7 @@ async def test_video_goes_into_mp4_as_h264(tmp_path: Path, autojump_clock: trio.
 
 def test_video_is_an_inlet_of_mp4_recorders_only() -> None:
     g = mg.Graph()
-    g.add("script", "rec_test_script", steps=[])
+    g.add("script", "test_messages", outlets=OUTLETS, steps=[])
     g.add("rec", "recorder", path="call.ogg")
     with pytest.raises(mg.GraphDefinitionError, match="has no inlet 'video'"):
         g.link("script.video", "rec.video")
@@ -374,7 +348,7 @@ async def test_with_the_virtual_speaker_the_recording_ends_where_playback_was_in
     steps.append((0.6, "agent", mg.Interrupt()))
     out = tmp_path / "call.wav"
     g = mg.Graph()
-    g.add("script", "rec_test_script", steps=steps)
+    g.add("script", "test_messages", outlets=OUTLETS, steps=steps)
     g.add("speaker", "speaker")
     g.add("rec", "recorder", path=out)
     g.link("script.agent", "speaker.audio")

@@ -14,7 +14,6 @@ import wave
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import av
 import hypothesis.strategies as st
 import numpy as np
@@ -154,40 +153,8 @@ def test_a_transcript_without_start_takes_its_counted_segments_first_frame() -> 
 # --- the recorder, end to end -----------------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
-class ScriptConfig:
-    steps: tuple[tuple[float, str, Any], ...] = attrs.field(converter=tuple, eq=False)  # (graph time, outlet, msg)
-
-
-@mg.node_type("subs_test_script", config=ScriptConfig)
-class Script(mg.Source):
-    """Emits each ``(t, outlet, message)`` step at graph time ``t`` (steps in time order)."""
-
-    @staticmethod
-    def ports(config: ScriptConfig) -> mg.Ports:
-        playback = (mg.PlaybackStarted, mg.PlaybackProgress, mg.PlaybackFinished)
-        return mg.Ports(
-            outlets=[
-                mg.OutletSpec(name="user"),
-                mg.OutletSpec(name="agent"),
-                mg.OutletSpec(name="playback", types=playback),
-                mg.OutletSpec(name="transcript", types=mg.Transcript),
-            ]
-        )
-
-    def __init__(self, config: ScriptConfig) -> None:
-        self.steps = list(config.steps)
-        self.next = 0
-
-    def start(self, io: mg.NodeIO) -> None:
-        self.outlets = io.outlets
-
-    def produce(self) -> float | None:
-        if self.next < len(self.steps):
-            _, outlet, msg = self.steps[self.next]
-            self.outlets[outlet].emit(msg)
-            self.next += 1
-        return self.steps[self.next][0] if self.next < len(self.steps) else None
+#: The outlets of the scripted source (``test_messages``).
+OUTLETS = {"user": mg.AudioFrame, "agent": mg.AudioFrame, "playback": mg.PLAYBACK_TYPES, "transcript": mg.Transcript}
 
 
 def utterance(begin: float, seconds: float, value: int) -> list[tuple[float, str, Any]]:
@@ -226,7 +193,7 @@ WANT = [(500, 900, "hello there"), (2000, 2600, "how are you? --> <b>fine</b> & 
 
 def recorder_graph(out: Path, steps: list[tuple[float, str, Any]]) -> mg.Graph:
     g = mg.Graph()
-    g.add("script", "subs_test_script", steps=steps)
+    g.add("script", "test_messages", outlets=OUTLETS, steps=steps)
     g.add("rec", "recorder", path=out)
     for port in ("agent", "playback", "transcript"):
         g.link(f"script.{port}", f"rec.{port}")
@@ -329,7 +296,7 @@ async def test_cues_that_come_out_of_order_are_sorted_in_the_final_file(
         (0.3, "transcript", mg.Transcript(segment=0, position=0.2, text="earlier", start=0.0)),
     ]
     g = mg.Graph()
-    g.add("script", "subs_test_script", steps=steps)
+    g.add("script", "test_messages", outlets=OUTLETS, steps=steps)
     g.add("rec", "recorder", path=out)
     g.link("script.agent", "rec.agent")
     g.link("script.transcript", "rec.transcript")
@@ -362,7 +329,7 @@ async def test_without_a_transcript_link_no_subtitles_are_written(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     g = mg.Graph()
-    g.add("script", "subs_test_script", steps=utterance(0.0, 0.1, 1))
+    g.add("script", "test_messages", outlets=OUTLETS, steps=utterance(0.0, 0.1, 1))
     g.add("rec", "recorder", path=tmp_path / "call.wav")
     g.link("script.agent", "rec.agent")
     result = await mg.run(g)

@@ -536,3 +536,24 @@ def test_hypothesis_is_imported_only_for_the_strategies() -> None:
         "assert 'hypothesis' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_test_messages_sends_any_message_on_its_outlets_at_its_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rec = Recorder()
+    g = mg.Graph()
+    steps = [(0.5, "text", mg.TextChunk(text="hi")), (0.2, "text", mg.Flush()), (1.0, "done", mg.TextChunk(text="!"))]
+    g.add("src", "test_messages", outlets={"text": mg.TextChunk, "done": (mg.TextChunk,)}, steps=steps)
+    g.add("a", "test_sink", config=SinkConfig(recorder=rec))
+    g.add("b", "test_sink", config=SinkConfig(recorder=rec))
+    g.link("src.text", "a.in")
+    g.link("src.done", "b.in")
+    await mg.run(g)
+    got = rec.arrivals("a")
+    assert [a.message for a in got] == [mg.TextChunk(text="hi"), mg.Flush()]  # the late one right after
+    assert [a.t for a in got] == [0.5, pytest.approx(0.5, abs=0.002)]  # (the pacer's next tick)
+    assert [(a.t, a.message) for a in rec.arrivals("b")] == [(1.0, mg.TextChunk(text="!"))]
+    with pytest.raises(mg.GraphDefinitionError, match=r"step 0: no outlet 'txt' \(outlets: text\)") as info:
+        mg.Graph().add("src", "test_messages", outlets={"text": mg.TextChunk}, steps=[(0.0, "txt", mg.Flush())])
+    assert info.value.param == "steps"
