@@ -27,7 +27,7 @@ Theory of operation. All media times are seconds on the one media timeline the a
   past the played time, so a frame that arrives in time still has a larger pts): the track never stalls.
 - **Epochs.** :meth:`AvCore.interrupt` starts a new epoch. Every frame the core holds is dropped as
   *stale*, the played time of the new epoch is unknown until its speech plays, and the epoch's *cut* is
-  the furthest media time seen so far (the end of the audio sent, a video frame's pts plus one period) or
+  the furthest media time seen so far (the end of the audio sent, just after a video frame's pts) or
   the cut the caller gives, whichever is later. **The rule telling an old frame from a new one**: a frame
   (audio or video) is of an older epoch, and is dropped as stale, when the actor stamps it with an older
   epoch (the actor stamps each inbound frame with the epoch current when it took it from its inlet, so a
@@ -217,7 +217,7 @@ class AvCore[F]:
             return [self._drop(frame, pts, "unplayed")]
         if self._old(pts, epoch):
             return [self._drop(frame, pts, "stale")]
-        self._seen = max(self._seen, pts + self.period)
+        self._seen = max(self._seen, pts + 2 * _EPSILON)  # the old turn's media ends after its last frame
         heapq.heappush(self._waiting, (pts, next(self._order), frame))
         return self._step(now)
 
