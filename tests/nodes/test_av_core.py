@@ -38,6 +38,7 @@ class Turn:
     offsets: tuple[float, ...]  # per frame: jitter or lateness, seconds
     reorder: bool
     interrupt: int | None  # steps after the turn begins
+    queued: bool  # at the interrupt, a frame of the turn's audio was still queued in the actor: stamped old
 
 
 @st.composite
@@ -63,6 +64,7 @@ def turns(draw: st.DrawFn) -> Turn:
         offsets=tuple(offsets),
         reorder=draw(st.booleans()),
         interrupt=draw(st.one_of(st.none(), st.integers(0, frames * 2 + 20))),
+        queued=draw(st.booleans()),
     )
 
 
@@ -93,6 +95,7 @@ class Sim:
         self.idle_since: float | None = None  # graph time of the last idle frame, while idle
         self.idle_frame: int | None = None
         self.ends = 0
+        self.stale_audio = 0
         self.skews: list[float] = []
         self.now = 0.0
 
@@ -204,6 +207,10 @@ def run(sim: Sim, script: list[Turn]) -> None:
             sim.play()
             if cut_at is not None and step >= cut_at:
                 sim.interrupt()
+                if turn.queued and sent_end < end:
+                    n = min(AFRAME, end - sent_end)
+                    assert not any(d.keep for d in core.audio(sent_end / RATE, n / RATE, sim.now, epoch=epoch))
+                    sim.stale_audio += 1
                 made = [i for i in mine if sim.frames[i].pts < sent_end / RATE]  # the rest was never made
                 for at in arrivals:
                     arrivals[at] = [i for i in arrivals[at] if i not in mine or i in made]
@@ -287,6 +294,7 @@ def test_releases_match_the_reference_under_any_arrival_pattern_and_interrupt(
     assert (stats.released, stats.late, stats.stale, stats.unplayed) == tuple(
         kinds.count(k) for k in ("released", "late", "stale", "unplayed")
     )
+    assert (stats.epoch, stats.stale_audio) == (sim.epoch, sim.stale_audio)
     # A frame that arrived in time for its own epoch is shown unless an interrupt or the end came first.
     for f in fed:
         if f.in_time:
