@@ -211,7 +211,7 @@ def run(sim: Sim, script: list[Turn]) -> None:
                     n = min(AFRAME, end - sent_end)
                     assert not any(d.keep for d in core.audio(sent_end / RATE, n / RATE, sim.now, epoch=epoch))
                     sim.stale_audio += 1
-                made = [i for i in mine if sim.frames[i].pts < sent_end / RATE]  # the rest was never made
+                made = [i for i in mine if sim.frames[i].pts < sent_end / RATE - EPS]  # the rest was never made
                 for at in arrivals:
                     arrivals[at] = [i for i in arrivals[at] if i not in mine or i in made]
                 media = sent_end
@@ -456,3 +456,14 @@ def test_next_wake_says_when_a_frame_or_an_idle_frame_is_due() -> None:
 def test_bad_settings_are_refused(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         AvCore(**kwargs)
+
+
+def test_media_at_the_cut_up_to_rounding_belongs_to_the_new_epoch() -> None:
+    core: AvCore[str] = AvCore(fps=25.0)
+    start = 0.02
+    for _ in range(6):  # the old turn's audio ends at 0.14, up to float rounding
+        core.audio(start, 0.02, now=0.0)
+        start += 0.02
+    core.interrupt(now=0.1)
+    assert core.video("new", 0.02 + 3 * 0.04, now=0.1) == []  # 0.13999999999999999: waits, not stale
+    assert core.video("old", 0.10, now=0.1) == [Drop(frame="old", pts=0.10, reason="stale")]
