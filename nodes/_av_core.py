@@ -22,9 +22,10 @@ Theory of operation. All media times are seconds on the one media timeline the a
   strictly increase); a late frame is dropped and counted. A frame that arrives before it is due is released
   at the first call at which it is due, so with calls at least once per frame period its skew is within one
   frame period (``next_wake`` gives the graph time to call back).
-- **Repeats.** While the audio plays and no frame is due, the last frame released is repeated once the
+- **Repeats.** While the audio plays, after the frames due, the last frame released is repeated once the
   played time is a frame period past the last pts sent out, with pts advanced by whole frame periods (never
-  past the played time, so a frame that arrives in time still has a larger pts): the track never stalls.
+  past the played time, so a frame that arrives in time still has a larger pts): the output stays within a
+  frame period of the audio and the track never stalls (at most one repeat per call).
 - **Epochs.** :meth:`AvCore.interrupt` starts a new epoch. Every frame the core holds is dropped as
   *stale*, the played time of the new epoch is unknown until its speech plays, and the epoch's *cut* is
   the furthest media time seen so far (the end of the audio sent, just after a video frame's pts) or
