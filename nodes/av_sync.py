@@ -24,7 +24,9 @@ Log events (checked by :func:`mediagraph.testing.check_av`):
 - ``video_out`` per frame sent on ``video``: kind (``release``, ``repeat``, ``idle``), pts (seconds, rounded to
   the microsecond), epoch (the core's, when sent), and for a release and a repeat ``stamp`` (the epoch the frame
   was stamped with when it arrived); for a release also ``skew`` (pts minus the played media time),
-  ``played`` and ``waited`` (the frame arrived before it was due and waited for its audio).
+  ``played``, ``since`` (the played time after the core's previous call: from ``since`` to ``played`` the
+  audio played, or was skipped below, in one step) and ``waited`` (the frame arrived before it was due and
+  waited for its audio).
 - ``av_interrupted``: epoch (the new one), cut (media seconds: media before it is the old turn's).
 - ``video_dropped`` per batch of drops of one reason: reason (``late``, ``stale``, ``unplayed``, ``overflow``:
   more than ``max_waiting`` frames waited), count, first and last pts.
@@ -121,6 +123,7 @@ class _Pass:
 class _Decided:
     decisions: list[Decision[_In]]
     arrived: _In | None = None  # the frame whose arrival the core was asked about
+    since: float | None = None  # the played media time after the core call before this one
 
 
 _Item = _Pass | _Decided
@@ -168,6 +171,7 @@ class AvSync(mg.Actor):
         self._size = (cfg.still_size[1], cfg.still_size[0])  # (height, width) of the still
         self._still: np.ndarray[Any, Any] | None = None
         self._ended = False
+        self._played: float | None = None  # the played media time after the last core call
         self._changed = trio.Event()
         outbox, sending = trio.open_memory_channel[_Item](math.inf)
         self._outbox, self._sending = outbox, sending
@@ -206,7 +210,9 @@ class AvSync(mg.Actor):
         return self._decide(self._core.playback(event, self._io.time()))
 
     def _decide(self, decisions: list[Decision[_In]], arrived: _In | None = None) -> list[_Item]:
-        return [_Decided(decisions, arrived)] if decisions else []
+        """Wrap what a core call just decided; notes the played time then, for the next call's releases."""
+        since, self._played = self._played, self._core.played(self._io.time())
+        return [_Decided(decisions, arrived, since)] if decisions else []
 
     async def _read_audio(self) -> None:
         core, io = self._core, self._io
@@ -317,7 +323,8 @@ class AvSync(mg.Actor):
                 continue
             if isinstance(d, Release):
                 waited = item.arrived is not d.frame
-                fields = {"skew": round(d.skew, 6), "played": round(d.pts - d.skew, 6), "waited": waited}
+                since = None if item.since is None else _round(item.since)
+                fields = {"skew": _round(d.skew), "played": _round(d.pts - d.skew), "since": since, "waited": waited}
                 await self._show(d.frame.frame.pixels, d.pts, "release", stamp=d.frame.stamp, **fields)
             elif isinstance(d, Repeat):
                 await self._show(d.frame.frame.pixels, d.pts, "repeat", stamp=d.frame.stamp)

@@ -28,8 +28,10 @@ def av_violations(log: Iterable[mg.Event], node: str) -> list[Violation]:
     Rules:
 
     - ``av_skew``: a frame that waited for its audio (it arrived before it was due) is released within one
-      frame period of the played media time (|skew| ≤ 1/fps); no frame is released ahead of the played time
-      (skew ≤ 0) or more than ``max_late`` behind it.
+      frame period of the played media time (|skew| ≤ 1/fps) when the played time moved by at most a period
+      since the node's previous decision (``since``; a larger step is media skipped below, a cut or a gap, or
+      a sink's report of a whole block: the node can only be as close as the reports); no frame is released
+      ahead of the played time (skew ≤ 0) or more than ``max_late`` behind it.
     - ``av_pts_order``: the pts of releases and repeats strictly increase; an idle frame's pts is never below
       the pts sent before it (output pts never decrease).
     - ``av_stale``: after an interrupt, no frame stamped with an older epoch, nor one whose pts is before the
@@ -95,8 +97,14 @@ def _check_skew(bad: _Bad, e: mg.Event, period: float, max_late: float) -> None:
         bad("av_skew", f"pts {e.fields['pts']} released {skew} s ahead of the played time", e)
     elif skew < -max_late - _EPSILON:
         bad("av_skew", f"pts {e.fields['pts']} released {-skew} s behind the played time (max_late {max_late})", e)
-    elif e.fields["waited"] and abs(skew) > period + _EPSILON:
+    elif e.fields["waited"] and abs(skew) > period + _EPSILON and _steady(e, period):
         bad("av_skew", f"pts {e.fields['pts']} waited and was released {-skew} s late (period {period:.6f})", e)
+
+
+def _steady(e: mg.Event, period: float) -> bool:
+    """Whether the played time moved by at most a period in the step that released ``e``."""
+    since = e.fields.get("since")
+    return since is not None and float(e.fields["played"]) - float(since) <= period + _EPSILON
 
 
 def check_av(log: Iterable[mg.Event], node: str) -> None:

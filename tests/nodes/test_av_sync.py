@@ -226,10 +226,10 @@ def test_the_checker_finds_a_stale_release_and_a_second_end() -> None:
 
     log = [
         ev(0, "av_sync_started", fps=25.0, max_late=0.1, idle="last"),
-        ev(1, "video_out", kind="release", pts=0.4, stamp=0, skew=-0.01, played=0.41, waited=True),
+        ev(1, "video_out", kind="release", pts=0.4, stamp=0, skew=-0.01, played=0.41, since=0.3, waited=True),
         ev(2, "av_interrupted", epoch=1, cut=0.6),
         ev(3, "video_out", kind="repeat", pts=0.44, stamp=0),
-        ev(4, "video_out", kind="release", pts=0.8, stamp=1, skew=-0.2, played=1.0, waited=True),
+        ev(4, "video_out", kind="release", pts=0.8, stamp=1, skew=-0.06, played=0.86, since=0.83, waited=True),
         ev(5, "video_out", kind="idle", pts=0.5),
         ev(6, "track_ended", track="video"),
         ev(7, "track_ended", track="video"),
@@ -277,13 +277,15 @@ def test_generated_schedules_keep_every_av_rule(data: st.DataObject) -> None:
     interrupt_at = data.draw(st.none() | st.sampled_from([0.05, 0.2, 0.45, 0.9]), label="interrupt_at")
     second: list[Turn] = []
     if interrupt_at is not None or data.draw(st.booleans(), label="two turns"):
-        begin = (interrupt_at if interrupt_at is not None else first.seconds) + data.draw(st.sampled_from([0.0, 0.1, 0.4]))
+        pause = data.draw(st.sampled_from([0.0, 0.1, 0.4]), label="pause")
+        begin = (interrupt_at if interrupt_at is not None else first.seconds) + pause
         media = math.ceil((first.seconds + 0.2) / PERIOD) * PERIOD
         second = [data.draw(turns(round(begin, 3), round(media, 6)), label="second")]
     idle = data.draw(st.sampled_from(["last", "still"]), label="idle")
     swaps = data.draw(st.lists(st.sampled_from([0.1, 0.3, 0.7]), max_size=1), label="swaps")
     below = {"type": "slot", "child": speaker()} if swaps else speaker()
-    steps = script([first, *second], interrupt_at if interrupt_at is not None and interrupt_at < first.seconds else None)
+    cut = interrupt_at if interrupt_at is not None and interrupt_at < first.seconds else None
+    steps = script([first, *second], cut)
     note(f"{len(steps)} steps")
     rec = Recorder()
     g = graph(steps, rec, below=below, idle=idle)
@@ -298,6 +300,6 @@ def test_generated_schedules_keep_every_av_rule(data: st.DataObject) -> None:
     for event, frame in zip(outs(log), frames, strict=True):
         if cuts and event.seq > cuts[0].seq and event.fields["kind"] != "idle":
             assert int(frame.pixels[0, 0, 0]) == 2
-    skews = sorted(abs(float(e.fields["skew"])) for e in outs(log, "release") if e.fields["waited"])
-    if skews:
-        assert skews[math.ceil(0.99 * len(skews)) - 1] <= PERIOD + 1e-6
+    if not swaps:  # nothing skipped below: every frame that waited is released within a period of its audio
+        for e in outs(log, "release"):
+            assert not e.fields["waited"] or -PERIOD - 1e-6 <= float(e.fields["skew"]) <= 1e-6, e
