@@ -297,6 +297,9 @@ def test_generated_schedules_keep_every_av_rule(data: st.DataObject) -> None:
     assert len(frames) == len(outs(log))
     # The screen got exactly what the log says, in order: no frame of an interrupted turn after the interrupt.
     cuts = log.of("av_interrupted")
+    assert len(cuts) == (cut is not None)
+    total = log.of("av_sync_total")[0].fields
+    assert (total["released"], total["repeated"]) == (len(outs(log, "release")), len(outs(log, "repeat")))
     for event, frame in zip(outs(log), frames, strict=True):
         if cuts and event.seq > cuts[0].seq and event.fields["kind"] != "idle":
             assert int(frame.pixels[0, 0, 0]) == 2
