@@ -8,6 +8,7 @@ import contextlib
 import math
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -108,7 +109,7 @@ def shown(rec: Recorder) -> list[mg.VideoFrame]:
     return [a.message for a in rec.arrivals("screen") if isinstance(a.message, mg.VideoFrame)]
 
 
-async def run(g: mg.Graph, swaps: list[float] = ()) -> mg.EventLog:  # type: ignore[assignment]
+async def run(g: mg.Graph, swaps: Sequence[float] = ()) -> mg.EventLog:
     log = mg.EventLog()
     async with mg.open_runtime() as rt:
         running = await rt.start(g, log=log)
