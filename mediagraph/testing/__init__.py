@@ -23,7 +23,8 @@ frame or at an interrupt, or breaks the segment contract in a chosen way (:data:
 Checkers come in pairs: ``*_violations`` returns the broken rules as :class:`Violation` objects, ``check_*``
 raises :class:`InvariantError` (an ``AssertionError``) listing them: :func:`check_lifecycle`,
 :func:`check_failure`, :func:`check_frames`, :func:`check_playback`, :func:`check_transcripts` (a transcript
-synchronizer against the node below it). :func:`capture` runs a graph and keeps
+synchronizer against the node below it), :func:`check_av` (an ``av_sync`` node: skew, pts order, nothing stale
+after an interrupt, both tracks end once). :func:`capture` runs a graph and keeps
 its event log and its outcome, failure included, with an optional :class:`Stop` or :class:`Cancel` on
 schedule.
 
@@ -55,6 +56,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._av import av_violations, check_av
 from ._capture import Cancel, Captured, Schedule, Stop, capture
 from ._checks import (
     InvariantError,
@@ -117,7 +119,9 @@ __all__ = [
     "Step",
     "Stop",
     "Violation",
+    "av_violations",
     "capture",
+    "check_av",
     "check_failure",
     "check_frames",
     "check_lifecycle",

@@ -1,0 +1,114 @@
+"""Checkers for the A/V synchronizer invariants, over the event log of an ``av_sync`` node.
+
+They read the node's own events (see ``nodes/av_sync.py``): ``av_sync_started`` (fps, max_late),
+``video_out`` (kind ``release`` / ``repeat`` / ``idle``, pts in seconds, ``stamp`` the epoch the frame was
+stamped with on arrival; a release's ``skew``, ``played`` and ``waited``), ``av_interrupted`` (the new epoch
+and its cut, media seconds) and ``track_ended`` (track).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import mediagraph as mg
+
+from ._checks import InvariantError, Violation
+
+__all__ = ["av_violations", "check_av"]
+
+_Bad = Callable[..., None]
+
+#: Times are logged rounded to the microsecond.
+_EPSILON = 2e-6
+
+
+def av_violations(log: Iterable[mg.Event], node: str) -> list[Violation]:
+    """Every broken A/V rule in the log of ``av_sync`` node ``node``.
+
+    Rules:
+
+    - ``av_skew``: a frame that waited for its audio (it arrived before it was due) is released within one
+      frame period of the played media time (|skew| ≤ 1/fps) when the played time moved by at most a period
+      since the node's previous decision (``since``; a larger step is media skipped below, a cut or a gap, or
+      a sink's report of a whole block: the node can only be as close as the reports); no frame is released
+      ahead of the played time (skew ≤ 0) or more than ``max_late`` behind it.
+    - ``av_pts_order``: the pts of releases and repeats strictly increase; an idle frame's pts is never below
+      the pts sent before it (output pts never decrease).
+    - ``av_stale``: after an interrupt, no frame stamped with an older epoch, nor one whose pts is before the
+      interrupt's cut, is released or repeated.
+    - ``av_end``: each track (``audio``, ``video``) ends at most once, and exactly once if the node completed;
+      no frame goes out on ``video`` after its end.
+    """
+    events = [e for e in (log.events if isinstance(log, mg.EventLog) else log) if e.node == node]
+    out: list[Violation] = []
+
+    def bad(rule: str, message: str, *shown: mg.Event) -> None:
+        out.append(Violation(rule=rule, node=node, message=message, events=shown))
+
+    period, max_late = float("inf"), float("inf")
+    epoch, cut = 0, float("-inf")
+    interrupt: mg.Event | None = None
+    last: mg.Event | None = None  # the last release or repeat
+    last_out: mg.Event | None = None  # the last frame out, idle included
+    ended: dict[str, mg.Event] = {}
+    for e in events:
+        f = e.fields
+        if e.event == "av_sync_started":
+            period, max_late = 1.0 / float(f["fps"]), float(f["max_late"])
+        elif e.event == "av_interrupted":
+            epoch, cut, interrupt = int(f["epoch"]), float(f["cut"]), e
+        elif e.event == "track_ended":
+            track = str(f["track"])
+            if track in ended:
+                bad("av_end", f"track {track} ended twice", ended[track], e)
+            ended.setdefault(track, e)
+        elif e.event == "video_out":
+            if "video" in ended:
+                bad("av_end", "a frame went out on video after the track ended", ended["video"], e)
+            pts = float(f["pts"])
+            if last_out is not None and pts < float(last_out.fields["pts"]) - _EPSILON:
+                bad("av_pts_order", f"pts {pts} after {last_out.fields['pts']}", last_out, e)
+            last_out = e
+            if f["kind"] == "idle":
+                continue
+            if last is not None and pts <= float(last.fields["pts"]) + _EPSILON:
+                bad("av_pts_order", f"{f['kind']} at pts {pts} after pts {last.fields['pts']}", last, e)
+            last = e
+            if interrupt is not None and (int(f["stamp"]) < epoch or pts < cut - _EPSILON):
+                bad(
+                    "av_stale",
+                    f"{f['kind']} of pts {pts}, stamped {f['stamp']}, after the interrupt to epoch {epoch} (cut {cut})",
+                    interrupt,
+                    e,
+                )
+            if f["kind"] == "release":
+                _check_skew(bad, e, period, max_late)
+    finished = [e for e in events if e.event == "node_finished"]
+    if finished and finished[-1].fields.get("reason") == "completed":
+        for track in ("audio", "video"):
+            if track not in ended:
+                bad("av_end", f"track {track} never ended", finished[-1])
+    return out
+
+
+def _check_skew(bad: _Bad, e: mg.Event, period: float, max_late: float) -> None:
+    skew = float(e.fields["skew"])
+    if skew > _EPSILON:
+        bad("av_skew", f"pts {e.fields['pts']} released {skew} s ahead of the played time", e)
+    elif skew < -max_late - _EPSILON:
+        bad("av_skew", f"pts {e.fields['pts']} released {-skew} s behind the played time (max_late {max_late})", e)
+    elif e.fields["waited"] and abs(skew) > period + _EPSILON and _steady(e, period):
+        bad("av_skew", f"pts {e.fields['pts']} waited and was released {-skew} s late (period {period:.6f})", e)
+
+
+def _steady(e: mg.Event, period: float) -> bool:
+    """Whether the played time moved by at most a period in the step that released ``e``."""
+    since = e.fields.get("since")
+    return since is not None and float(e.fields["played"]) - float(since) <= period + _EPSILON
+
+
+def check_av(log: Iterable[mg.Event], node: str) -> None:
+    """Raise :class:`InvariantError` listing every violation :func:`av_violations` finds."""
+    violations = av_violations(log, node)
+    if violations:
+        raise InvariantError(violations)
