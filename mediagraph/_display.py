@@ -79,7 +79,7 @@ def stamp(e: Event) -> str:
 
 
 #: Events too frequent for a line each on the terminal (several a second per sink); ``--events`` keeps them.
-QUIET_EVENTS = frozenset({"playback_progress", "words_released"})
+QUIET_EVENTS = frozenset({"playback_progress", "words_released", "video_out"})
 
 
 @final
