@@ -119,7 +119,8 @@ class Pattern:
 
 def _luma(pixels: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:
     if pixels.ndim == 3:
-        return pixels[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        luma: npt.NDArray[np.float64] = pixels[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        return luma
     if pixels.ndim == 2:
         return pixels.astype(np.float64)
     raise ValueError(f"expected pixels (height, width[, channels]), got an array of shape {pixels.shape}")
