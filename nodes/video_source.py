@@ -186,6 +186,10 @@ class VideoSource(mg.Actor):
                     elif isinstance(msg, mg.Interrupt):
                         avatar.interrupt()
                         await outlet.send(msg)
-            for item in avatar.take(io.time()):
+            # Woken for ``due``, the clock may read a hair before it (float rounding): take what was due then.
+            now = io.time()
+            if due is not None and now < due < now + 1e-6:
+                now = due
+            for item in avatar.take(now):
                 await outlet.send(self.frame(item) if isinstance(item, Shot) else item)
                 self.sent += isinstance(item, Shot)
