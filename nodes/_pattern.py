@@ -6,7 +6,8 @@ of the width and 1/12 of the height, black or white. In every row the first cell
 black (the markers: they give the row's white and black levels after any encoding, and a picture without
 them is no coded frame); the 14 cells between carry 14 bits, white for 1, most significant first, row
 after row: 70 bits = the frame index (24 bits), its media time in milliseconds (32 bits) and a check
-(14 bits of the CRC-32 of the two), so a damaged or foreign picture reads as ``None``, never as a wrong code.
+(14 bits of the CRC-32 of the two), so a damaged or foreign picture reads as ``None`` (a wrong code passes
+the check by chance once in 16384 damaged pictures).
 
 Robustness. Reading averages the middle half of each cell (in both directions) and compares it with the
 middle of its row's two markers, so it needs neither the exact size nor exact levels. Measured with libx264

@@ -281,6 +281,15 @@ async def test_an_interrupt_drops_the_frames_held_and_goes_down(autojump_clock: 
     assert all(t >= 1.5 - 1e-9 for t, _ in after)
 
 
+async def test_a_flush_follows_the_frames_made_before_it(autojump_clock: trio.testing.MockClock) -> None:
+    steps = [*speech(0.4), (0.4, "audio", mg.Flush()), *speech(0.2, at=0.6, media=1.0)]
+    got = await tapped({"audio": True, "latency": 0.2, "burst": 0.25}, steps)
+    kinds = ["flush" if isinstance(m, mg.Flush) else round(m.time, 6) for _, m in got]
+    assert kinds == [*(round(k / 25, 6) for k in range(10)), "flush", *(round(1 + k / 25, 6) for k in range(5))]
+    flush_at = next(t for t, m in got if isinstance(m, mg.Flush))
+    assert flush_at == pytest.approx(0.75)  # 0.4 + latency, at the next burst
+
+
 def beeps(
     seconds: float, onsets: list[float], length: float = 0.1, frame: float = 0.01
 ) -> list[tuple[float, str, Any]]:
@@ -360,3 +369,36 @@ def test_the_core_makes_each_frame_of_the_audio_once_in_order_on_time(
             assert t <= max(made[k] + latency + jitter, latest) + 1e-9
         latest = t
     assert core.statistics() == {"made": len(expected), "released": len(expected), "dropped": 0, "flashes": 0}
+
+
+@settings(deadline=None, max_examples=150)
+@given(
+    steps=st.lists(st.tuples(st.sampled_from(["audio", "audio", "audio", "interrupt"]), st.integers(0, 120))),
+    latency=st.sampled_from([0.0, 0.1, 0.3]),
+    burst=st.sampled_from([0.0, 0.2]),
+)
+def test_after_an_interrupt_no_frame_made_before_it_goes_out(
+    steps: list[tuple[str, int]], latency: float, burst: float
+) -> None:
+    core = Avatar(fps=Fraction(25), latency=latency, jitter=0.05, burst=burst, seed=3)
+    now, position, epoch = 0.0, 0, 0
+    made: dict[int, int] = {}  # index -> epoch it was made in
+    out: list[tuple[int, int]] = []  # (index, epoch when released)
+    for kind, wait in [*steps, ("end", 0)]:
+        now += wait / 1000
+        while (due := core.next_due()) is not None and (due <= now or kind == "end"):
+            out.extend((shot.index, epoch) for shot in core.take(due) if isinstance(shot, Shot))
+        if kind == "audio":
+            for shot in core.audio(audio(position / RATE, 0.02), now):
+                made[shot.index] = epoch
+            position += round(0.02 * RATE)
+        elif kind == "interrupt":
+            core.interrupt()
+            epoch += 1
+    assert all(made[k] == e for k, e in out)  # released in the epoch it was made in, never after an interrupt
+    released = {k for k, _ in out}
+    assert len(released) == len(out)
+    stats = core.statistics()
+    assert stats["made"] == len(made) == stats["released"] + stats["dropped"]
+    assert stats["released"] == len(out)
+    assert [k for k, _ in out] == sorted(released)
