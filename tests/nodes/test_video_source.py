@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 from fractions import Fraction
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
 import attrs
@@ -183,6 +184,15 @@ def test_read_code_survives_h264_at_crf_40_and_half_size(start: int, ms: int, st
     assert [p.shape for p in decoded] == [(120, 160, 3)] * 12
     assert [read_code(p) for p in decoded] == codes
     assert [is_flash(p) for p in decoded] == [k in flashes for k in range(12)]
+
+
+@pytest.mark.parametrize(("crf", "scale"), [(40, 0.25), (51, 1.0)])
+def test_read_code_survives_quarter_size_and_the_worst_quality(crf: int, scale: float) -> None:
+    """The figures of ``_pattern``'s docstring: 80x60 at crf 40, and crf 51 (the worst) at full size."""
+    pattern = Pattern(320, 240)
+    codes = [(i, i * 40) for i in range(100)]
+    decoded = h264_round_trip([pattern.draw(i, m) for i, m in codes], crf=crf, scale=scale)
+    assert [read_code(p) for p in decoded] == codes
 
 
 def test_mediagraph_nodes_lists_its_ports() -> None:
@@ -402,3 +412,21 @@ def test_after_an_interrupt_no_frame_made_before_it_goes_out(
     assert stats["made"] == len(made) == stats["released"] + stats["dropped"]
     assert stats["released"] == len(out)
     assert [k for k, _ in out] == sorted(released)
+
+
+async def test_the_code_reads_back_from_the_recorders_mp4(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    g = mg.Graph()
+    g.add("tone", "tone_source", duration=2.0)
+    g.add("video", "video_source", duration=2.0)
+    g.add("rec", "recorder", path=tmp_path / "call.mp4")
+    g.link("tone.audio", "rec.agent")
+    g.link("video.video", "rec.video")
+    with trio.fail_after(3600):
+        await mg.run(g)
+    with av.open(str(tmp_path / "call.mp4"), "r") as f:
+        decoded = [(float(frame.time or 0), read_code(frame.to_ndarray(format="rgb24"))) for frame in f.decode(video=0)]
+    assert [code for _, code in decoded] == [(i, i * 40) for i in range(50)]
+    for t, code in decoded:
+        assert code is not None and t == pytest.approx(code[1] / 1000, abs=0.002)  # shown at its media time
