@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import os
 import shutil
 import signal
 import subprocess
@@ -70,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C before the graph started, when the signal guard is not installed
         _error("mediagraph: interrupted (SIGINT) before the graph started")
         return SIGNAL_EXIT[signal.SIGINT]
+    except BrokenPipeError:  # whoever read the output went away (`mediagraph nodes | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 128 + signal.SIGPIPE  # as a shell reports a process the pipe signal ended
     if args.command is _run:  # a signal once the graph ran is the run's business (it returned its status)
         return status
     return _interrupted() or status

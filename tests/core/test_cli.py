@@ -615,3 +615,13 @@ def test_progress_events_go_to_the_events_file_not_to_the_terminal(tmp_path: Pat
     assert ran.returncode == 0, ran.stderr
     assert "playback_progress" not in ran.stderr and "playback_finished" in ran.stderr
     assert any(e["event"] == "playback_progress" for e in events(tmp_path / "ev"))
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) -> None:
+    """`mediagraph nodes | head`: the pipe closes before the listing is written; no traceback, the pipe's status."""
+    proc = subprocess.Popen([*COMMAND, "nodes"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the interpreter has even started: every write meets a closed pipe
+    assert proc.wait(timeout=60) == 128 + signal.SIGPIPE
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
