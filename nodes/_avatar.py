@@ -105,7 +105,7 @@ class Avatar:
         self.burst = burst
         self.flash_level = flash_level
         self._random = random.Random(seed)
-        self._held: deque[tuple[float, Shot | mg.Flush]] = deque()
+        self._held: deque[tuple[float, Shot | mg.Flush | mg.AudioFrame]] = deque()
         self._next = 0  # the first frame index not made yet
         self._last_due = -math.inf
         self.made = 0
@@ -123,14 +123,18 @@ class Avatar:
             return math.ceil(round(due / self.burst, 9)) * self.burst
         return due
 
-    def audio(self, frame: mg.AudioFrame, now: float) -> list[Shot]:
-        """Make the frames covering ``frame``'s media time; they are due later (see :meth:`take`)."""
+    def audio(self, frame: mg.AudioFrame, now: float, *, back: bool = False) -> list[Shot]:
+        """Make the frames covering ``frame``'s media time; they are due later (see :meth:`take`). With ``back``,
+        the audio frame itself comes back too, just before them, as an avatar service returns the voice with its
+        face."""
         start = Fraction(frame.timestamp, frame.sample_rate)
         end = start + Fraction(frame.samples.shape[0], frame.sample_rate)
         first = max(self._next, math.ceil(start * self.fps))
         stop = math.ceil(end * self.fps)
         flash = self.flash_level is not None and peak(frame.samples) > self.flash_level
         shots = [Shot(index=k, pts=frame_pts(k, self.fps), flash=flash) for k in range(first, stop)]
+        if back:
+            self._held.append((self._release_time(now + self.latency), frame))
         for shot in shots:
             jitter = self._random.uniform(0, self.jitter) if self.jitter > 0 else 0.0
             self._held.append((self._release_time(now + self.latency + jitter), shot))
@@ -154,9 +158,9 @@ class Avatar:
         """The graph time the next held item is due, ``None`` if none is held."""
         return self._held[0][0] if self._held else None
 
-    def take(self, now: float) -> list[Shot | mg.Flush]:
+    def take(self, now: float) -> list[Shot | mg.Flush | mg.AudioFrame]:
         """What is due at ``now``, in order."""
-        out: list[Shot | mg.Flush] = []
+        out: list[Shot | mg.Flush | mg.AudioFrame] = []
         while self._held and self._held[0][0] <= now:
             out.append(self._held.popleft()[1])
         self.released += sum(isinstance(item, Shot) for item in out)

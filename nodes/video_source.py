@@ -64,6 +64,8 @@ class VideoSourceConfig:
     flash_on_beep: (audio) a frame made from an audio frame peaking above ``flash_level`` is white above the
         code.
     flash_level: (audio) peak level, above 0 and up to 1 of full scale.
+    audio_back: (audio) send the audio back too, on an ``audio`` outlet, each frame with its video (same latency,
+        jitter and bursts), as an avatar service returns the voice with the face; flushes and interrupts too.
     """
 
     fps: float = attrs.field(default=25.0, validator=[_v.gt(0), _v.le(240)])
@@ -80,6 +82,7 @@ class VideoSourceConfig:
     seed: int = attrs.field(default=0, validator=_with_audio(0))
     flash_on_beep: bool = attrs.field(default=False, validator=_with_audio(False))
     flash_level: float = attrs.field(default=0.1, validator=[_v.gt(0), _v.le(1)])
+    audio_back: bool = attrs.field(default=False, validator=_with_audio(False))
 
 
 @final
@@ -108,7 +111,10 @@ class VideoSource(mg.Actor):
     @staticmethod
     def ports(config: VideoSourceConfig) -> mg.Ports:
         inlets = [mg.InletSpec(name="audio", types=mg.AudioFrame)] if config.audio else []
-        return mg.Ports(inlets=inlets, outlets=[mg.OutletSpec(name="video", types=mg.VideoFrame)])
+        outlets = [mg.OutletSpec(name="video", types=mg.VideoFrame)]
+        if config.audio_back:
+            outlets.append(mg.OutletSpec(name="audio", format=mg.SameAs("audio")))
+        return mg.Ports(inlets=inlets, outlets=outlets)
 
     def __init__(self, config: VideoSourceConfig) -> None:
         self.config = config
@@ -164,6 +170,7 @@ class VideoSource(mg.Actor):
 
     async def _avatar(self, io: mg.NodeIO, outlet: mg.Outlet, avatar: Avatar) -> None:
         inlet = io.inlets["audio"]
+        back = io.outlets["audio"] if self.config.audio_back else None
         ended = False
         while not ended or avatar.next_due() is not None:
             due = avatar.next_due()
@@ -180,16 +187,21 @@ class VideoSource(mg.Actor):
                         ended = True
                 for msg in batch:
                     if isinstance(msg, mg.AudioFrame):
-                        avatar.audio(msg, io.time())
+                        avatar.audio(msg, io.time(), back=back is not None)
                     elif isinstance(msg, mg.Flush):
                         avatar.flush(msg, io.time())
                     elif isinstance(msg, mg.Interrupt):
                         avatar.interrupt()
+                        if back is not None:
+                            await back.send(msg)
                         await outlet.send(msg)
             # Woken for ``due``, the clock may read a hair before it (float rounding): take what was due then.
             now = io.time()
             if due is not None and now < due < now + 1e-6:
                 now = due
             for item in avatar.take(now):
-                await outlet.send(self.frame(item) if isinstance(item, Shot) else item)
+                if back is not None and not isinstance(item, Shot):
+                    await back.send(item)  # the voice, and its flushes
+                if not isinstance(item, mg.AudioFrame):
+                    await outlet.send(self.frame(item) if isinstance(item, Shot) else item)
                 self.sent += isinstance(item, Shot)

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import mediagraph as mg
 import mediagraph.testing  # registers test_messages
+from mediagraph.testing import Recorder, SinkConfig
 
 if TYPE_CHECKING:
     from nodes._avatar import Avatar, Shot, fps_fraction
@@ -430,3 +431,30 @@ async def test_the_code_reads_back_from_the_recorders_mp4(
     assert [code for _, code in decoded] == [(i, i * 40) for i in range(50)]
     for t, code in decoded:
         assert code is not None and t == pytest.approx(code[1] / 1000, abs=0.002)  # shown at its media time
+
+
+async def test_audio_back_returns_the_voice_with_its_face(autojump_clock: trio.testing.MockClock) -> None:
+    """``audio_back``: each audio frame comes back with its video frames (the same latency and bursts), and the
+    flush after them, as an avatar service returns the voice with the face."""
+    rec = Recorder()
+    steps = [*speech(1.0, at=0.5, media=10.0), (1.5, "audio", mg.Flush())]
+    g = mg.Graph()
+    g.add("script", "test_messages", outlets={"audio": mg.AudioFrame}, steps=steps)
+    g.add("video", "video_source", audio=True, audio_back=True, latency=0.25, burst=0.1)
+    g.add("voice", "test_sink", config=SinkConfig(recorder=rec))
+    g.add("face", "test_sink", config=SinkConfig(recorder=rec))
+    g.link("script.audio", "video.audio")
+    g.link("video.audio", "voice.in")
+    g.link("video.video", "face.in")
+    await mg.run(g)
+    voice, face = rec.arrivals("voice"), rec.arrivals("face")
+    sent = [m for _, _, m in steps if isinstance(m, mg.AudioFrame)]
+    assert [a.message for a in voice] == [*sent, mg.Flush()]  # every frame, in order, then the flush
+    assert isinstance(face[-1].message, mg.Flush)
+    for a, (at, _, _) in zip(voice, steps, strict=False):  # each after the latency, at the next burst
+        assert a.t == pytest.approx(math.ceil(round((at + 0.25) / 0.1, 9)) * 0.1, abs=1e-6)
+    for f in face[:-1]:  # a video frame never comes before the audio it was made from
+        start = f.message.time
+        holding = next(a for a in voice if isinstance(a.message, mg.AudioFrame) and a.message.timestamp / RATE <= start
+                       < a.message.timestamp / RATE + a.message.duration)  # fmt: skip
+        assert holding.t <= f.t
