@@ -50,6 +50,7 @@ import trio
 import mediagraph as mg
 
 from ._av_core import AvCore, Decision, Drop, End, Idle, Release, Repeat
+from ._outbox import Outbox
 
 __all__ = ["AvSync", "AvSyncConfig"]
 
@@ -57,10 +58,6 @@ _v = attrs.validators
 
 #: The time base of the frames sent on ``video``: 90 kHz, so frame periods of common rates are whole ticks.
 TIME_BASE: Final = Fraction(1, 90000)
-
-#: Messages decided and not yet sent above which the readers wait (backpressure from the outlets reaches the
-#: inlets through it).
-OUTBOX: Final = 64
 
 #: The least graph time between two ticks that decided nothing (no spinning at one instant).
 MIN_TICK: Final = 0.001
@@ -173,12 +170,10 @@ class AvSync(mg.Actor):
         self._ended = False
         self._played: float | None = None  # the played media time after the last core call
         self._changed = trio.Event()
-        outbox, sending = trio.open_memory_channel[_Item](math.inf)
-        self._outbox, self._sending = outbox, sending
-        self._room = trio.lowlevel.ParkingLot()
+        self._outbox = outbox = Outbox[_Item]()
         io.log("av_sync_started", fps=cfg.fps, max_late=cfg.max_late, idle=cfg.idle)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._send_all)
+            nursery.start_soon(outbox.drain, self._send)
             async with trio.open_nursery() as tasks:
                 tasks.start_soon(self._tick)
                 async with trio.open_nursery() as readers:
@@ -198,12 +193,8 @@ class AvSync(mg.Actor):
     # --- the readers: each message goes to the core, and what it decides joins the outbox in the same step ---
 
     async def _feed(self, decide: Callable[[], list[_Item]]) -> None:
-        """Wait for room in the outbox, then ask the core and queue what it decided, with no checkpoint in
-        between: the outbox holds everything in the order the core decided it, whichever task asked."""
-        while self._sending.statistics().current_buffer_used >= OUTBOX:
-            await self._room.park()
-        for item in decide():
-            self._outbox.send_nowait(item)
+        """Ask the core, and queue what it decided (see :class:`Outbox`)."""
+        await self._outbox.put(decide)
         self._changed.set()  # the ticker's next wake may have moved
 
     def _playback(self, event: mg.PlaybackEvent) -> list[_Item]:
@@ -279,15 +270,11 @@ class AvSync(mg.Actor):
 
     # --- the one sender: the outlets and the log see the core's order ---------------------------------------
 
-    async def _send_all(self) -> None:
-        async for item in self._sending:
-            if self._sending.statistics().current_buffer_used < OUTBOX:
-                self._room.unpark_all()
-            if isinstance(item, _Pass):
-                await self._pass(item.msg)
-            else:
-                await self._decided(item)
-        self._room.unpark_all()
+    async def _send(self, item: _Item) -> None:
+        if isinstance(item, _Pass):
+            await self._pass(item.msg)
+        else:
+            await self._decided(item)
 
     async def _pass(self, msg: Any) -> None:
         io, audio = self._io, self._io.outlets["audio"]

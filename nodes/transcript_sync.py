@@ -24,24 +24,20 @@ of an utterance before its audio (as ``speech`` does) leaves that window one sch
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
-from typing import Any, Final, final
+from typing import Any, final
 
 import attrs
 import trio
 
 import mediagraph as mg
 
+from ._outbox import Outbox
 from ._transcript_core import Decision, TranscriptCore, Word
 
 __all__ = ["TranscriptSync", "TranscriptSyncConfig"]
 
 _v = attrs.validators
-
-#: Messages decided and not yet sent above which the readers wait (backpressure from the outlets reaches the
-#: inlets through it).
-OUTBOX: Final = 64
 
 
 @final
@@ -100,11 +96,9 @@ class TranscriptSync(mg.Actor):
         self._io = io
         self._core = TranscriptCore(syllables_per_second=self.config.syllables_per_second, name=io.name)
         self._words_sent: dict[int, int] = {}  # segment -> words released on `text` so far
-        outbox, sending = trio.open_memory_channel[_Item](math.inf)
-        self._outbox, self._sending = outbox, sending
-        self._room = trio.lowlevel.ParkingLot()
+        self._outbox = outbox = Outbox[_Item]()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._send_all)
+            nursery.start_soon(outbox.drain, self._send)
             async with trio.open_nursery() as readers:
                 readers.start_soon(self._read_media)
                 async for event in io.inlets["playback"]:
@@ -116,16 +110,13 @@ class TranscriptSync(mg.Actor):
     # --- the readers: each message goes to the core, and what it decides joins the outbox in the same step ---
 
     async def _feed(self, decide: Callable[[], list[Decision]], *first: _Item) -> None:
-        """Wait for room in the outbox, then ask the core and queue ``first`` and what it decided, with no
-        checkpoint in between: the outbox holds everything in the order the core decided it, whichever task
-        asked."""
-        while self._sending.statistics().current_buffer_used >= OUTBOX:
-            await self._room.park()
-        decided = decide()
-        for item in first:
-            self._outbox.send_nowait(item)
-        if decided:
-            self._outbox.send_nowait(decided)
+        """Ask the core, and queue ``first`` and what it decided (see :class:`Outbox`)."""
+
+        def items() -> list[_Item]:
+            decided = decide()
+            return [*first, decided] if decided else list(first)
+
+        await self._outbox.put(items)
 
     async def _read_media(self) -> None:
         """Audio and text, each in its own task; once both have ended, the core knows everything is said."""
@@ -162,19 +153,15 @@ class TranscriptSync(mg.Actor):
 
     # --- the one sender: the outlets and the log see the core's order ---------------------------------------
 
-    async def _send_all(self) -> None:
-        async for item in self._sending:
-            if self._sending.statistics().current_buffer_used < OUTBOX:
-                self._room.unpark_all()
-            if isinstance(item, _Pass):
-                audio = self._io.outlets["audio"]
-                if item.msg is None:
-                    audio.close()
-                else:
-                    await audio.send(item.msg)
+    async def _send(self, item: _Item) -> None:
+        if isinstance(item, _Pass):
+            audio = self._io.outlets["audio"]
+            if item.msg is None:
+                audio.close()
             else:
-                await self._decided(item)
-        self._room.unpark_all()
+                await audio.send(item.msg)
+        else:
+            await self._decided(item)
 
     async def _decided(self, decisions: list[Decision]) -> None:
         io = self._io
