@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 import mediagraph as mg
 
-from ._checks import InvariantError, Violation
+from ._checks import Violation, raise_if
 
 __all__ = ["av_violations", "check_av"]
 
@@ -109,6 +109,4 @@ def _steady(e: mg.Event, period: float) -> bool:
 
 def check_av(log: Iterable[mg.Event], node: str) -> None:
     """Raise :class:`InvariantError` listing every violation :func:`av_violations` finds."""
-    violations = av_violations(log, node)
-    if violations:
-        raise InvariantError(violations)
+    raise_if(av_violations(log, node))

@@ -71,7 +71,8 @@ class InvariantError(AssertionError):
         super().__init__(f"{len(self.violations)} invariant violation(s):\n" + "\n".join(map(str, self.violations)))
 
 
-def _raise_if(violations: list[Violation]) -> None:
+def raise_if(violations: list[Violation]) -> None:
+    """Raise :class:`InvariantError` listing ``violations``, if there are any (what every ``check_*`` does)."""
     if violations:
         raise InvariantError(violations)
 
@@ -144,7 +145,7 @@ def lifecycle_violations(log: Iterable[mg.Event], *, nodes: Iterable[str] | None
 
 def check_lifecycle(log: Iterable[mg.Event], *, nodes: Iterable[str] | None = None) -> None:
     """Raise :class:`InvariantError` if :func:`lifecycle_violations` finds any."""
-    _raise_if(lifecycle_violations(log, nodes=nodes))
+    raise_if(lifecycle_violations(log, nodes=nodes))
 
 
 def _graph_bounds(events: list[mg.Event]) -> list[Violation]:
@@ -304,7 +305,7 @@ def failure_violations(log: Iterable[mg.Event], error: BaseException | None) -> 
 
 def check_failure(log: Iterable[mg.Event], error: BaseException | None) -> None:
     """Raise :class:`InvariantError` if :func:`failure_violations` finds any."""
-    _raise_if(failure_violations(log, error))
+    raise_if(failure_violations(log, error))
 
 
 # --- frames --------------------------------------------------------------------------------------------------
@@ -371,4 +372,4 @@ def frame_violations(sink: str, arrivals: Sequence[Arrival], expected: Mapping[R
 
 def check_frames(sink: str, arrivals: Sequence[Arrival], expected: Mapping[Route, int | range]) -> None:
     """Raise :class:`InvariantError` if :func:`frame_violations` finds any."""
-    _raise_if(frame_violations(sink, arrivals, expected))
+    raise_if(frame_violations(sink, arrivals, expected))

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import mediagraph as mg
 
-from ._checks import InvariantError, Violation
+from ._checks import Violation, raise_if
 
 __all__ = ["check_playback", "playback_violations"]
 
@@ -127,6 +127,4 @@ def check_playback(
     log: Iterable[mg.Event], node: str, *, closed: int | None = None, sent: Mapping[int, float] | None = None
 ) -> None:
     """Raise :class:`InvariantError` listing every violation :func:`playback_violations` finds."""
-    violations = playback_violations(log, node, closed=closed, sent=sent)
-    if violations:
-        raise InvariantError(violations)
+    raise_if(playback_violations(log, node, closed=closed, sent=sent))

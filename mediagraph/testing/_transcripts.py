@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 import mediagraph as mg
 
-from ._checks import InvariantError, Violation
+from ._checks import Violation, raise_if
 
 __all__ = ["check_transcripts", "transcript_violations"]
 
@@ -120,6 +120,4 @@ def _check_against_finish(bad: _Bad, transcript: mg.Event, finish: mg.Event | No
 
 def check_transcripts(log: Iterable[mg.Event], node: str, below: str) -> None:
     """Raise :class:`InvariantError` listing every violation :func:`transcript_violations` finds."""
-    violations = transcript_violations(log, node, below)
-    if violations:
-        raise InvariantError(violations)
+    raise_if(transcript_violations(log, node, below))
