@@ -24,7 +24,8 @@ Checkers come in pairs: ``*_violations`` returns the broken rules as :class:`Vio
 raises :class:`InvariantError` (an ``AssertionError``) listing them: :func:`check_lifecycle`,
 :func:`check_failure`, :func:`check_frames`, :func:`check_playback`, :func:`check_transcripts` (a transcript
 synchronizer against the node below it), :func:`check_av` (an ``av_sync`` node: skew, pts order, nothing stale
-after an interrupt, both tracks end once). :func:`capture` runs a graph and keeps
+after an interrupt, both tracks end once). :func:`read_vtt` reads subtitles strictly, as a player would.
+:func:`capture` runs a graph and keeps
 its event log and its outcome, failure included, with an optional :class:`Stop` or :class:`Cancel` on
 schedule.
 
@@ -80,6 +81,7 @@ from ._probes import Arrival, FaultSpec, InjectedFault, ProbeFrame, Recorder, Ro
 from ._script import AudioScript, ScriptConfig, Step
 from ._sinks import Breach, FaultySink, FaultySinkConfig
 from ._transcripts import check_transcripts, transcript_violations
+from ._vtt import Cue, read_vtt
 
 if TYPE_CHECKING:
     from .strategies import device_timings, faults, graphs, schedules
@@ -91,6 +93,7 @@ __all__ = [
     "Breach",
     "Cancel",
     "Captured",
+    "Cue",
     "DeviceBlock",
     "DeviceTiming",
     "FakePortAudioError",
@@ -138,6 +141,7 @@ __all__ = [
     "lifecycle_violations",
     "node_sequences",
     "playback_violations",
+    "read_vtt",
     "schedules",
     "transcript_violations",
 ]

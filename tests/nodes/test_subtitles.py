@@ -24,7 +24,7 @@ import trio.testing
 from hypothesis import given, note, settings
 
 import mediagraph as mg
-from mediagraph.testing import Cancel, FaultSpec, SourceConfig, Stop, capture
+from mediagraph.testing import Cancel, Cue, FaultSpec, SourceConfig, Stop, capture, read_vtt
 
 if TYPE_CHECKING:
     from nodes import _writers
@@ -35,42 +35,6 @@ else:
 
 RATE = 48000
 Samples = npt.NDArray[np.int16]
-ParsedCue = tuple[int, int, str]  # start ms, end ms, text as read
-
-# --- an independent reading of WebVTT -----------------------------------------------------------------------
-
-_TIME = r"(\d{2,}):([0-5]\d):([0-5]\d)\.(\d{3})"
-_TIMING = re.compile(rf"^{_TIME} --> {_TIME}$")
-
-
-def _ms(h: str, m: str, s: str, frac: str) -> int:
-    return ((int(h) * 60 + int(m)) * 60 + int(s)) * 1000 + int(frac)
-
-
-def parse_vtt(text: str) -> list[ParsedCue]:
-    """The cues of a WebVTT file, as its spec reads them; fails on anything a player could misread: no header,
-    a block that is not a cue, a tag or a ``-->`` in cue text, a cue that ends before it starts."""
-    lines = re.split(r"\r\n|\r|\n", text)
-    assert lines[0] == "WEBVTT", lines[:1]
-    blocks: list[list[str]] = [[]]
-    for line in lines[1:]:
-        if line:
-            blocks[-1].append(line)
-        elif blocks[-1]:
-            blocks.append([])
-    cues = []
-    for block in (b for b in blocks if b):
-        timing = _TIMING.match(block[0])
-        assert timing is not None, f"not a cue timing line: {block[0]!r}"
-        start, end = _ms(*timing.groups()[:4]), _ms(*timing.groups()[4:])
-        assert end > start, block[0]
-        body = block[1:]
-        assert body, "a cue without text"
-        for line in body:
-            assert "-->" not in line and "<" not in line, line
-        joined = "\n".join(body)
-        cues.append((start, end, joined.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")))
-    return cues
 
 
 def one_line(text: str) -> str:
@@ -97,7 +61,7 @@ def test_the_core_writes_each_heard_transcript_as_a_cue_in_time_order_that_parse
 ) -> None:
     core = Subtitles()
     appended = ""
-    want: list[ParsedCue] = []
+    want: list[Cue] = []
     untimed = 0
     for segment, (start, position, interrupted, text) in enumerate(transcripts):
         msg = mg.Transcript(segment=segment, interrupted=interrupted, position=position, text=text, start=start)
@@ -111,8 +75,8 @@ def test_the_core_writes_each_heard_transcript_as_a_cue_in_time_order_that_parse
         want.append((begin, max(begin + 1, round((start + position) * 1000)), one_line(text)))
     want.sort(key=lambda cue: cue[0])  # stable: equal starts stay in arrival order
     note(f"want: {want}")
-    assert parse_vtt(core.document()) == want
-    as_appended = parse_vtt("WEBVTT\n" + appended)  # what the in-progress file holds
+    assert read_vtt(core.document()) == want
+    as_appended = read_vtt("WEBVTT\n" + appended)  # what the in-progress file holds
     assert sorted(as_appended, key=lambda cue: cue[0]) == want
     assert core.in_order == (as_appended == want)
     assert core.statistics() == {"cues": len(want), "untimed_cues": untimed}
@@ -141,7 +105,7 @@ def test_a_transcript_without_start_takes_its_counted_segments_first_frame() -> 
     heard = [(0, 0.05, "one"), (1, 0.01, "two"), (2, 0.0, ""), (3, 0.02, "four"), (9, 1.0, "nowhere")]
     for segment, position, text in heard:
         core.transcript(mg.Transcript(segment=segment, position=position, text=text))
-    assert parse_vtt(core.document()) == [(250, 300, "one"), (2000, 2010, "two"), (5500, 5520, "four")]
+    assert read_vtt(core.document()) == [(250, 300, "one"), (2000, 2010, "two"), (5500, 5520, "four")]
     assert core.statistics() == {"cues": 3, "untimed_cues": 1}  # segment 9 was never seen
     # Once a transcript says where its segment is, counting stops: later ones without start are untimed.
     core.transcript(mg.Transcript(segment=4, position=1.0, text="five", start=7.0))
@@ -209,7 +173,7 @@ def read_wav(path: Path) -> Samples:
         return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).reshape(-1, 2)
 
 
-def read_with_ffmpeg(path: Path) -> list[ParsedCue]:
+def read_with_ffmpeg(path: Path) -> list[Cue]:
     """The cues as FFmpeg's WebVTT demuxer reads them (an independent parser): times in ms, text unescaped."""
     with av.open(str(path), format="webvtt") as container:
         stream = container.streams.subtitles[0]
@@ -223,10 +187,10 @@ def read_with_ffmpeg(path: Path) -> list[ParsedCue]:
     return [(a, b, t.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")) for a, b, t in cues]
 
 
-def check_files(out: Path, log: mg.EventLog, cues: list[ParsedCue]) -> None:
+def check_files(out: Path, log: mg.EventLog, cues: list[Cue]) -> None:
     vtt = out.with_suffix(".vtt")
     assert not Path(f"{out}.part").exists() and not Path(f"{vtt}.part").exists()
-    assert parse_vtt(vtt.read_text(encoding="utf-8")) == cues
+    assert read_vtt(vtt.read_text(encoding="utf-8")) == cues
     assert read_with_ffmpeg(vtt) == cues
     (done,) = log.of("recording_finished")
     assert (done.fields["subtitles"], done.fields["cues"]) == (str(vtt), len(cues))
@@ -278,12 +242,12 @@ async def test_the_in_progress_subtitles_parse_at_any_moment_and_never_appear_un
             assert not vtt.exists(), "nothing under the final name until finalized"
             snapshot = tmp_path / f"snapshot{at}.vtt"
             shutil.copy(part, snapshot)  # what a process killed now would leave
-            seen.append(parse_vtt(snapshot.read_text(encoding="utf-8")))
+            seen.append(read_vtt(snapshot.read_text(encoding="utf-8")))
             assert read_with_ffmpeg(snapshot) == seen[-1]
         running.cancel()
     assert seen == [[], WANT[:1], WANT]
     assert vtt.exists() and not part.exists()
-    assert parse_vtt(vtt.read_text(encoding="utf-8")) == WANT
+    assert read_vtt(vtt.read_text(encoding="utf-8")) == WANT
 
 
 async def test_cues_that_come_out_of_order_are_sorted_in_the_final_file(
@@ -302,7 +266,7 @@ async def test_cues_that_come_out_of_order_are_sorted_in_the_final_file(
     g.link("script.transcript", "rec.transcript")
     result = await mg.run(g)
     want = [(0, 200, "earlier"), (1000, 1100, "later")]
-    assert parse_vtt((tmp_path / "call.vtt").read_text(encoding="utf-8")) == want
+    assert read_vtt((tmp_path / "call.vtt").read_text(encoding="utf-8")) == want
     assert read_with_ffmpeg(tmp_path / "call.vtt") == want
     assert result.log.of("recording_finished")[0].fields["cues"] == 2
 
@@ -408,4 +372,4 @@ async def test_a_full_disk_leaves_both_files_in_progress_or_the_recording_comple
         ]
         assert not log.of("recording_failed")
     assert names(tmp_path) == (["call.vtt.part", "call.wav.part"] if full == ".wav" else ["call.vtt.part", "call.wav"])
-    assert parse_vtt((tmp_path / "call.vtt.part").read_text(encoding="utf-8")) == WANT[:1]
+    assert read_vtt((tmp_path / "call.vtt.part").read_text(encoding="utf-8")) == WANT[:1]

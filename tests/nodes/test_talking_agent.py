@@ -31,6 +31,8 @@ else:
     from mediagraph.nodes._espeak import ENGINE
 from pocketsphinx import Decoder
 
+from mediagraph.testing import read_vtt
+
 GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 COMMAND = [sys.executable, "-m", "mediagraph"]
 RATE = 48000
@@ -81,11 +83,7 @@ def read_wav(path: Path) -> npt.NDArray[np.int16]:
 
 
 def cues(path: Path) -> list[tuple[float, float, str]]:
-    def seconds(h: str, m: str, s: str) -> float:
-        return int(h) * 3600 + int(m) * 60 + float(s)
-
-    found = re.findall(r"(\d\d):(\d\d):(\d\d\.\d{3}) --> (\d\d):(\d\d):(\d\d\.\d{3})\n(.*)\n", path.read_text())
-    return [(seconds(a, b, c), seconds(d, e, f), text) for a, b, c, d, e, f, text in found]
+    return [(start / 1000, end / 1000, text) for start, end, text in read_vtt(path.read_text())]
 
 
 def rms(samples: npt.NDArray[np.int16]) -> float:
