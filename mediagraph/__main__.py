@@ -1,7 +1,5 @@
 """``python -m mediagraph``: the ``mediagraph`` command line."""
 
-import sys
+from ._cli import command
 
-from ._cli import main
-
-sys.exit(main())
+command()

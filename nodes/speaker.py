@@ -30,11 +30,12 @@ beyond its latency while audio waits for it is taken for stopped.
 
 A device that has not started yet has not stopped. Sound servers can be slow to start a stream: PortAudio
 on an idle PulseAudio null sink calls back for several blocks at once to fill its buffer, then not at all
-for up to 2 s, until the sink starts the stream at the end of the 2 s block it is rendering. So a device
-has started once it calls back at a second instant of its own clock (``currentTime`` half a block or more
-after its first callback; for a device whose clock stands at 0, half a block later on the graph clock);
-until then it has its own, longer bound, ``start_ms`` from opening, and the error says which of the two
-bounds was passed.
+for up to 2 s, until the sink starts the stream at the end of the 2 s block it is rendering. Those filling
+callbacks run as fast as the machine lets them, which on a loaded one is not fast: their ``currentTime``
+spread over 9 ms in CI, nearly a block, once taken for playback. So a device has started once its callbacks
+span ``START_SPAN`` (a quarter of a second) of its own clock, more than any fill takes (for a device whose
+clock stands at 0, a quarter of a second of the graph clock between observations); until then it has its
+own, longer bound, ``start_ms`` from opening, and the error says which of the two bounds was passed.
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ class SpeakerConfig:
 
 
 PLAYBACK_TYPES = (mg.PlaybackStarted, mg.PlaybackProgress, mg.PlaybackFinished)
+#: A device has started once its callbacks span this long of its own clock (seconds; see the module doc).
+START_SPAN = 0.25
 
 
 def log_playback(io: mg.NodeIO, events: list[mg.PlaybackEvent], emit: Any) -> None:
@@ -168,9 +171,9 @@ class Speaker(mg.Actor):
         self._audible_until = 0.0  # graph time when the last sample taken will have been played
         self._heard = 0.0  # when (trio's clock) the node last took observations of the device's callbacks
         self._opened = 0.0  # when (trio's clock) the device was opened
-        self._started = False  # the device called back at a second instant: it plays (see the module doc)
+        self._started = False  # the device's callbacks spanned START_SPAN: it plays (see the module doc)
         self._first_wake: tuple[float, float] | None = None  # its first callback: device time, trio time
-        self._filled = 0  # blocks it took in its first wake-up
+        self._filled = 0  # blocks it took before it was known to play
         self._waiting = 0.0  # when (trio's clock) audio last began to wait for the device, nothing being owed
         self._stopped: str | None = None  # how the device stopped by itself
         self._failed = False
@@ -315,13 +318,12 @@ class Speaker(mg.Actor):
         self._log_underruns()
 
     def _watch_start(self, observed: list[Played]) -> None:
-        """Has the device started: has it called back at a second instant of its own clock?"""
-        half = self.block / self.config.sample_rate / 2
+        """Has the device started: do its callbacks span ``START_SPAN`` of its own clock?"""
         for played in observed:
             if self._first_wake is None:
                 self._first_wake = (played.now, self._heard)
-            elif abs(played.now - self._first_wake[0]) >= half or (
-                played.now == 0.0 and self._heard - self._first_wake[1] >= half  # a clock standing at 0
+            elif abs(played.now - self._first_wake[0]) >= START_SPAN or (
+                played.now == 0.0 and self._heard - self._first_wake[1] >= START_SPAN  # a clock standing at 0
             ):
                 self._started = True
                 assert self.device is not None
@@ -335,8 +337,8 @@ class Speaker(mg.Actor):
         if self._first_wake is None:
             return f"never started: no callback in {waited}, audio waiting for it"
         return (
-            f"never started: it took {self._filled} blocks at once to fill its buffer, then did not call back "
-            f"again in {waited}, audio waiting for it"
+            f"never started: it took {self._filled} blocks to fill its buffer, then did not call back again in "
+            f"{waited}, audio waiting for it"
         )
 
     def _play(self, samples: int, t: float) -> None:

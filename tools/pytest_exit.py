@@ -1,0 +1,16 @@
+"""pytest, then the process ends with ``os._exit`` and pytest's status, not through interpreter finalization.
+
+The suite loads livekit's FFI in this process (the apm processor); its threads post log records into Python,
+and one that lands while the interpreter finalizes aborts the process after every test passed (see
+``mediagraph._cli.command``, which ends the ``mediagraph`` command the same way).
+"""
+
+import os
+import sys
+
+import pytest
+
+status = int(pytest.main(sys.argv[1:]))
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(status)
