@@ -23,9 +23,11 @@ Theory of operation. All media times are seconds on the one media timeline the a
   at the first call at which it is due, so with calls at least once per frame period its skew is within one
   frame period (``next_wake`` gives the graph time to call back).
 - **Repeats.** While the audio plays, after the frames due, the last frame released is repeated once the
-  played time is a frame period past the last pts sent out, with pts advanced by whole frame periods (never
-  past the played time, so a frame that arrives in time still has a larger pts): the output stays within a
-  frame period of the audio and the track never stalls (at most one repeat per call).
+  next frame is half a frame period overdue (the played time is a period and a half past the last pts sent
+  out), with pts advanced by whole frame periods and at least half a period behind the played time: a frame
+  that arrives just when it is due (an avatar sends a frame with its audio) is never beaten to its slot by a
+  repeat, and the output stays within a period and a half of the audio, so the track never stalls (at most
+  one repeat per call).
 - **Epochs.** :meth:`AvCore.interrupt` starts a new epoch. Every frame the core holds is dropped as
   *stale*, the played time of the new epoch is unknown until its speech plays, and the epoch's *cut* is
   the furthest media time seen so far (the end of the audio sent, just after a video frame's pts) or
@@ -44,6 +46,11 @@ Theory of operation. All media times are seconds on the one media timeline the a
   the configured still (``idle="still"``: the decision carries no frame). It is shown at the interrupt and
   again every frame period of graph time, so the track stays alive; repeats resume with the new epoch's
   first frame (a frame of an interrupted epoch is never repeated).
+- **Output timeline.** Every frame sent out carries ``out``, its presentation time on the output track,
+  which strictly increases: idle frames advance it a frame period each, and an epoch's frames go out at
+  their pts plus the epoch's *offset*, zero unless the idle frames ran past the new epoch's first pts, then
+  just enough to put that frame a period after the last idle one. (``pts`` stays the media time: skew,
+  lateness and the epoch cut are told by it.)
 - **End.** Once both the audio and the video have ended, the tracks end (one :class:`End`, exactly once)
   when no frame waits, or when all the audio sent in the epoch has been played or accounted for by a
   ``PlaybackFinished`` (the frames still waiting are then dropped as ``unplayed``); :meth:`AvCore.close`
@@ -70,20 +77,23 @@ _EPSILON: Final = 1e-6  # seconds: media times are sums of float durations
 @final
 @attrs.frozen(kw_only=True)
 class Release[F]:
-    """Show ``frame`` now; ``skew`` is its pts minus the played media time (seconds)."""
+    """Show ``frame`` now, at ``out`` on the output timeline; ``skew`` is its pts minus the played media time
+    (seconds)."""
 
     frame: F
     pts: float
     skew: float
+    out: float
 
 
 @final
 @attrs.frozen(kw_only=True)
 class Repeat[F]:
-    """Show ``frame`` (the last one released) again, at media time ``pts``."""
+    """Show ``frame`` (the last one released) again, at media time ``pts`` (``out`` on the output timeline)."""
 
     frame: F
     pts: float
+    out: float
 
 
 @final
@@ -100,10 +110,12 @@ class Drop[F]:
 @final
 @attrs.frozen(kw_only=True)
 class Idle[F]:
-    """Show the idle frame at graph time ``t``: ``frame`` (the last one released), or the still if ``None``."""
+    """Show the idle frame at graph time ``t`` (``out`` on the output timeline): ``frame`` (the last one
+    released), or the still if ``None``."""
 
     frame: F | None
     t: float
+    out: float
 
 
 @final
@@ -170,6 +182,9 @@ class AvCore[F]:
         self._order = itertools.count()
         self._last: F | None = None  # the last frame released
         self._last_pts = -math.inf  # the last pts sent out (releases and repeats)
+        self._out = -math.inf  # the last time sent out on the output timeline (idle frames too)
+        self._offset = 0.0  # this epoch's output time minus media time
+        self._rebase = False  # the next release sets the offset: an epoch begins after idle frames
         self._played: float | None = None  # the largest played media time reported in this epoch
         self._anchor: tuple[float, float] | None = None  # (media, graph time) of the last event of a playing segment
         self._audio: list[list[float]] = []  # [start, end, graph time sent] of this epoch's audio, merged
@@ -264,6 +279,7 @@ class AvCore[F]:
         self._last = None  # never repeated in the new epoch
         self._accounted = -math.inf
         self._idle_at = now
+        self._rebase = True
         return out + self._step(now)
 
     def end_audio(self, now: float) -> list[Decision[F]]:
@@ -310,7 +326,7 @@ class AvCore[F]:
         if self._anchor is not None and played is not None:
             targets = [self._waiting[0][0]] if self._waiting else []
             if self._last is not None:
-                targets.append(self._last_pts + self.period)
+                targets.append(self._last_pts + 1.5 * self.period)
             for target in targets:
                 wakes.append(now + max(0.0, target - played))  # reached only if that audio plays
         return max(now, min(wakes)) if wakes else None
@@ -335,21 +351,29 @@ class AvCore[F]:
                 if pts < played - self.max_late - _EPSILON or pts <= self._last_pts + _EPSILON:
                     out.append(self._drop(frame, pts, "late"))
                     continue
+                if self._rebase:
+                    self._offset, self._rebase = max(0.0, self._out + self.period - pts), False
                 self._last, self._last_pts, self._idle_at = frame, pts, None
                 self._counts["released"] += 1
-                out.append(Release(frame=frame, pts=pts, skew=pts - played))
-            if self._last is not None and played >= self._last_pts + self.period - _EPSILON:
-                periods = math.floor((played - self._last_pts) / self.period + _EPSILON)
+                out.append(Release(frame=frame, pts=pts, skew=pts - played, out=self._output(pts)))
+            if self._last is not None and played >= self._last_pts + 1.5 * self.period - _EPSILON:
+                periods = math.floor((played - self._last_pts) / self.period - 0.5 + _EPSILON)
                 self._last_pts += periods * self.period
                 self._counts["repeated"] += 1
-                out.append(Repeat(frame=self._last, pts=self._last_pts))
+                out.append(Repeat(frame=self._last, pts=self._last_pts, out=self._output(self._last_pts)))
         if self._idle_at is not None and now >= self._idle_at - _EPSILON:
             if self._shows_idle():
-                out.append(Idle(frame=self._idle_frame, t=now))
+                self._out = self._out + self.period if self._out > -math.inf else 0.0
+                out.append(Idle(frame=self._idle_frame, t=now, out=self._out))
             self._idle_at += self.period * max(1, math.floor((now - self._idle_at) / self.period + _EPSILON) + 1)
         if self._audio_ended and self._video_ended and (not self._waiting or self._played_out(played)):
             out.extend(self._finish())
         return out
+
+    def _output(self, pts: float) -> float:
+        """The output time of this epoch's frame at media time ``pts`` (and the last one sent out)."""
+        self._out = pts + self._offset
+        return self._out
 
     def _shows_idle(self) -> bool:
         return self.idle_mode == "still" or self._idle_frame is not None

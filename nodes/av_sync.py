@@ -11,19 +11,21 @@ the core's order whatever the outlets' backpressure.
 
 An ``Interrupt`` on ``audio`` (from upstream, the schedule's ``interrupt`` action or ``RunningGraph.interrupt``)
 starts a new epoch in the core and goes down ``audio`` first, so the sink below flushes; a ``Flush`` passes
-through. The output video frames are new :class:`mediagraph.VideoFrame` objects in a 1/90000 s time base:
-a release keeps the frame's pixels and pts, a repeat shows the last frame's pixels at an advanced pts, an
-idle frame shows the last frame released before the interrupt (``idle: last``) or a still of ``still_color``
-at the pts of the last frame sent out (output pts never decrease; releases and repeats strictly increase).
+through. The output video frames are new :class:`mediagraph.VideoFrame` objects in a 1/90000 s time base,
+their pts the core's output time (strictly increasing): a release keeps the frame's pixels and, until an
+idle spell outran the new turn's media, its pts; a repeat shows the last frame's pixels a whole number of
+frame periods on; an idle frame shows the last frame released before the interrupt (``idle: last``) or a
+still of ``still_color``, a frame period after the frame before it.
 Once both inlets ended and the audio sent played (or every inlet ended, or the graph stops), both outlets end
 exactly once.
 
 Log events (checked by :func:`mediagraph.testing.check_av`):
 
 - ``av_sync_started``: fps, max_late, idle.
-- ``video_out`` per frame sent on ``video``: kind (``release``, ``repeat``, ``idle``), pts (seconds, rounded to
-  the microsecond), epoch (the core's, when sent), and for a release and a repeat ``stamp`` (the epoch the frame
-  was stamped with when it arrived); for a release also ``skew`` (pts minus the played media time),
+- ``video_out`` per frame sent on ``video``: kind (``release``, ``repeat``, ``idle``), pts (the output time sent,
+  seconds rounded to the microsecond), and for a release and a repeat ``media``
+  (the frame's media time) and ``stamp`` (the epoch the frame was stamped with when it arrived); for a release
+  also ``skew`` (media minus the played media time),
   ``played``, ``since`` (the played time after the core's previous call: from ``since`` to ``played`` the
   audio played, or was skipped below, in one step) and ``waited`` (the frame arrived before it was due and
   waited for its audio).
@@ -164,7 +166,6 @@ class AvSync(mg.Actor):
         self._io = io
         self._core = core = AvCore[_In](fps=cfg.fps, max_late=cfg.max_late, idle=cfg.idle)
         self._overflow = 0
-        self._last_out: float | None = None  # pts (seconds) of the last frame sent on `video`
         self._size = (cfg.still_size[1], cfg.still_size[0])  # (height, width) of the still
         self._still: np.ndarray[Any, Any] | None = None
         self._ended = False
@@ -312,20 +313,21 @@ class AvSync(mg.Actor):
                 waited = item.arrived is not d.frame
                 since = None if item.since is None else _round(item.since)
                 fields = {"skew": _round(d.skew), "played": _round(d.pts - d.skew), "since": since, "waited": waited}
-                await self._show(d.frame.frame.pixels, d.pts, "release", stamp=d.frame.stamp, **fields)
+                await self._show(d.frame.frame.pixels, d.out, "release", media=d.pts, stamp=d.frame.stamp, **fields)
             elif isinstance(d, Repeat):
-                await self._show(d.frame.frame.pixels, d.pts, "repeat", stamp=d.frame.stamp)
+                await self._show(d.frame.frame.pixels, d.out, "repeat", media=d.pts, stamp=d.frame.stamp)
             elif isinstance(d, Idle):
                 pixels = d.frame.frame.pixels if d.frame is not None else self._still_pixels()
-                await self._show(pixels, self._last_out if self._last_out is not None else 0.0, "idle")
+                await self._show(pixels, d.out, "idle")
         self._log_drops(drops)
 
-    async def _show(self, pixels: Any, pts: float, kind: str, **fields: Any) -> None:
+    async def _show(self, pixels: Any, pts: float, kind: str, *, media: float | None = None, **fields: Any) -> None:
         if kind != "idle":
             shape = getattr(pixels, "shape", None)
             if shape is not None and len(shape) >= 2:
                 self._size = (int(shape[0]), int(shape[1]))
-        self._last_out = pts
+        if media is not None:
+            fields = {"media": _round(media), **fields}
         self._io.log("video_out", kind=kind, pts=_round(pts), **fields)
         await self._io.outlets["video"].send(
             mg.VideoFrame(pixels=pixels, pts=round(pts / TIME_BASE), time_base=TIME_BASE)

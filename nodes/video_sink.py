@@ -17,8 +17,10 @@ class VideoSinkConfig:
     """Args:
     fps: the frame rate expected: a frame whose media time is more than 1.5 frame periods after the one before
         it follows a *pts gap*.
-    max_late: seconds; a frame arriving more than this after its media time on the graph clock (media time
-        ``t`` is due at graph time ``t``, as a paced source sends it) is *late*.
+    max_late: seconds; a frame arriving more than this after its schedule is *late*. The schedule is set by
+        the frame that came earliest for its media time (the least arrival minus media time so far): a paced
+        source sets it at its start, a node releasing frames as their audio plays (``av_sync``, behind an
+        avatar's latency) at its first frame; a frame is late by how much more it lagged.
     """
 
     fps: float = attrs.field(default=25.0, validator=[_v.gt(0), _v.le(240)])
@@ -37,8 +39,8 @@ class VideoSinkStatistics:
         pts_backwards: frames whose pts is not after the previous frame's.
         max_pts_gap: the largest media-time step between consecutive frames, seconds.
         max_arrival_gap: the largest graph-time gap between consecutive frames, seconds (a stall as seen).
-        late: frames arriving more than ``max_late`` after their media time on the graph clock.
-        max_late: the most any frame arrived after its media time, seconds (negative: all early).
+        late: frames arriving more than ``max_late`` after their schedule.
+        max_late: the most any frame arrived after its schedule, seconds.
         interrupts, flushes: control messages received.
     """
 
@@ -73,6 +75,7 @@ class VideoSink(mg.Transform):
         self._stats = VideoSinkStatistics()
         self._last: mg.VideoFrame | None = None
         self._last_arrival = 0.0
+        self._lead: float | None = None  # the least arrival minus media time so far: the schedule
 
     def __repr__(self) -> str:
         return f"<VideoSink frames={self._stats.frames} late={self._stats.late}>"
@@ -94,7 +97,9 @@ class VideoSink(mg.Transform):
         if not isinstance(msg, mg.VideoFrame):
             return
         now = self._io.time()
-        lateness = now - msg.time
+        lag = now - msg.time
+        self._lead = lag if self._lead is None else min(self._lead, lag)
+        lateness = lag - self._lead
         changes: dict[str, Any] = {
             "frames": s.frames + 1,
             "late": s.late + (lateness > self.config.max_late),

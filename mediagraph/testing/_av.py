@@ -1,8 +1,9 @@
 """Checkers for the A/V synchronizer invariants, over the event log of an ``av_sync`` node.
 
 They read the node's own events (see ``nodes/av_sync.py``): ``av_sync_started`` (fps, max_late),
-``video_out`` (kind ``release`` / ``repeat`` / ``idle``, pts in seconds, ``stamp`` the epoch the frame was
-stamped with on arrival; a release's ``skew``, ``played`` and ``waited``), ``av_interrupted`` (the new epoch
+``video_out`` (kind ``release`` / ``repeat`` / ``idle``, ``pts`` the output time in seconds; for a release and
+a repeat ``media``, the frame's media time, and ``stamp``, the epoch the frame was stamped with on arrival; a
+release's ``skew``, ``played`` and ``waited``), ``av_interrupted`` (the new epoch
 and its cut, media seconds) and ``track_ended`` (track).
 """
 
@@ -32,10 +33,10 @@ def av_violations(log: Iterable[mg.Event], node: str) -> list[Violation]:
       since the node's previous decision (``since``; a larger step is media skipped below, a cut or a gap, or
       a sink's report of a whole block: the node can only be as close as the reports); no frame is released
       ahead of the played time (skew ≤ 0) or more than ``max_late`` behind it.
-    - ``av_pts_order``: the pts of releases and repeats strictly increase; an idle frame's pts is never below
-      the pts sent before it (output pts never decrease).
-    - ``av_stale``: after an interrupt, no frame stamped with an older epoch, nor one whose pts is before the
-      interrupt's cut, is released or repeated.
+    - ``av_pts_order``: the output pts of every frame sent out, idle ones included, strictly increase, and so
+      do the media times of releases and repeats.
+    - ``av_stale``: after an interrupt, no frame stamped with an older epoch, nor one whose media time is before
+      the interrupt's cut, is released or repeated.
     - ``av_end``: each track (``audio``, ``video``) ends at most once, and exactly once if the node completed;
       no frame goes out on ``video`` after its end.
     """
@@ -66,18 +67,20 @@ def av_violations(log: Iterable[mg.Event], node: str) -> list[Violation]:
             if "video" in ended:
                 bad("av_end", "a frame went out on video after the track ended", ended["video"], e)
             pts = float(f["pts"])
-            if last_out is not None and pts < float(last_out.fields["pts"]) - _EPSILON:
-                bad("av_pts_order", f"pts {pts} after {last_out.fields['pts']}", last_out, e)
+            if last_out is not None and pts <= float(last_out.fields["pts"]) + _EPSILON / 2:
+                bad("av_pts_order", f"{f['kind']} at pts {pts} after pts {last_out.fields['pts']}", last_out, e)
             last_out = e
             if f["kind"] == "idle":
                 continue
-            if last is not None and pts <= float(last.fields["pts"]) + _EPSILON:
-                bad("av_pts_order", f"{f['kind']} at pts {pts} after pts {last.fields['pts']}", last, e)
+            media = float(f["media"])
+            if last is not None and media <= float(last.fields["media"]) + _EPSILON / 2:
+                bad("av_pts_order", f"{f['kind']} of media {media} after media {last.fields['media']}", last, e)
             last = e
-            if interrupt is not None and (int(f["stamp"]) < epoch or pts < cut - _EPSILON):
+            if interrupt is not None and (int(f["stamp"]) < epoch or media < cut - _EPSILON):
                 bad(
                     "av_stale",
-                    f"{f['kind']} of pts {pts}, stamped {f['stamp']}, after the interrupt to epoch {epoch} (cut {cut})",
+                    f"{f['kind']} of media {media}, stamped {f['stamp']}, after the interrupt to epoch {epoch} "
+                    f"(cut {cut})",
                     interrupt,
                     e,
                 )
@@ -94,11 +97,11 @@ def av_violations(log: Iterable[mg.Event], node: str) -> list[Violation]:
 def _check_skew(bad: _Bad, e: mg.Event, period: float, max_late: float) -> None:
     skew = float(e.fields["skew"])
     if skew > _EPSILON:
-        bad("av_skew", f"pts {e.fields['pts']} released {skew} s ahead of the played time", e)
+        bad("av_skew", f"media {e.fields['media']} released {skew} s ahead of the played time", e)
     elif skew < -max_late - _EPSILON:
-        bad("av_skew", f"pts {e.fields['pts']} released {-skew} s behind the played time (max_late {max_late})", e)
+        bad("av_skew", f"media {e.fields['media']} released {-skew} s behind the played time (max_late {max_late})", e)
     elif e.fields["waited"] and abs(skew) > period + _EPSILON and _steady(e, period):
-        bad("av_skew", f"pts {e.fields['pts']} waited and was released {-skew} s late (period {period:.6f})", e)
+        bad("av_skew", f"media {e.fields['media']} waited and was released {-skew} s late (period {period:.6f})", e)
 
 
 def _steady(e: mg.Event, period: float) -> bool:

@@ -227,11 +227,24 @@ def test_the_checker_finds_a_stale_release_and_a_second_end() -> None:
 
     log = [
         ev(0, "av_sync_started", fps=25.0, max_late=0.1, idle="last"),
-        ev(1, "video_out", kind="release", pts=0.4, stamp=0, skew=-0.01, played=0.41, since=0.3, waited=True),
+        ev(
+            1, "video_out", kind="release", pts=0.4, media=0.4, stamp=0, skew=-0.01, played=0.41, since=0.3, waited=True
+        ),
         ev(2, "av_interrupted", epoch=1, cut=0.6),
-        ev(3, "video_out", kind="repeat", pts=0.44, stamp=0),
-        ev(4, "video_out", kind="release", pts=0.8, stamp=1, skew=-0.06, played=0.86, since=0.83, waited=True),
-        ev(5, "video_out", kind="idle", pts=0.5),
+        ev(3, "video_out", kind="repeat", pts=0.44, media=0.44, stamp=0),
+        ev(
+            4,
+            "video_out",
+            kind="release",
+            pts=0.8,
+            media=0.8,
+            stamp=1,
+            skew=-0.06,
+            played=0.86,
+            since=0.83,
+            waited=True,
+        ),
+        ev(5, "video_out", kind="idle", pts=0.8),
         ev(6, "track_ended", track="video"),
         ev(7, "track_ended", track="video"),
         ev(8, "node_finished", reason="completed"),

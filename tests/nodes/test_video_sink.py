@@ -74,6 +74,15 @@ async def test_repeats_gaps_stalls_and_late_frames_are_counted(autojump_clock: t
     assert (got["interrupts"], got["flushes"]) == (1, 1)
 
 
+async def test_lateness_counts_from_the_schedule_the_earliest_frame_set(autojump_clock: trio.testing.MockClock) -> None:
+    # Behind an avatar's 300 ms latency every frame arrives 0.3 s after its media time: on schedule. One lags
+    # 80 ms more (late at max_late 50 ms); one comes 20 ms sooner than the others, which then lag 20 ms more.
+    lags = [0.3, 0.3, 0.38, 0.3, 0.28, 0.3]
+    steps = [(i * 0.04 + lag, "video", video(i * 40, i % 2)) for i, lag in enumerate(lags)]
+    got = await totals(steps)
+    assert (got["late"], got["max_late"]) == (1, pytest.approx(0.08))
+
+
 async def test_the_fps_sets_what_a_gap_is(autojump_clock: trio.testing.MockClock) -> None:
     steps = [(i * 0.1, "video", video(i * 100, i % 2)) for i in range(5)]
     assert (await totals(steps))["pts_gaps"] == 4  # 100 ms at 25 fps: gaps
