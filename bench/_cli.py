@@ -1,4 +1,4 @@
-"""``python -m bench [W1] [W2] [W3] [options]``: run the workloads, one line per configuration on stdout."""
+"""``python -m bench [W1] [W2] [W3] [AV] [options]``: run the workloads, one line per configuration on stdout."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from . import _floors, _mg
+from . import _av, _floors, _mg
 from ._work import PERIOD, LatencyProbe
 
 W1_PEERS: Final[dict[str, Callable[[int, int], float]]] = {
@@ -60,11 +60,12 @@ def _ints(text: str) -> list[int]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("workloads", nargs="*", metavar="{W1,W2,W3}", help="default: all three")
+    p.add_argument("workloads", nargs="*", metavar="{W1,W2,W3,AV}", help="default: W1, W2 and W3")
     p.add_argument("--k", type=_ints, help="W1 chain lengths (default 1,5,20)")
     p.add_argument("--frames", type=int, help="W1/W2 frames per run (default 20000; --quick 2000)")
     p.add_argument("--sessions", type=_ints, help="W3 session counts (default 10,50,200,400,600; --quick 10,50)")
-    p.add_argument("--seconds", type=float, help="W3 measured window (default 5; --quick 1)")
+    p.add_argument("--seconds", type=float, help="W3 measured window (default 5; --quick 1); AV run length (10; 3)")
+    p.add_argument("--clock", choices=["real", "virtual"], default="real", help="AV: the graph clock")
     p.add_argument("--warmup", type=float, help="W3 seconds after the last session started (default 0.5)")
     p.add_argument("--repeat", type=int, help="W1/W2 runs per configuration (default 3; --quick 1)")
     p.add_argument("--stat", choices=["best", "median"], default="best", help="how repeats combine")
@@ -194,12 +195,25 @@ def run_w3(peers: Sequence[str], sizes: Sequence[int], seconds: float, warmup: f
         )
 
 
+def run_av(seconds: float, clock: str) -> None:
+    for pattern in _av.PATTERNS:
+        gc.collect()
+        _line(
+            "mediagraph",
+            "AV",
+            pattern=pattern,
+            clock=clock,
+            seconds=seconds,
+            **_av.run_pattern(pattern, seconds, clock),
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quick = args.quick
     workloads = args.workloads or ["W1", "W2", "W3"]
-    if not set(workloads) <= {"W1", "W2", "W3"}:
-        _parser().error(f"unknown workload(s) {', '.join(sorted(set(workloads) - {'W1', 'W2', 'W3'}))}")
+    if not set(workloads) <= {"W1", "W2", "W3", "AV"}:
+        _parser().error(f"unknown workload(s) {', '.join(sorted(set(workloads) - {'W1', 'W2', 'W3', 'AV'}))}")
     peers = args.peers or list(DEFAULT_PEERS)
     known = set(W1_PEERS) | set(W2_PEERS) | set(W3_PEERS)
     unknown = [p for p in peers if p not in known]
@@ -225,4 +239,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.warmup if args.warmup is not None else (0.3 if quick else 0.5),
             args.search_max if args.search else None,
         )
+    if "AV" in workloads:
+        run_av(args.seconds or (3.0 if quick else 10.0), args.clock)
     return 0
