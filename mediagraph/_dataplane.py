@@ -277,14 +277,19 @@ class Inlet:
     """An inlet of a node with its own task: ``async for msg in inlet`` until every link into it closed.
 
     Messages are taken from the mailbox in batches; ``receive`` waits (and yields) only when none is left.
+    After the end, :meth:`receive_after_end` reads what the graph puts into the inlet since (interrupts).
     """
 
-    __slots__ = ("_buf", "mailbox", "name", "node")
+    __slots__ = ("_box", "_buf", "mailbox", "name", "node")
 
-    def __init__(self, node: str, name: str, mailbox: Mailbox | None) -> None:
+    def __init__(self, node: str, name: str, mailbox: Mailbox) -> None:
         self.node = node
         self.name = name
-        self.mailbox = mailbox  # None: not linked, so already ended
+        self.mailbox = mailbox if mailbox.open_links else None  # None: not linked, so already ended
+        self._box = mailbox
+        mailbox.listening = False  # this node has not asked to read after the end (yet)
+        if self.mailbox is None:
+            mailbox.ended = True
         self._buf: deque[Any] = deque()
 
     def __repr__(self) -> str:
@@ -347,6 +352,20 @@ class Inlet:
             self._buf = await self.receive_batch()
         return self._buf.popleft()
 
+    def after_end(self) -> AfterEnd:
+        """Once the inlet has ended (``async for`` is over), read what the graph puts into it since: an
+        ``Interrupt`` from ``RunningGraph.interrupt`` or the schedule. A node that plays on after its input
+        ended (a speaker draining its buffer) does, until it finishes::
+
+            with inlet.after_end() as late:
+                while True:
+                    msg = await late.receive()
+
+        so a barge-in then still reaches it. Outside that block an interrupt of the ended inlet is refused,
+        never left where nobody reads it.
+        """
+        return AfterEnd(self._box)
+
     def __aiter__(self) -> Inlet:
         return self
 
@@ -360,6 +379,32 @@ class Inlet:
 
 
 @final
+class AfterEnd:
+    """Reading an ended inlet: see :meth:`Inlet.after_end`."""
+
+    __slots__ = ("_box", "_buf")
+
+    def __init__(self, box: Mailbox) -> None:
+        self._box = box
+        self._buf: deque[Any] = deque()
+
+    def __enter__(self) -> AfterEnd:
+        self._box.listening = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._box.listening = False
+        self._box.dropped += len(self._buf)  # accepted while the node listened; it finished before reading them
+        self._buf.clear()
+
+    async def receive(self) -> Any:
+        """The next message put into the inlet, waiting for one."""
+        if not self._buf:
+            self._buf = await self._box.receive_after_end()
+        return self._buf.popleft()
+
+
+@final
 class NodeIO:
     """What a running node sees of the graph: its ports, the graph clock and the event log."""
 
@@ -367,9 +412,7 @@ class NodeIO:
         self._run = run
         self._now = trio.lowlevel.current_clock().current_time  # what trio.current_time() calls, minus 3 calls
         self.name = run.name
-        self.inlets: Mapping[str, Inlet] = {
-            name: Inlet(run.name, name, mb if mb.open_links else None) for name, mb in run.mailboxes.items()
-        }
+        self.inlets: Mapping[str, Inlet] = {name: Inlet(run.name, name, mb) for name, mb in run.mailboxes.items()}
         self.outlets: Mapping[str, Outlet] = run.outlets
 
     def __repr__(self) -> str:

@@ -6,6 +6,10 @@ synchronous transforms can run inside its sender's task and still get backpressu
 beyond it. A transform that turns one message into several may overshoot a blocking mailbox by that
 expansion, never more, and every later send waits until the mailbox is below capacity again.
 The consumer takes everything queued in one ``receive_batch`` and senders waiting for room are woken then.
+
+After the end (every link closed, everything received) a consumer reads on only if it asks to, with
+``receive_after_end``: what is put then (an ``Interrupt`` from the graph's API or schedule) reaches it. Whoever
+puts after the end asks :attr:`Mailbox.deliverable` first, so nothing is put where nobody will read it.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ class Mailbox:
         "capacity",
         "closed",
         "dropped",
+        "ended",
         "label",
+        "listening",
         "open_links",
         "overflow",
         "peak",
@@ -52,6 +58,8 @@ class Mailbox:
         self._error: MailboxOverflowError | None = None
         self.open_links = 0
         self.closed = False  # the consumer is gone: puts are discarded and counted, senders never wait
+        self.ended = False  # the consumer saw the end (or the inlet was never linked)
+        self.listening = False  # the consumer reads what is put after the end (Inlet.after_end)
         self.dropped = 0
         self.peak = 0
 
@@ -61,6 +69,12 @@ class Mailbox:
 
     def __len__(self) -> int:
         return len(self._q)
+
+    @property
+    def deliverable(self) -> bool:
+        """Whether a message put now will be received: the consumer runs and has not seen the end, or reads
+        on after it."""
+        return not self.closed and (not self.ended or self.listening)
 
     @property
     def full(self) -> bool:
@@ -124,20 +138,32 @@ class Mailbox:
             if self._error is not None:
                 raise self._error
             if self.open_links <= 0:
+                self.ended = True
                 raise trio.EndOfChannel
-            self._consumer = trio.lowlevel.current_task()
-
-            def abort(_: Any) -> trio.lowlevel.Abort:
-                self._consumer = None
-                return _SUCCEEDED
-
-            await trio.lowlevel.wait_task_rescheduled(abort)
+            await self._park_consumer()
         if self._error is not None:
             raise self._error
         batch, self._q = self._q, deque()
         if self._senders:
             self._wake_senders()
         return batch
+
+    async def receive_after_end(self) -> deque[Any]:
+        """After the end: what is put into the mailbox from now on (at least one message), waiting for it.
+        The consumer sets :attr:`listening` while it reads this way (``Inlet.after_end``)."""
+        while not self._q:
+            await self._park_consumer()
+        batch, self._q = self._q, deque()
+        return batch
+
+    async def _park_consumer(self) -> None:
+        self._consumer = trio.lowlevel.current_task()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            self._consumer = None
+            return _SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     async def _wait_for_room(self) -> None:
         task = trio.lowlevel.current_task()

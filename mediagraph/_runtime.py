@@ -144,14 +144,24 @@ class RunningGraph:
     def interrupt(self, node: str, inlet: str = "audio") -> None:
         """Deliver an :class:`Interrupt` to ``node``'s ``inlet`` now, behind what is already queued there.
 
+        After the inlet's input ended, the interrupt reaches only a node that reads on after the end (the
+        speaker and ``av_sync`` do, while they play out what they hold: ``Inlet.receive_after_end``); for any
+        other it is refused rather than left where nobody reads it.
+
         Raises:
-            MediaGraphError: no such node or inlet, or the node is not running.
+            MediaGraphError: no such node or inlet, the node is not running, or its inlet has ended and the
+                node reads nothing more there.
         """
         run = self._node(node)
         if run.spec.ports.inlet(inlet) is None:
             raise MediaGraphError(f"node {node!r} has no inlet {inlet!r} to interrupt")
         if run.state is not NodeState.RUNNING:
             raise MediaGraphError(f"node {node!r} is {run.state}; there is nothing to interrupt")
+        if not run.fused and not run.mailboxes[inlet].deliverable:
+            raise MediaGraphError(
+                f"node {node!r}: inlet {inlet!r} has ended (its input finished) and the node reads nothing more "
+                f"there, so the interrupt would be lost; interrupt a node whose input is still open"
+            )
         self.record(node, "interrupt_requested", inlet=inlet)
         if run.fused:
             self.supervisor.guard_fused(run, lambda: run.impl.process(inlet, Interrupt()))  # type: ignore[union-attr]

@@ -17,9 +17,9 @@ event about it carries the slot's id and the generation in force when it opened.
 every swap and every interrupt, whether or not a child is there to hear it. A swap happens between two
 messages:
 
-- ``cut``: the old child gets an ``Interrupt`` (its open segment finishes as interrupted at the position it
-  reached), its input ends, and the new child starts once the old one has finished (or, after
-  ``stop_timeout``, been cancelled).
+- ``cut``: the old child gets an ``Interrupt`` (its segment, open or flushed and still playing, finishes as
+  interrupted at the position it reached), its input ends, and the new child starts once the old one has
+  finished (or, after ``stop_timeout``, been cancelled).
 - ``boundary``: waits in the slot — never in the caller's schedule — until no segment is open: after the flush
   or interrupt that closes it, or the end of the input. A cut asked for behind it interrupts the open segment,
   which is the boundary it was waiting for.
@@ -278,7 +278,11 @@ class Slot(Actor):
     async def _begin(self, request: Request, swap: Swap) -> None:
         old = self.child
         self.io.log("swap_started", old=_str(old.spec if old else None), new=_str(swap.child), policy=swap.policy.value)
-        cut = self.segments.open is not None  # a boundary swap begins only when none is open, or with no child
+        # A cut interrupts whatever the old child still plays, a flushed segment too; a boundary swap begins
+        # only when no segment is open (or with no child), and lets the old child play out what was flushed.
+        cut = self.segments.open is not None or (
+            swap.policy is SwapPolicy.CUT and old is not None and self.segments.owes(old.key)
+        )
         self._answer(self.segments.interrupt(self.io.time(), count=False))  # the empty slot's open segment
         self.segments.swapped()
         if old is None:

@@ -152,6 +152,10 @@ class SlotSegments:
             sent=seg.sent,
         )
 
+    def owes(self, child: str) -> bool:
+        """Whether ``child`` has a segment to finish: open, or closed and still playing."""
+        return any(seg.owner == child for seg in self._unfinished.values())
+
     def child_gone(self, child: str, t: float) -> list[Answer]:
         """``child`` has finished: every segment it owed finishes, interrupted at the position it reported."""
         owed = [seg for seg in self._unfinished.values() if seg.owner == child]

@@ -52,9 +52,12 @@ Theory of operation. All media times are seconds on the one media timeline the a
   just enough to put that frame a period after the last idle one. (``pts`` stays the media time: skew,
   lateness and the epoch cut are told by it.)
 - **End.** Once both the audio and the video have ended, the tracks end (one :class:`End`, exactly once)
-  when no frame waits, or when all the audio sent in the epoch has been played or accounted for by a
-  ``PlaybackFinished`` (the frames still waiting are then dropped as ``unplayed``); :meth:`AvCore.close`
-  (the graph stops) ends them at once, dropping what waits. After the end every input is ignored.
+  when all the audio sent in the epoch has been played (by the played time, which runs on as the sink
+  plays) or accounted for by a ``PlaybackFinished``; the frames still waiting are then dropped as
+  ``unplayed``. Until then the last frame repeats while the audio plays, and an interrupt (a barge-in
+  during the last words) still starts a new epoch, whose empty audio has played at once.
+  :meth:`AvCore.close` (the graph stops) ends them at once, dropping what waits. After the end every input
+  is ignored.
 """
 
 from __future__ import annotations
@@ -189,6 +192,8 @@ class AvCore[F]:
         self._anchor: tuple[float, float] | None = None  # (media, graph time) of the last event of a playing segment
         self._audio: list[list[float]] = []  # [start, end, graph time sent] of this epoch's audio, merged
         self._accounted = -math.inf  # start + sent of the epoch's finished segments
+        self._sent = 0.0  # seconds of audio sent down in this epoch
+        self._finished = 0.0  # seconds of it the epoch's finished segments say they were sent
         self._seen = -math.inf  # the furthest media time seen, any epoch
         self._generation = 0
         self._idle_at: float | None = None  # graph time of the next idle frame, while idle
@@ -218,6 +223,7 @@ class AvCore[F]:
             return [AudioDecision(keep=False, start=start, duration=duration)]
         end = start + duration
         self._seen = max(self._seen, end)
+        self._sent += duration
         last = self._audio[-1] if self._audio else None
         # Merged into the chunk it continues when it was sent before a real-time sink could reach it anyway.
         if last is not None and abs(start - last[1]) <= _EPSILON and now <= last[2] + (last[1] - last[0]) + _EPSILON:
@@ -256,6 +262,7 @@ class AvCore[F]:
         if isinstance(event, mg.PlaybackFinished):
             self._anchor = None
             self._accounted = max(self._accounted, event.start + event.sent)
+            self._finished += event.sent
         else:
             self._anchor = (media, event.t)
         return self._step(now)
@@ -278,6 +285,7 @@ class AvCore[F]:
         self._idle_frame = self._last if self.idle_mode == "last" else None
         self._last = None  # never repeated in the new epoch
         self._accounted = -math.inf
+        self._sent = self._finished = 0.0
         self._idle_at = now
         self._rebase = True
         return out + self._step(now)
@@ -366,7 +374,7 @@ class AvCore[F]:
                 self._out = self._out + self.period if self._out > -math.inf else 0.0
                 out.append(Idle(frame=self._idle_frame, t=now, out=self._out))
             self._idle_at += self.period * max(1, math.floor((now - self._idle_at) / self.period + _EPSILON) + 1)
-        if self._audio_ended and self._video_ended and (not self._waiting or self._played_out(played)):
+        if self._audio_ended and self._video_ended and self._played_out(played):
             out.extend(self._finish())
         return out
 
@@ -379,8 +387,9 @@ class AvCore[F]:
         return self.idle_mode == "still" or self._idle_frame is not None
 
     def _played_out(self, played: float | None) -> bool:
-        """Whether all the audio sent in this epoch has played, or its segments finished."""
-        if not self._audio:
+        """Whether all the audio sent in this epoch has played, or its segments finished: by media time, or by
+        the seconds the finished segments were sent (which holds however the sink cut its segments)."""
+        if not self._audio or self._finished >= self._sent - _EPSILON:
             return True
         end = max(chunk[1] for chunk in self._audio)
         return self._accounted >= end - _EPSILON or (played is not None and played >= end - _EPSILON)

@@ -16,8 +16,11 @@ their pts the core's output time (strictly increasing): a release keeps the fram
 idle spell outran the new turn's media, its pts; a repeat shows the last frame's pixels a whole number of
 frame periods on; an idle frame shows the last frame released before the interrupt (``idle: last``) or a
 still of ``still_color``, a frame period after the frame before it.
-Once both inlets ended and the audio sent played (or every inlet ended, or the graph stops), both outlets end
-exactly once.
+When the audio inlet ends, a ``Flush`` closes the segment below, but the audio outlet stays open: both
+outlets end together, exactly once, when the video inlet has ended too and the audio sent has played (or
+the sink below finished, or the graph stops). Until then the node reads on after its audio input ended, so
+an interrupt during the last words (``RunningGraph.interrupt``, the schedule) still cuts them and their
+video; one that comes after everything played is logged (``interrupt_after_end``).
 
 Log events (checked by :func:`mediagraph.testing.check_av`):
 
@@ -112,7 +115,7 @@ class _In:
 @final
 @attrs.frozen
 class _Pass:
-    """An audio message to pass down (``None``: the audio ended, close the outlet)."""
+    """An audio message to pass down (or one of the markers below, to log in order)."""
 
     msg: Any
 
@@ -182,7 +185,9 @@ class AvSync(mg.Actor):
                     readers.start_soon(self._read_video)
                     async for event in io.inlets["playback"]:
                         await self._feed(functools.partial(self._playback, event))
-                # Every inlet ended: whatever still waits will never play.
+                    # The sink below finished: nothing more plays, and no barge-in has anything left to cut.
+                    readers.cancel_scope.cancel()
+                # Whatever still waits will never play.
                 await self._feed(lambda: self._decide(core.close(io.time())))
             outbox.close()  # the sender sends what is left, then ends
         stats = attrs.asdict(core.statistics())
@@ -219,7 +224,8 @@ class AvSync(mg.Actor):
             decided = core.interrupt(io.time())
             return [_Pass(msg), _Pass(_Cut(core.epoch, core.cut)), *self._decide(decided)]
 
-        async for msg in io.inlets["audio"]:
+        inlet = io.inlets["audio"]
+        async for msg in inlet:
             stamp = core.epoch  # taken from the inlet now: queued before an interrupt read later, it is old
             if isinstance(msg, mg.AudioFrame):
                 await self._feed(functools.partial(audio, msg, stamp))
@@ -227,7 +233,13 @@ class AvSync(mg.Actor):
                 await self._feed(functools.partial(interrupt, msg))
             else:
                 await self._feed(functools.partial(_just, _Pass(msg)))
-        await self._feed(lambda: [_Pass(None), *self._decide(core.end_audio(io.time()))])
+        # The audio track stays open until its audio has played (the core's End), closed by a Flush, so that a
+        # barge-in during the last words still goes down to the sink.
+        await self._feed(lambda: [_Pass(mg.Flush()), *self._decide(core.end_audio(io.time()))])
+        with inlet.after_end() as late:
+            while True:  # cancelled once the sink below finished
+                if isinstance(msg := await late.receive(), mg.Interrupt):
+                    await self._feed(functools.partial(interrupt, msg))
 
     async def _read_video(self) -> None:
         core, io = self._core, self._io
@@ -285,12 +297,10 @@ class AvSync(mg.Actor):
             io.log("audio_dropped", start=_round(msg.start), duration=_round(msg.duration))
         elif isinstance(msg, _Overflow):
             io.log("video_dropped", reason="overflow", count=1, first=_round(msg.pts), last=_round(msg.pts))
-        elif msg is None:
-            if not audio.closed:
-                audio.close()
-                io.log("track_ended", track="audio")
         elif not audio.closed:
             await audio.send(msg)
+        elif isinstance(msg, mg.Interrupt):  # after the end: the audio had all played, nothing was left to cut
+            io.log("interrupt_after_end")
 
     async def _decided(self, item: _Decided) -> None:
         video = self._io.outlets["video"]

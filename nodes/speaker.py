@@ -289,16 +289,24 @@ class Speaker(mg.Actor):
                 self.buffer.close_segment()
                 log_playback(self.io, self.tracker.flush(self.io.time()), self.emit)
             elif isinstance(msg, mg.Interrupt):
-                observed, _ = self.buffer.cut()
-                self._observe(observed)  # what the device took before the cut counts as played
-                self._end = self._position
-                self._starts.clear()
-                events, _ = self.tracker.interrupt(self.io.time())
-                log_playback(self.io, events, self.emit)
+                self._interrupt()
         self.buffer.close_segment()
         log_playback(self.io, self.tracker.end(self.io.time()), self.emit)
         self.input_done = True
         self._poke()
+        with self.io.inlets["audio"].after_end() as late:  # a barge-in while the rest plays out still cuts it
+            while True:  # (cancelled once all is played)
+                if isinstance(await late.receive(), mg.Interrupt) and not self._failed:
+                    self._interrupt()
+                    self._poke()
+
+    def _interrupt(self) -> None:
+        observed, _ = self.buffer.cut()
+        self._observe(observed)  # what the device took before the cut counts as played
+        self._end = self._position
+        self._starts.clear()
+        events, _ = self.tracker.interrupt(self.io.time())
+        log_playback(self.io, events, self.emit)
 
     def _observe(self, observed: list[Played]) -> None:
         """Turn the device's observations into tracker calls and playback events, in order."""

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+sys.path.insert(0, os.getcwd())  # as `python -m pytest` does: the repository's own packages (bench) import
 status = int(pytest.main(sys.argv[1:]))
 sys.stdout.flush()
 sys.stderr.flush()

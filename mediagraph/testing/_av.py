@@ -23,8 +23,10 @@ _Bad = Callable[..., None]
 _EPSILON = 2e-6
 
 
-def av_violations(log: Iterable[mg.Event], node: str) -> list[Violation]:
-    """Every broken A/V rule in the log of ``av_sync`` node ``node``.
+def av_violations(
+    log: Iterable[mg.Event], node: str, *, sink: str | None = None, slack: float = 0.0
+) -> list[Violation]:
+    """Every broken A/V rule in the log of ``av_sync`` node ``node`` (and of the audio sink ``sink`` below it).
 
     Rules:
 
@@ -39,8 +41,14 @@ def av_violations(log: Iterable[mg.Event], node: str) -> list[Violation]:
       the interrupt's cut, is released or repeated.
     - ``av_end``: each track (``audio``, ``video``) ends at most once, and exactly once if the node completed;
       no frame goes out on ``video`` after its end.
+    - ``av_old_audio`` (with ``sink``, the node whose playback events come back to ``node``): after an
+      interrupt, the sink plays nothing of a segment begun before it beyond ``slack`` seconds: no such
+      segment starts after it, and none of its later events is stamped (``at``) past the interrupt's time
+      plus ``slack``. A sink may finish the block its device already took when the interrupt came (on the
+      virtual clock, in the same instant): pass its block as ``slack``.
     """
-    events = [e for e in (log.events if isinstance(log, mg.EventLog) else log) if e.node == node]
+    everything = list(log.events if isinstance(log, mg.EventLog) else log)
+    events = [e for e in everything if e.node == node]
     out: list[Violation] = []
 
     def bad(rule: str, message: str, *shown: mg.Event) -> None:
@@ -91,7 +99,30 @@ def av_violations(log: Iterable[mg.Event], node: str) -> list[Violation]:
         for track in ("audio", "video"):
             if track not in ended:
                 bad("av_end", f"track {track} never ended", finished[-1])
+    if sink is not None:
+        _check_old_audio(bad, [e for e in everything if e.node in (node, sink)], node, slack)
     return out
+
+
+def _check_old_audio(bad: _Bad, events: list[mg.Event], node: str, slack: float) -> None:
+    begun: set[object] = set()  # segments begun since the last interrupt
+    old: set[object] = set()  # segments begun before it
+    interrupt: mg.Event | None = None
+    for e in events:
+        if e.node == node:
+            if e.event == "av_interrupted":
+                old |= begun
+                begun, interrupt = set(), e
+            continue
+        segment = e.fields.get("segment")
+        if e.event == "playback_started" and segment not in old:
+            begun.add(segment)
+        elif interrupt is not None and segment in old:
+            if e.event == "playback_started":
+                bad("av_old_audio", f"segment {segment} of the interrupted turn started after it", interrupt, e)
+            elif float(e.fields["at"]) > interrupt.t + slack + _EPSILON:
+                late = float(e.fields["at"]) - interrupt.t
+                bad("av_old_audio", f"segment {segment} of the interrupted turn played {late:.6f} s more", interrupt, e)
 
 
 def _check_skew(bad: _Bad, e: mg.Event, period: float, max_late: float) -> None:
@@ -110,6 +141,6 @@ def _steady(e: mg.Event, period: float) -> bool:
     return since is not None and float(e.fields["played"]) - float(since) <= period + _EPSILON
 
 
-def check_av(log: Iterable[mg.Event], node: str) -> None:
+def check_av(log: Iterable[mg.Event], node: str, *, sink: str | None = None, slack: float = 0.0) -> None:
     """Raise :class:`InvariantError` listing every violation :func:`av_violations` finds."""
-    raise_if(av_violations(log, node))
+    raise_if(av_violations(log, node, sink=sink, slack=slack))

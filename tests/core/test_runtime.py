@@ -443,3 +443,56 @@ async def test_paced_frames_on_the_real_clock_are_never_early_and_all_arrive() -
     lateness = await _paced_lateness((0.0, 0.0003, 0.0041), 0.05)
     assert len(lateness) == 15
     assert min(lateness) >= 0
+
+
+# --- interrupts after the end of an inlet's input ------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class LingerConfig:
+    listen: bool = False  # read the inlet after its end (Inlet.after_end)
+
+
+@mg.node_type("core_test_linger", config=LingerConfig)
+class Linger(mg.Actor):
+    """Reads its inlet to the end, then stays running until cancelled: listening after the end, or not."""
+
+    @staticmethod
+    def ports(config: LingerConfig) -> mg.Ports:
+        return mg.Ports(inlets=[mg.InletSpec(name="audio")])
+
+    def __init__(self, config: LingerConfig) -> None:
+        self.config = config
+
+    async def run(self, io: mg.NodeIO) -> None:
+        async for _ in io.inlets["audio"]:
+            pass
+        if not self.config.listen:
+            await trio.sleep_forever()
+        with io.inlets["audio"].after_end() as late:
+            while True:
+                io.log("late", kind=type(await late.receive()).__name__)
+
+
+@pytest.mark.parametrize("listen", [False, True])
+async def test_an_interrupt_of_an_ended_inlet_reaches_a_node_that_reads_after_the_end_or_is_refused(
+    autojump_clock: trio.testing.MockClock, listen: bool
+) -> None:
+    # It used to be accepted and left in the mailbox, where nobody would ever read it: a barge-in lost.
+    g = mg.Graph("late")
+    g.add("tone", "tone_source", duration=0.1, paced=False)
+    g.add("sink", "core_test_linger", listen=listen)
+    g.link("tone.audio", "sink.audio")
+    async with mg.open_runtime() as rt:
+        running = await rt.start(g)
+        await trio.sleep(1.0)  # the tone ended long ago; the sink runs on
+        if listen:
+            running.interrupt("sink")
+            await trio.testing.wait_all_tasks_blocked()
+            assert [e.fields for e in running.log.of("late", "sink")] == [{"kind": "Interrupt"}]
+        else:
+            with pytest.raises(mg.MediaGraphError, match="inlet 'audio' has ended .* the interrupt would be lost"):
+                running.interrupt("sink")
+            assert not running.log.of("interrupt_requested")
+        running.cancel()
+        await running.wait()

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
+import numpy as np
 import pytest
 import trio
 import trio.testing
@@ -177,6 +178,30 @@ async def test_cut_swap_mid_utterance(autojump_clock: trio.testing.MockClock) ->
     assert [n for n in started if "/" not in n] == ["out", "wrap", "src"]  # sinks first
     assert [n for n in started if "/" in n] == ["out/child1", "out/child2"]
     assert started.index("out") < started.index("out/child1")
+
+
+async def test_cut_swap_cuts_a_flushed_segment_still_playing(autojump_clock: trio.testing.MockClock) -> None:
+    # The whole 0.3 s utterance is sent and flushed at once; at 0.1 s the old child is still playing it. A cut
+    # swap used to send no Interrupt (no segment was open in the slot): the old child played the other 0.2 s
+    # while the swap waited for it.
+    frames = [
+        mg.AudioFrame(samples=np.ones((FRAME, 1), np.int16), sample_rate=RATE, channels=1, timestamp=k * FRAME)
+        for k in range(30)
+    ]
+    steps = [(0.0, "audio", f) for f in frames] + [(0.0, "audio", mg.Flush()), (1.0, "audio", mg.Flush())]
+    g = mg.Graph("flushed")
+    g.add("src", "test_messages", outlets={"audio": (mg.AudioFrame, mg.Flush)}, steps=steps)
+    g.add("out", "slot", child=SPEAKER, like="speaker")
+    g.link("src.audio", "out.audio")
+    async with mg.open_runtime() as rt:
+        running = await rt.start(g)
+        await trio.sleep_until(running.t0 + 0.1)
+        await running.swap("out", SPEAKER, policy="cut")
+        assert trio.current_time() - running.t0 == pytest.approx(0.1), "the swap did not wait for the old child"
+        result = await running.wait()
+    first = result.log.of("playback_finished", "out")[0]
+    assert first.fields["interrupted"] and first.fields["position"] == pytest.approx(0.1, abs=0.011)
+    assert result.log.of("speaker_total", "out/child1")[0].fields["played"] <= 0.11 * RATE
 
 
 async def test_boundary_swap_waits_for_the_end_of_the_segment(autojump_clock: trio.testing.MockClock) -> None:

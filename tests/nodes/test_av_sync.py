@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import hypothesis.strategies as st
 import numpy as np
+import pytest
 import trio
 import trio.testing
 from hypothesis import HealthCheck, given, note, settings
@@ -23,6 +24,7 @@ from mediagraph.testing import Recorder, SinkConfig, av_violations, check_av, ch
 
 RATE = 48000
 AFRAME = 480  # 10 ms
+BLOCK = 0.01  # the speaker's block: it may finish the one it took as an interrupt came
 FPS = 25
 PERIOD = 1 / FPS
 
@@ -109,7 +111,15 @@ def shown(rec: Recorder) -> list[mg.VideoFrame]:
     return [a.message for a in rec.arrivals("screen") if isinstance(a.message, mg.VideoFrame)]
 
 
-async def run(g: mg.Graph, swaps: Sequence[float] = ()) -> mg.EventLog:
+async def run(
+    g: mg.Graph,
+    swaps: Sequence[float] = (),
+    interrupts: Sequence[float] = (),
+    outcomes: list[tuple[float, str | None]] | None = None,
+) -> mg.EventLog:
+    """Run ``g``; cut-swap the speaker below at ``swaps`` and interrupt ``sync`` through the API at
+    ``interrupts`` (graph seconds; those after the graph finished are not tried), each in its own task; what
+    became of each tried goes to ``outcomes``: (when, ``None`` if accepted or the refusal's message)."""
     log = mg.EventLog()
     async with mg.open_runtime() as rt:
         running = await rt.start(g, log=log)
@@ -119,9 +129,20 @@ async def run(g: mg.Graph, swaps: Sequence[float] = ()) -> mg.EventLog:
             with contextlib.suppress(mg.MediaGraphError):
                 await running.swap("out", speaker(), "cut")
 
+        async def interrupt(at: float) -> None:
+            await trio.sleep_until(running.t0 + at)
+            outcome: str | None = None
+            try:
+                running.interrupt("sync")
+            except mg.MediaGraphError as exc:
+                outcome = str(exc)
+            (outcomes if outcomes is not None else []).append((at, outcome))
+
         async with trio.open_nursery() as nursery:
             for at in swaps:
                 nursery.start_soon(swap, at)
+            for at in interrupts:
+                nursery.start_soon(interrupt, at)
             with trio.fail_after(120):
                 await running.wait()
             nursery.cancel_scope.cancel()
@@ -134,7 +155,7 @@ async def test_early_frames_wait_for_their_audio_and_the_last_repeats(autojump_c
     turn = Turn(start=0.0, media=0.0, seconds=1.0, lead=0.3, vlead=0.5)
     steps = [s for s in script([turn]) if s[1] == "audio" or s[2].time < 0.4]
     log = await run(graph(steps, rec))
-    check_av(log, "sync")
+    check_av(log, "sync", sink="out", slack=BLOCK)
     check_playback(log, "out")
     releases = outs(log, "release")
     assert [e.fields["pts"] for e in releases] == [round(k * PERIOD, 6) for k in range(10)]
@@ -159,7 +180,7 @@ async def test_a_late_frame_is_dropped_and_counted(autojump_clock: trio.testing.
     late = next(i for i, s in enumerate(steps) if s[1] == "video" and s[2].pts == 10)
     steps.insert(next(i for i, s in enumerate(steps) if s[0] >= 0.7), (0.7, "video", steps.pop(late)[2]))
     log = await run(graph(steps, rec, max_late=0.1))
-    check_av(log, "sync")
+    check_av(log, "sync", sink="out", slack=BLOCK)
     drops = log.of("video_dropped")
     assert [(e.fields["reason"], e.fields["count"], e.fields["first"]) for e in drops] == [("late", 1, 0.4)]
     assert 0.4 not in [e.fields["pts"] for e in outs(log, "release")]
@@ -174,7 +195,7 @@ async def test_after_an_interrupt_nothing_of_the_old_turn_is_released_and_idle_s
     old = Turn(start=0.0, media=0.0, seconds=2.0, lead=0.5, vlead=0.3)
     new = Turn(start=1.2, media=2.4, seconds=0.6, lead=0.2, vlead=0.2)
     log = await run(graph(script([old, new], interrupt_at=0.8), rec, idle="still", still_color=(7, 7, 7)))
-    check_av(log, "sync")
+    check_av(log, "sync", sink="out", slack=BLOCK)
     check_playback(log, "out")
     (cut,) = log.of("av_interrupted")
     after = [e for e in outs(log) if e.seq > cut.seq]
@@ -201,7 +222,7 @@ async def test_an_interrupt_from_the_api_shows_the_last_frame_as_idle(autojump_c
         await trio.sleep_until(running.t0 + 0.7)
         running.interrupt("sync", "audio")
         await running.wait()
-    check_av(log, "sync")
+    check_av(log, "sync", sink="out", slack=BLOCK)
     check_playback(log, "out")
     (cut,) = log.of("av_interrupted")
     before = [e for e in outs(log) if e.seq < cut.seq and e.fields["kind"] != "idle"]
@@ -212,13 +233,35 @@ async def test_an_interrupt_from_the_api_shows_the_last_frame_as_idle(autojump_c
     assert all(np.array_equal(f.pixels, last.pixels) for f in frames[len(before) :])
 
 
+async def test_a_barge_in_after_the_avatar_sent_everything_still_cuts_the_last_words(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The avatar sends its whole 2 s turn at once and ends both streams (at 0.12 s): the last words are still
+    # to be played when the API interrupts at 1 s. It used to be accepted and lost (the audio inlet had ended,
+    # nobody read it): the speaker played the whole turn and its video showed to the end.
+    rec = Recorder()
+    turn = Turn(start=0.0, media=0.0, seconds=2.0, lead=2.0, vlead=2.0)
+    outcomes: list[tuple[float, str | None]] = []
+    log = await run(graph(script([turn]), rec), interrupts=[1.0], outcomes=outcomes)
+    check_av(log, "sync", sink="out", slack=BLOCK)
+    check_playback(log, "out")
+    assert outcomes == [(1.0, None)]
+    (cut,) = log.of("av_interrupted")
+    assert cut.t == 1.0 and cut.fields["cut"] == 2.0
+    (finished,) = log.of("playback_finished", "out")
+    assert finished.fields["interrupted"] and finished.fields["position"] == pytest.approx(1.0)
+    assert max(float(e.fields["media"]) for e in outs(log) if e.fields["kind"] != "idle") < 1.0 + PERIOD
+    # Both tracks ended then, not when the avatar's streams did, nor after the unplayed rest.
+    assert [e.t for e in log.of("track_ended")] == [1.0, 1.0]
+
+
 async def test_both_outlets_end_exactly_once(autojump_clock: trio.testing.MockClock) -> None:
     rec = Recorder()
     log = await run(graph(script([Turn(start=0.0, media=0.0, seconds=0.5, lead=0.1, vlead=0.1)]), rec))
     assert sorted(e.fields["track"] for e in log.of("track_ended")) == ["audio", "video"]
     assert log.of("playback_finished")[-1].fields["interrupted"] is False
     assert rec.arrivals("screen")  # and the screen's inlet ended: the graph completed
-    check_av(log, "sync")
+    check_av(log, "sync", sink="out", slack=BLOCK)
 
 
 def test_the_checker_finds_a_stale_release_and_a_second_end() -> None:
@@ -251,6 +294,27 @@ def test_the_checker_finds_a_stale_release_and_a_second_end() -> None:
     ]
     rules = sorted(v.rule for v in av_violations(log, "sync"))
     assert rules == ["av_end", "av_end", "av_pts_order", "av_skew", "av_stale"]
+
+
+def test_the_checker_finds_old_turn_audio_played_after_the_interrupt() -> None:
+    def ev(seq: int, t: float, node: str, event: str, **fields: Any) -> mg.Event:
+        return mg.Event(seq=seq, t=t, node=node, event=event, fields=fields)
+
+    log = [
+        ev(0, 0.0, "sync", "av_sync_started", fps=25.0, max_late=0.1, idle="last"),
+        ev(1, 0.1, "out", "playback_started", segment=0, generation=0, at=0.1),
+        ev(2, 1.0, "sync", "av_interrupted", epoch=1, cut=1.2),
+        ev(3, 1.01, "out", "playback_progress", segment=0, generation=0, position=0.91, at=1.01),
+        ev(4, 1.1, "out", "playback_finished", segment=0, generation=0, position=1.0, interrupted=True, at=1.1),
+        ev(5, 1.3, "out", "playback_started", segment=1, generation=1, at=1.3),
+        ev(6, 1.4, "out", "playback_progress", segment=1, generation=1, position=0.1, at=1.4),
+    ]
+    found = [(v.rule, v.events[-1].seq) for v in av_violations(log, "sync", sink="out")]
+    assert found == [("av_old_audio", 3), ("av_old_audio", 4)]
+    # A block of 10 ms (taken as the interrupt came) is allowed for; the 100 ms before the finish is not.
+    assert [v.events[-1].seq for v in av_violations(log, "sync", sink="out", slack=0.01)] == [4]
+    assert av_violations(log, "sync", sink="out", slack=0.1) == []
+    assert av_violations(log, "sync") == [], "without the sink, the rule is not checked"
 
 
 def test_the_cli_lists_its_ports() -> None:
@@ -297,21 +361,32 @@ def test_generated_schedules_keep_every_av_rule(data: st.DataObject) -> None:
         second = [data.draw(turns(round(begin, 3), round(media, 6)), label="second")]
     idle = data.draw(st.sampled_from(["last", "still"]), label="idle")
     swaps = data.draw(st.lists(st.sampled_from([0.1, 0.3, 0.7]), max_size=1), label="swaps")
+    # Barge-ins through the API, at times that often come after the source's audio ended (its lead sends
+    # the audio early) while the speaker still plays it: they must still cut it.
+    api = data.draw(st.lists(st.sampled_from([0.15, 0.35, 0.8, 1.6]), max_size=2, unique=True), label="api")
     below = {"type": "slot", "child": speaker()} if swaps else speaker()
     cut = interrupt_at if interrupt_at is not None and interrupt_at < first.seconds else None
     steps = script([first, *second], cut)
     note(f"{len(steps)} steps")
     rec = Recorder()
     g = graph(steps, rec, below=below, idle=idle)
-    log = trio.run(run, g, swaps, clock=trio.testing.MockClock(autojump_threshold=0))
-    check_av(log, "sync")
+    outcomes: list[tuple[float, str | None]] = []
+    log = trio.run(run, g, swaps, api, outcomes, clock=trio.testing.MockClock(autojump_threshold=0))
+    # An interrupt is refused only once av_sync's tracks ended (everything played): it is never accepted and
+    # then left where nobody reads it, and never refused while something could still be cut.
+    ended = max(e.t for e in log.of("track_ended"))
+    assert all(at >= ended for at, refusal in outcomes if refusal is not None), (outcomes, ended)
+    accepted = [at for at, refusal in outcomes if refusal is None]
+    check_av(log, "sync", sink="out", slack=BLOCK)
     check_playback(log, "out")
     assert sorted(e.fields["track"] for e in log.of("track_ended")) == ["audio", "video"]
     frames = shown(rec)
     assert len(frames) == len(outs(log))
     # The screen got exactly what the log says, in order: no frame of an interrupted turn after the interrupt.
     cuts = log.of("av_interrupted")
-    assert len(cuts) == (cut is not None)
+    late = [e for e in log.of("interrupt_after_end")]
+    assert len(cuts) + len(late) == (cut is not None) + len(accepted)
+    cuts = [e for e in cuts if e.seq < min((r.seq for r in log.of("interrupt_requested")), default=math.inf)]
     total = log.of("av_sync_total")[0].fields
     assert (total["released"], total["repeated"]) == (len(outs(log, "release")), len(outs(log, "repeat")))
     for event, frame in zip(outs(log), frames, strict=True):

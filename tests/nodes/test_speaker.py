@@ -679,3 +679,23 @@ def test_playback_invariants_with_the_callback_thread_running_concurrently(
         check(await play_concurrently(script, bursts, prebuffer_ms), script, timed=False)
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_a_barge_in_after_the_input_ended_cuts_what_is_left_to_play(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # 2 s of audio arrive at once and the input ends; 1 s into playing it, the listener barges in. It used to
+    # be lost (nobody read the ended inlet): the speaker played the whole 2 s.
+    g = mg.Graph("late")
+    g.add("tone", "tone_source", duration=2.0, paced=False)
+    g.add("out", "speaker", device="virtual")
+    g.link("tone.audio", "out.audio")
+    async with mg.open_runtime() as rt:
+        running = await rt.start(g)
+        await trio.sleep_until(running.t0 + 1.0)
+        running.interrupt("out")
+        result = await running.wait()
+    (finished,) = result.log.of("playback_finished", "out")
+    assert finished.fields["interrupted"] and finished.fields["position"] == pytest.approx(1.0)
+    assert finished.t == pytest.approx(1.0)
+    assert result.log.of("speaker_total", "out")[0].fields["played"] == 48000
