@@ -55,7 +55,9 @@ Theory of operation. All media times are seconds on the one media timeline the a
   when all the audio sent in the epoch has been played (by the played time, which runs on as the sink
   plays) or accounted for by a ``PlaybackFinished``; the frames still waiting are then dropped as
   ``unplayed``. Until then the last frame repeats while the audio plays, and an interrupt (a barge-in
-  during the last words) still starts a new epoch, whose empty audio has played at once.
+  during the last words) still starts a new epoch, whose empty audio has played at once. So that the end
+  never hangs on reports that cannot come, the tracks end at the latest ``END_GRACE`` after a real-time
+  sink would have played all the audio sent (each frame from when it was sent or the one before it ended).
   :meth:`AvCore.close` (the graph stops) ends them at once, dropping what waits. After the end every input
   is ignored.
 """
@@ -75,6 +77,9 @@ import mediagraph as mg
 __all__ = ["AudioDecision", "AvCore", "AvStatistics", "Decision", "Drop", "End", "Idle", "Release", "Repeat"]
 
 _EPSILON: Final = 1e-6  # seconds: media times are sums of float durations
+#: Seconds after a real-time sink would have played all the audio sent that the tracks end anyway, once both
+#: inlets ended, if the sink's reports never accounted for it (a sink below restarted and lost some).
+END_GRACE: Final = 1.0
 
 
 @final
@@ -193,6 +198,7 @@ class AvCore[F]:
         self._audio: list[list[float]] = []  # [start, end, graph time sent] of this epoch's audio, merged
         self._accounted = -math.inf  # start + sent of the epoch's finished segments
         self._sent = 0.0  # seconds of audio sent down in this epoch
+        self._due = -math.inf  # graph time by which a real-time sink would have played all the audio sent
         self._finished = 0.0  # seconds of it the epoch's finished segments say they were sent
         self._seen = -math.inf  # the furthest media time seen, any epoch
         self._generation = 0
@@ -224,6 +230,7 @@ class AvCore[F]:
         end = start + duration
         self._seen = max(self._seen, end)
         self._sent += duration
+        self._due = max(self._due, now) + duration
         last = self._audio[-1] if self._audio else None
         # Merged into the chunk it continues when it was sent before a real-time sink could reach it anyway.
         if last is not None and abs(start - last[1]) <= _EPSILON and now <= last[2] + (last[1] - last[0]) + _EPSILON:
@@ -328,6 +335,8 @@ class AvCore[F]:
         if self.ended:
             return None
         wakes: list[float] = []
+        if self._audio_ended and self._video_ended:
+            wakes.append(self._due + END_GRACE)
         if self._idle_at is not None and self._shows_idle():
             wakes.append(self._idle_at)
         played = self.played(now)
@@ -374,7 +383,7 @@ class AvCore[F]:
                 self._out = self._out + self.period if self._out > -math.inf else 0.0
                 out.append(Idle(frame=self._idle_frame, t=now, out=self._out))
             self._idle_at += self.period * max(1, math.floor((now - self._idle_at) / self.period + _EPSILON) + 1)
-        if self._audio_ended and self._video_ended and self._played_out(played):
+        if self._audio_ended and self._video_ended and (self._played_out(played) or now >= self._due + END_GRACE):
             out.extend(self._finish())
         return out
 

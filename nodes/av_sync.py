@@ -174,6 +174,7 @@ class AvSync(mg.Actor):
         self._ended = False
         self._played: float | None = None  # the played media time after the last core call
         self._changed = trio.Event()
+        self._late = trio.CancelScope()  # reading interrupts after the audio ended: until the sink finished
         self._outbox = outbox = Outbox[_Item]()
         io.log("av_sync_started", fps=cfg.fps, max_late=cfg.max_late, idle=cfg.idle)
         async with trio.open_nursery() as nursery:
@@ -186,7 +187,7 @@ class AvSync(mg.Actor):
                     async for event in io.inlets["playback"]:
                         await self._feed(functools.partial(self._playback, event))
                     # The sink below finished: nothing more plays, and no barge-in has anything left to cut.
-                    readers.cancel_scope.cancel()
+                    self._late.cancel()
                 # Whatever still waits will never play.
                 await self._feed(lambda: self._decide(core.close(io.time())))
             outbox.close()  # the sender sends what is left, then ends
@@ -225,18 +226,21 @@ class AvSync(mg.Actor):
             return [_Pass(msg), _Pass(_Cut(core.epoch, core.cut)), *self._decide(decided)]
 
         inlet = io.inlets["audio"]
+        open_segment = False  # the last message down was a frame: a segment is open below
         async for msg in inlet:
             stamp = core.epoch  # taken from the inlet now: queued before an interrupt read later, it is old
+            open_segment = isinstance(msg, mg.AudioFrame)
             if isinstance(msg, mg.AudioFrame):
                 await self._feed(functools.partial(audio, msg, stamp))
             elif isinstance(msg, mg.Interrupt):
                 await self._feed(functools.partial(interrupt, msg))
             else:
                 await self._feed(functools.partial(_just, _Pass(msg)))
-        # The audio track stays open until its audio has played (the core's End), closed by a Flush, so that a
-        # barge-in during the last words still goes down to the sink.
-        await self._feed(lambda: [_Pass(mg.Flush()), *self._decide(core.end_audio(io.time()))])
-        with inlet.after_end() as late:
+        # The audio track stays open until its audio has played (the core's End), the open segment closed by a
+        # Flush, so that a barge-in during the last words still goes down to the sink.
+        flush = [_Pass(mg.Flush())] if open_segment else []
+        await self._feed(lambda: [*flush, *self._decide(core.end_audio(io.time()))])
+        with self._late, inlet.after_end() as late:
             while True:  # cancelled once the sink below finished
                 if isinstance(msg := await late.receive(), mg.Interrupt):
                     await self._feed(functools.partial(interrupt, msg))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, final
+from typing import Any, Final, final
 
 import attrs
 import trio
@@ -34,6 +34,12 @@ import mediagraph as mg
 
 from ._outbox import Outbox
 from ._transcript_core import Decision, TranscriptCore, Word
+
+_EPSILON = 1e-6  # seconds: sums of float durations
+#: Seconds after a real-time sink would have played all the audio sent down that the audio outlet closes
+#: anyway, once the audio inlet ended, if the sink's finished segments never accounted for it (a sink below
+#: restarted and lost some).
+CLOSE_GRACE = 1.0
 
 __all__ = ["TranscriptSync", "TranscriptSyncConfig"]
 
@@ -97,12 +103,22 @@ class TranscriptSync(mg.Actor):
         self._core = TranscriptCore(syllables_per_second=self.config.syllables_per_second, name=io.name)
         self._words_sent: dict[int, int] = {}  # segment -> words released on `text` so far
         self._outbox = outbox = Outbox[_Item]()
+        self._down = 0.0  # seconds of audio sent down (counted by the sender)
+        self._due = 0.0  # graph time by which a real-time sink would have played all of it
+        self._finished = 0.0  # seconds the sink's finished segments say they were sent
+        self._audio_ended = False
+        self._late = trio.CancelScope()  # reading interrupts after the audio ended: until the sink finished
         async with trio.open_nursery() as nursery:
             nursery.start_soon(outbox.drain, self._send)
             async with trio.open_nursery() as readers:
                 readers.start_soon(self._read_media)
                 async for event in io.inlets["playback"]:
                     await self._feed(functools.partial(self._core.playback, event))
+                    if isinstance(event, mg.PlaybackFinished):
+                        self._finished += event.sent
+                        await self._feed(_nothing, _Pass(None))
+                # The sink below finished: nothing more plays, and no barge-in has anything left to cut.
+                self._late.cancel()
             outbox.close()  # the sender sends what is left, then ends
         if self._words_sent:  # words went out for segments that never finished: there is no transcript of them
             io.log("transcript_unfinished", segments=sorted(self._words_sent))
@@ -119,15 +135,31 @@ class TranscriptSync(mg.Actor):
         await self._outbox.put(items)
 
     async def _read_media(self) -> None:
-        """Audio and text, each in its own task; once both have ended, the core knows everything is said."""
+        """Audio and text, each in its own task; once both have ended, the core knows everything is said. Then
+        the interrupts of the ended audio inlet, until the sink below finished."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._read_text)
             await self._read_audio()
         await self._feed(self._core.end)
+        with self._late, self._io.inlets["audio"].after_end() as late:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._close_by_deadline)
+                while True:
+                    if isinstance(msg := await late.receive(), mg.Interrupt):
+                        await self._feed(self._core.interrupt, _Pass(msg))
+
+    async def _close_by_deadline(self) -> None:
+        """The audio outlet closes ``CLOSE_GRACE`` after a real-time sink would have played all it was sent,
+        whatever the sink reported, so the end never waits for reports that cannot come."""
+        while (deadline := self._due + CLOSE_GRACE) > self._io.time():
+            await self._io.sleep_until(deadline)  # the sender may still be sending: look again then
+        await self._feed(_nothing, _Pass(_CLOSE))
 
     async def _read_audio(self) -> None:
         core = self._core
+        open_segment = False  # the last message down was a frame: a segment is open below
         async for msg in self._io.inlets["audio"]:
+            open_segment = isinstance(msg, mg.AudioFrame)
             # The frame goes down after the core has it, so nothing below can report it first.
             decide: Callable[[], list[Decision]]
             if isinstance(msg, mg.AudioFrame):
@@ -140,7 +172,12 @@ class TranscriptSync(mg.Actor):
             else:
                 decide = _nothing
             await self._feed(decide, _Pass(msg))
-        await self._feed(_nothing, _Pass(None))  # the audio ended: close the outlet, so the sink below plays out
+        # The audio ended. The outlet stays open until all the audio sent down has played (the sink's finished
+        # segments account for it), so a barge-in during the last words still goes down; the open segment is
+        # closed by a Flush, as the end of the input would close it.
+        self._audio_ended = True
+        await self._feed(core.audio_end if open_segment else _nothing, *([_Pass(mg.Flush())] if open_segment else []))
+        await self._feed(_nothing, _Pass(None))
 
     async def _read_text(self) -> None:
         core = self._core
@@ -155,11 +192,19 @@ class TranscriptSync(mg.Actor):
 
     async def _send(self, item: _Item) -> None:
         if isinstance(item, _Pass):
-            audio = self._io.outlets["audio"]
-            if item.msg is None:
-                audio.close()
-            else:
-                await audio.send(item.msg)
+            audio, msg = self._io.outlets["audio"], item.msg
+            if msg is None or msg is _CLOSE:  # time to see whether all the audio sent down has played
+                played = self._audio_ended and self._finished >= self._down - _EPSILON
+                if (played or msg is _CLOSE) and not audio.closed:
+                    audio.close()
+            elif not audio.closed:
+                if isinstance(msg, mg.AudioFrame):
+                    duration = msg.samples_per_channel / msg.sample_rate
+                    self._down += duration
+                    self._due = max(self._due, self._io.time()) + duration
+                await audio.send(msg)
+            elif isinstance(msg, mg.Interrupt):  # after everything played: nothing was left to cut
+                self._io.log("interrupt_after_end")
         else:
             await self._decided(item)
 
@@ -202,12 +247,13 @@ class TranscriptSync(mg.Actor):
 @final
 @attrs.frozen
 class _Pass:
-    """An audio message to pass down (``None``: the audio ended, close the outlet)."""
+    """An audio message to pass down (``None``: close the outlet if the audio ended and all of it played)."""
 
     msg: Any
 
 
 _Item = _Pass | list[Decision]
+_CLOSE: Final = object()  # passed down: close the audio outlet now (see CLOSE_GRACE)
 
 
 def _nothing() -> list[Decision]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+from collections.abc import Sequence
 from typing import Any, final
 
 import attrs
@@ -36,7 +37,8 @@ class UtterancesConfig:
 @final
 @mg.node_type("test_utterances", config=UtterancesConfig)
 class Utterances(mg.Source):
-    """Plays a script of audio frames (10 ms, 48 kHz mono), text chunks, flushes and interrupts."""
+    """Plays a script of audio frames (10 ms, 48 kHz mono, paced; ``("burst", n)``: n frames at once), text
+    chunks, flushes and interrupts."""
 
     @staticmethod
     def ports(config: UtterancesConfig) -> mg.Ports:
@@ -61,11 +63,13 @@ class Utterances(mg.Source):
             step = self.steps.pop(0)
             kind = step[0]
             if kind == "frame":
-                samples = np.full((FRAME, 1), self.frames % 30000 + 1, np.int16)
-                self.audio(mg.AudioFrame(samples=samples, sample_rate=RATE, channels=1, timestamp=self.frames * FRAME))
-                self.frames += 1
+                self._frame()
                 self.at += FRAME / RATE
                 return self.at
+            if kind == "burst":
+                for _ in range(step[1]):
+                    self._frame()
+                continue
             if kind == "wait":
                 self.at += step[1]
                 return self.at
@@ -76,6 +80,11 @@ class Utterances(mg.Source):
             else:
                 self.audio(mg.Flush() if kind == "flush" else mg.Interrupt())
         return None
+
+    def _frame(self) -> None:
+        samples = np.full((FRAME, 1), self.frames % 30000 + 1, np.int16)
+        self.audio(mg.AudioFrame(samples=samples, sample_rate=RATE, channels=1, timestamp=self.frames * FRAME))
+        self.frames += 1
 
 
 @final
@@ -171,6 +180,27 @@ async def test_an_interrupt_keeps_exactly_the_words_started_before_the_cut(
     check_transcripts(log, "sync", "out")
 
 
+async def test_a_barge_in_after_the_input_ended_cuts_the_last_words(autojump_clock: trio.testing.MockClock) -> None:
+    # The utterance's 0.6 s of audio is all sent at once and the input ends; the speaker is still playing it
+    # when the API interrupts at 0.35 s. It used to be lost (nobody read the ended inlet): the
+    # whole text was heard.
+    rec = Recorder()
+    words = ["one", "two", "three", "four", "five", "six"]
+    steps: list[Step] = [("text", f"{w} ", i * 0.1, None) for i, w in enumerate(words)] + [("tflush",)]
+    steps += [("burst", 60), ("flush",)]
+    log = mg.EventLog()
+    async with mg.open_runtime() as rt:
+        running = await rt.start(graph(steps, speaker(), rec), log=log)
+        await trio.sleep_until(running.t0 + 0.35)
+        running.interrupt("sync")
+        await running.wait()
+    (heard,) = transcripts(rec)
+    assert heard.interrupted and heard.position == pytest.approx(0.35, abs=0.011)
+    assert heard.text == "one two three four"
+    check_transcripts(log, "sync", "out")
+    check_playback(log, "out")
+
+
 async def test_the_text_of_a_slot_child_that_dies_is_cut_where_it_died(autojump_clock: trio.testing.MockClock) -> None:
     rec = Recorder()
     steps: list[Step] = [("text", "a b c d e f g h", 0.0, 0.8), ("tflush",), *frames(100), ("flush",)]
@@ -242,6 +272,8 @@ def scripts(draw: st.DrawFn) -> tuple[list[Step], list[list[str]]]:
         cut = draw(st.none() | st.integers(0, n))
         if cut is not None:
             audio.insert(cut, ("interrupt",))
+        elif draw(st.booleans()):  # all at once, ahead of real time, as a fast TTS sends it
+            audio = [("burst", n)]
         audio.append(("flush",))
         where = draw(st.sampled_from(["before", "after", "middle"]))
         if where == "before":
@@ -279,10 +311,23 @@ def belows(draw: st.DrawFn) -> tuple[dict[str, Any], list[tuple[float, Any, str]
     return {"type": "slot", "child": child}, [(at, child if c else None, p) for at, c, p in swaps]
 
 
-async def run_with_swaps(g: mg.Graph, swaps: list[tuple[float, Any, str]]) -> mg.EventLog:
+async def run_with_swaps(
+    g: mg.Graph, swaps: list[tuple[float, Any, str]], interrupts: Sequence[float] = ()
+) -> mg.EventLog:
+    """Run ``g`` with its swaps and API interrupts of ``sync`` (graph seconds), each in its own task."""
     log = mg.EventLog()
     async with mg.open_runtime() as rt:
         running = await rt.start(g, log=log)
+
+        async def interrupt(at: float) -> None:
+            await trio.sleep_until(running.t0 + at)
+            refusal = ""
+            try:
+                running.interrupt("sync")
+            except mg.MediaGraphError as exc:
+                refusal = str(exc)
+            # Refused only once nothing is left to cut (the node finished, or all its audio played).
+            assert not refusal or "is finished" in refusal or "has ended" in refusal, refusal
 
         async def swap(at: float, child: Any, policy: str) -> None:
             await trio.sleep_until(running.t0 + at)
@@ -292,6 +337,8 @@ async def run_with_swaps(g: mg.Graph, swaps: list[tuple[float, Any, str]]) -> mg
         async with trio.open_nursery() as nursery:
             for at, child, policy in swaps:
                 nursery.start_soon(swap, at, child, policy)
+            for at in interrupts:
+                nursery.start_soon(interrupt, at)
             with trio.fail_after(60), contextlib.suppress(mg.NodeFailedError):  # a child died past its restarts
                 await running.wait()
             nursery.cancel_scope.cancel()
@@ -299,16 +346,20 @@ async def run_with_swaps(g: mg.Graph, swaps: list[tuple[float, Any, str]]) -> mg
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(script=scripts(), below=belows())
+@given(
+    script=scripts(),
+    below=belows(),
+    api=st.lists(st.sampled_from([0.1, 0.3, 0.6, 1.0]), max_size=2, unique=True),
+)
 def test_generated_schedules_keep_every_transcript_rule(
-    script: tuple[list[Step], list[list[str]]], below: tuple[dict[str, Any], list[Any]]
+    script: tuple[list[Step], list[list[str]]], below: tuple[dict[str, Any], list[Any]], api: list[float]
 ) -> None:
     steps, said = script
     kind, swaps = below
-    note(f"steps={steps} below={kind} swaps={swaps}")
+    note(f"steps={steps} below={kind} swaps={swaps} api={api}")
     rec = Recorder()
     g = graph(steps, dict(kind), rec)
-    log = trio.run(run_with_swaps, g, swaps, clock=trio.testing.MockClock(autojump_threshold=0))
+    log = trio.run(run_with_swaps, g, swaps, api, clock=trio.testing.MockClock(autojump_threshold=0))
     check_transcripts(log, "sync", "out")
     check_playback(log, "out")
     heard = transcripts(rec)
@@ -319,5 +370,5 @@ def test_generated_schedules_keep_every_transcript_rule(
     if kind["type"] == "speaker":  # every segment starts where its utterance does: what was heard is a prefix
         for t in heard:
             assert any(t.text.split() == words[: len(t.text.split())] for words in said), t
-    if not swaps and not dies and ("interrupt",) not in steps:  # nothing cut anything: all of each utterance
+    if not swaps and not dies and not api and ("interrupt",) not in steps:  # nothing cut: all of each utterance
         assert [(t.interrupted, t.text) for t in heard] == [(False, " ".join(words)) for words in said]
