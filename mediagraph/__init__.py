@@ -18,7 +18,7 @@ from ._actions import (
 from ._clock import run_virtual
 from ._configs import ResourceRef, ResourceSpec, config_from_mapping
 from ._contract import PLAYBACK_TYPES, PlaybackContract, PlaybackContractError
-from ._dataplane import Inlet, NodeIO, Outlet, PlaybackOutlet
+from ._dataplane import NodeIO, Outlet, PlaybackOutlet
 from ._errors import (
     GraphDefinitionError,
     MailboxOverflowError,
@@ -43,6 +43,7 @@ from ._frames import (
     VideoFrame,
 )
 from ._graph import FailGraph, Graph, Isolate, LinkSpec, NodeHandle, NodeSpec, PortRef, Restart, Supervision
+from ._inlet import Inlet
 from ._limits import mask as mask_secrets
 from ._node import (
     Actor,

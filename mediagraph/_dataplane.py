@@ -2,7 +2,7 @@
 
 Theory of operation. A message goes from a node's ``Outlet.emit`` (``send`` waits for room first) to every
 :class:`Link` of the outlet; a link either puts it in the target's :class:`~mediagraph._mailbox.Mailbox`, where
-the target's :class:`Inlet` takes it in batches, or — for a *fused* target — calls the target's ``process``
+the target's :class:`~mediagraph._inlet.Inlet` takes it in batches, or — for a *fused* target — calls the target's ``process``
 directly. So a frame's path from one node to the next is: ``Outlet.emit`` → ``Link.push`` → ``Mailbox.put`` or
 ``Transform.process``. A :class:`PlaybackOutlet` checks each playback event against the outlet's contract
 before that, and records it in the event log.
@@ -13,7 +13,6 @@ Backpressure crosses fused chains: each outlet knows the blocking mailboxes it r
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -24,17 +23,18 @@ from ._contract import PLAYBACK_TYPES, PlaybackContract
 from ._errors import MediaGraphError
 from ._frames import EndOfStream, PlaybackProgress, PlaybackStarted
 from ._graph import Graph, PortRef
+from ._inlet import Inlet
 from ._limits import closest
 from ._mailbox import Mailbox, has_room, wait_room
 from ._ports import Overflow
 from ._requests import RequestBox
-from ._statistics import InletStatistics, LinkStatistics, OutletStatistics
+from ._statistics import LinkStatistics, OutletStatistics
 
 if TYPE_CHECKING:
     from ._noderun import _NodeRun
     from ._runtime import RunningGraph
 
-__all__ = ["Inlet", "Link", "NodeIO", "Outlet", "PlaybackOutlet", "YIELD_EVERY"]
+__all__ = ["Link", "NodeIO", "Outlet", "PlaybackOutlet", "YIELD_EVERY"]
 
 #: A task sending (or a source producing) without ever waiting yields to the scheduler, and so notices
 #: cancellation, at least this often. Larger batches per consumer wake-up; at most this many messages of
@@ -270,138 +270,6 @@ class PlaybackOutlet(Outlet):
         for event in self.contract.end_incarnation(t):
             if not self.closed:
                 self._deliver(event)
-
-
-@final
-class Inlet:
-    """An inlet of a node with its own task: ``async for msg in inlet`` until every link into it closed.
-
-    Messages are taken from the mailbox in batches; ``receive`` waits (and yields) only when none is left.
-    After the end, :meth:`receive_after_end` reads what the graph puts into the inlet since (interrupts).
-    """
-
-    __slots__ = ("_box", "_buf", "mailbox", "name", "node")
-
-    def __init__(self, node: str, name: str, mailbox: Mailbox) -> None:
-        self.node = node
-        self.name = name
-        self.mailbox = mailbox if mailbox.open_links else None  # None: not linked, so already ended
-        self._box = mailbox
-        mailbox.listening = False  # this node has not asked to read after the end (yet)
-        if self.mailbox is None:
-            mailbox.ended = True
-        self._buf: deque[Any] = deque()
-
-    def __repr__(self) -> str:
-        return f"<Inlet {self.name} {self.mailbox!r}>"
-
-    @property
-    def linked(self) -> bool:
-        """Whether any link comes into this inlet (an unlinked inlet has already ended)."""
-        return self.mailbox is not None
-
-    @property
-    def lag(self) -> int:
-        """Messages the node is behind on this inlet: queued in the mailbox, or taken and not yet handled."""
-        return len(self._buf) + (len(self.mailbox) if self.mailbox is not None else 0)
-
-    def statistics(self) -> InletStatistics:
-        mb = self.mailbox
-        return InletStatistics(
-            node=self.node,
-            name=self.name,
-            linked=mb is not None,
-            capacity=mb.capacity if mb is not None else 0,
-            queued=len(mb) if mb is not None else 0,
-            taken=len(self._buf),
-            lag=self.lag,
-            peak=mb.peak if mb is not None else 0,
-            dropped=mb.dropped if mb is not None else 0,
-            ended=mb is None or mb.open_links == 0,
-        )
-
-    def give_back(self, batch: deque[Any]) -> None:
-        """Put messages taken but not handled back in front, in order (the runner does this when a node's
-        handling raised or was cancelled, so a restarted node finds them)."""
-        self._buf.extendleft(reversed(batch))
-        batch.clear()
-
-    def drop_taken(self) -> None:
-        """The node finished: what it took and never handled counts as dropped."""
-        if self.mailbox is not None:
-            self.mailbox.dropped += len(self._buf)
-        self._buf.clear()
-
-    async def receive_batch(self) -> deque[Any]:
-        """Every message waiting (at least one), in order.
-
-        Raises:
-            trio.EndOfChannel: the inlet has ended.
-            MailboxOverflowError: the inlet's policy is ``fail`` and it overflowed.
-        """
-        if self._buf:
-            buf, self._buf = self._buf, deque()
-            return buf
-        if self.mailbox is None:
-            raise trio.EndOfChannel
-        return await self.mailbox.receive_batch()
-
-    async def receive(self) -> Any:
-        """The next message. Raises ``trio.EndOfChannel`` when the inlet has ended."""
-        if not self._buf:
-            self._buf = await self.receive_batch()
-        return self._buf.popleft()
-
-    def after_end(self) -> AfterEnd:
-        """Once the inlet has ended (``async for`` is over), read what the graph puts into it since: an
-        ``Interrupt`` from ``RunningGraph.interrupt`` or the schedule. A node that plays on after its input
-        ended (a speaker draining its buffer) does, until it finishes::
-
-            with inlet.after_end() as late:
-                while True:
-                    msg = await late.receive()
-
-        so a barge-in then still reaches it. Outside that block an interrupt of the ended inlet is refused,
-        never left where nobody reads it.
-        """
-        return AfterEnd(self._box)
-
-    def __aiter__(self) -> Inlet:
-        return self
-
-    async def __anext__(self) -> Any:
-        if not self._buf:
-            try:
-                self._buf = await self.receive_batch()
-            except trio.EndOfChannel:
-                raise StopAsyncIteration from None
-        return self._buf.popleft()
-
-
-@final
-class AfterEnd:
-    """Reading an ended inlet: see :meth:`Inlet.after_end`."""
-
-    __slots__ = ("_box", "_buf")
-
-    def __init__(self, box: Mailbox) -> None:
-        self._box = box
-        self._buf: deque[Any] = deque()
-
-    def __enter__(self) -> AfterEnd:
-        self._box.listening = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._box.listening = False
-        self._box.dropped += len(self._buf)  # accepted while the node listened; it finished before reading them
-        self._buf.clear()
-
-    async def receive(self) -> Any:
-        """The next message put into the inlet, waiting for one."""
-        if not self._buf:
-            self._buf = await self._box.receive_after_end()
-        return self._buf.popleft()
 
 
 @final

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, final
 
 import trio
 
-from ._dataplane import YIELD_EVERY, Inlet, NodeIO, _FusedFailure
+from ._dataplane import YIELD_EVERY, NodeIO, _FusedFailure
 from ._errors import MediaGraphError, NodeFailedError
 from ._graph import Isolate, Restart
+from ._inlet import Inlet
 from ._mailbox import has_room, wait_room
 from ._node import Actor, Source, Transform
 from ._noderun import NodeState, Reason, _failure_of, _NodeRun

@@ -22,6 +22,12 @@ the sink below finished, or the graph stops). Until then the node reads on after
 an interrupt during the last words (``RunningGraph.interrupt``, the schedule) still cuts them and their
 video; one that comes after everything played is logged (``interrupt_after_end``).
 
+Known limit: the output time is a presentation time, the media time only until an idle spell outruns the next
+turn's media. That happens only with a producer whose media time stands still across a pause (timestamps
+that count samples, not the graph clock): its next turn then goes out offset by the idle spell, and a
+consumer that places video by pts on the media timeline (the recorder) shows it that much after its audio.
+``speech`` and the stand-in avatar stamp turns on the graph clock, so their offset stays 0.
+
 Log events (checked by :func:`mediagraph.testing.check_av`):
 
 - ``av_sync_started``: fps, max_late, idle.
