@@ -2,10 +2,10 @@
 
 Theory of operation. A message goes from a node's ``Outlet.emit`` (``send`` waits for room first) to every
 :class:`Link` of the outlet; a link either puts it in the target's :class:`~mediagraph._mailbox.Mailbox`, where
-the target's :class:`~mediagraph._inlet.Inlet` takes it in batches, or — for a *fused* target — calls the target's ``process``
-directly. So a frame's path from one node to the next is: ``Outlet.emit`` → ``Link.push`` → ``Mailbox.put`` or
-``Transform.process``. A :class:`PlaybackOutlet` checks each playback event against the outlet's contract
-before that, and records it in the event log.
+the target's :class:`~mediagraph._inlet.Inlet` takes it in batches, or — for a *fused* target — calls the
+target's ``process`` directly. So a frame's path from one node to the next is: ``Outlet.emit`` →
+``Link.push`` → ``Mailbox.put`` or ``Transform.process``. A :class:`PlaybackOutlet` checks each playback event
+against the outlet's contract before that, and records it in the event log.
 
 Backpressure crosses fused chains: each outlet knows the blocking mailboxes it reaches through fused nodes
 (its *reach*) and a send first waits until every one of them has room.

@@ -55,6 +55,7 @@ from ._slot_bridges import (
     _Control,
     _FeedConfig,
     _Hosted,
+    _LateInterrupt,
     _StopTimedOut,
     _TapConfig,
 )
@@ -161,6 +162,11 @@ class Slot(Actor):
                 readers.start_soon(read, inlet)
         self._inputs.append(None)
         self._wake.unpark_all()
+        # A barge-in after the end still reaches the child playing out (until the slot finishes).
+        with self.io.inlets[self._interrupt_inlet].after_end() as late:
+            while True:
+                if isinstance(await late.receive(), Interrupt):
+                    self._post(_LateInterrupt())
 
     # --- inputs ---------------------------------------------------------------------------------------------
 
@@ -205,9 +211,23 @@ class Slot(Actor):
                 self._child_message(item.child, item.outlet, item.msg)
         elif isinstance(item, _ChildEnded):
             await self._child_ended(item.child)
+        elif isinstance(item, _LateInterrupt):
+            self._late_interrupt()
         elif item.child is self.stopping and item.child.running is not None:
             self.io.log("child_stop_timeout", child=item.child.name, seconds=self.config.stop_timeout)
             item.child.running.cancel()
+
+    def _late_interrupt(self) -> None:
+        """An interrupt after the input ended: the child cuts what it still plays, if it reads on after its own
+        input ended (its segments then finish as interrupted, as for any interrupt)."""
+        child = self.child
+        self._answer(self.segments.interrupt(self.io.time()))
+        try:
+            if child is None or child.running is None:
+                raise MediaGraphError("the slot is empty")
+            child.running.interrupt(child.name, self._interrupt_inlet)
+        except MediaGraphError as exc:  # nothing is left to cut
+            self.io.log("interrupt_after_end", reason=str(exc))
 
     def _child_message(self, hosted: _Hosted, outlet: str, msg: Any) -> None:
         if not isinstance(msg, (PlaybackStarted, PlaybackProgress, PlaybackFinished)):

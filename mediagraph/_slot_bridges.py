@@ -130,7 +130,13 @@ class _StopTimedOut:
     child: _Hosted
 
 
-_Control = Request | _ChildSent | _ChildEnded | _StopTimedOut
+@final
+@attrs.frozen
+class _LateInterrupt:
+    """An interrupt put into the slot's ended inlet (``RunningGraph.interrupt``, the schedule)."""
+
+
+_Control = Request | _ChildSent | _ChildEnded | _StopTimedOut | _LateInterrupt
 
 
 @final

@@ -204,6 +204,30 @@ async def test_cut_swap_cuts_a_flushed_segment_still_playing(autojump_clock: tri
     assert result.log.of("speaker_total", "out/child1")[0].fields["played"] <= 0.11 * RATE
 
 
+async def test_a_barge_in_after_the_input_ended_reaches_the_child_still_playing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # 0.3 s of audio sent at once, then the input ends; the child still plays it when the API interrupts the
+    # slot at 0.1 s. The slot reads on after its end and hands the interrupt to the child (it used to be lost).
+    frames = [
+        mg.AudioFrame(samples=np.ones((FRAME, 1), np.int16), sample_rate=RATE, channels=1, timestamp=k * FRAME)
+        for k in range(30)
+    ]
+    g = mg.Graph("late")
+    g.add("src", "test_messages", outlets={"audio": mg.AudioFrame}, steps=[(0.0, "audio", f) for f in frames])
+    g.add("out", "slot", child=SPEAKER, like="speaker")
+    g.link("src.audio", "out.audio")
+    async with mg.open_runtime() as rt:
+        running = await rt.start(g)
+        await trio.sleep_until(running.t0 + 0.1)
+        running.interrupt("out")
+        result = await running.wait()
+    (finished,) = result.log.of("playback_finished", "out")
+    assert finished.fields["interrupted"] and finished.fields["position"] == pytest.approx(0.1, abs=0.011)
+    assert result.log.of("speaker_total", "out/child1")[0].fields["played"] <= 0.11 * RATE
+    assert playback_violations(result.log, "out", closed=1) == []
+
+
 async def test_boundary_swap_waits_for_the_end_of_the_segment(autojump_clock: trio.testing.MockClock) -> None:
     script = UTTERANCE * 2
     result = await run(graph(script), [(0.15, "boundary", SPEAKER)])
