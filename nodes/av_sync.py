@@ -227,6 +227,8 @@ class AvSync(mg.Actor):
             return [_Pass(msg)] if kept.keep else [_Pass(_AudioDropped(kept.start, kept.duration))]
 
         def interrupt(msg: mg.Interrupt) -> list[_Item]:
+            if core.ended:  # everything played: nothing to cut (logged as interrupt_after_end)
+                return [_Pass(msg)]
             # The Interrupt goes down first, so the sink flushes the old turn at once.
             decided = core.interrupt(io.time())
             return [_Pass(msg), _Pass(_Cut(core.epoch, core.cut)), *self._decide(decided)]

@@ -175,9 +175,8 @@ class TranscriptSync(mg.Actor):
         # The audio ended. The outlet stays open until all the audio sent down has played (the sink's finished
         # segments account for it), so a barge-in during the last words still goes down; the open segment is
         # closed by a Flush, as the end of the input would close it.
-        self._audio_ended = True
         await self._feed(core.audio_end if open_segment else _nothing, *([_Pass(mg.Flush())] if open_segment else []))
-        await self._feed(_nothing, _Pass(None))
+        await self._feed(_nothing, _Pass(_ENDED))
 
     async def _read_text(self) -> None:
         core = self._core
@@ -193,7 +192,9 @@ class TranscriptSync(mg.Actor):
     async def _send(self, item: _Item) -> None:
         if isinstance(item, _Pass):
             audio, msg = self._io.outlets["audio"], item.msg
-            if msg is None or msg is _CLOSE:  # time to see whether all the audio sent down has played
+            if msg is _ENDED:  # in order: every frame before it has been counted in `_down`
+                self._audio_ended = True
+            if msg is None or msg is _CLOSE or msg is _ENDED:  # time to see whether all the audio sent has played
                 played = self._audio_ended and self._finished >= self._down - _EPSILON
                 if (played or msg is _CLOSE) and not audio.closed:
                     audio.close()
@@ -254,6 +255,7 @@ class _Pass:
 
 _Item = _Pass | list[Decision]
 _CLOSE: Final = object()  # passed down: close the audio outlet now (see CLOSE_GRACE)
+_ENDED: Final = object()  # passed down: the audio inlet ended (after its last frame)
 
 
 def _nothing() -> list[Decision]:
