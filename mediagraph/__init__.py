@@ -4,6 +4,8 @@ Every node is an actor with typed, bounded mailboxes; graphs are declared, valid
 run under trio structured concurrency. See the README for a tour.
 """
 
+import typing as _typing
+
 from . import _startup  # noqa: F401 - first: the command line's signal guard (see its docstring)
 from ._actions import (
     Action,
@@ -15,6 +17,7 @@ from ._actions import (
     register_action_type,
     run_schedule,
 )
+from ._asyncio_config import AsyncioConfig  # registers the asyncio resource type (asyncio itself: lazily)
 from ._clock import run_virtual
 from ._configs import ResourceRef, ResourceSpec, config_from_mapping
 from ._contract import PLAYBACK_TYPES, PlaybackContract, PlaybackContractError
@@ -84,6 +87,8 @@ __all__ = [
     "ActionType",
     "Actor",
     "AudioFormat",
+    "AsyncioConfig",
+    "AsyncioLoop",
     "AudioFrame",
     "ChildSpec",
     "Control",
@@ -168,3 +173,14 @@ __all__ = [
     "run_schedule",
     "run_virtual",
 ]
+
+if _typing.TYPE_CHECKING:
+    from ._asyncio_host import AsyncioLoop
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name == "AsyncioLoop":  # imports asyncio: only for the code that asks for it
+        from ._asyncio_host import AsyncioLoop
+
+        return AsyncioLoop
+    raise AttributeError(f"module 'mediagraph' has no attribute {name!r}")

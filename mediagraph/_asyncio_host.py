@@ -1,0 +1,187 @@
+"""asyncio code inside a trio graph: one asyncio event loop in a thread of its own, for the nodes that need one.
+
+SDKs written for asyncio (the AWS SDK behind Nova Sonic, ``livekit.rtc``'s rooms) run on that loop; node code
+never does. The trio side owns every call, so the house's guarantees hold across the bridge:
+
+- **Calls.** ``await loop.call(fn, *args)`` runs the coroutine ``fn(*args)`` on the loop and returns its result
+  or raises its exception, as is, in the calling trio task. Nothing is fire-and-forget: a call's task is
+  always awaited, one by one in the caller's order, so hand-off is ordered and bounded both ways (a node
+  reading an SDK's output stream calls its ``receive`` in a loop: asyncio never pushes into trio unasked).
+- **Cancellation reaches asyncio.** A cancelled call cancels its asyncio task, then waits for it, shielded, at
+  most ``cancel_timeout`` seconds of real time; a task that outlives that (an SDK that swallows a
+  cancellation) is abandoned and counted (``abandoned``), never waited for forever.
+- **Sessions.** Code run under ``with loop.session(tag):`` tags every asyncio task it starts, directly or
+  through an SDK's own background tasks (they inherit the context); ``await loop.reap(tag)`` cancels the
+  session's stragglers, retrieves their exceptions, and says how many would not end.
+- **Cost.** Nothing runs until a graph opens the ``asyncio`` resource (or code makes an ``AsyncioLoop``), and
+  nothing imports asyncio before that (``_asyncio_config`` registers the resource type; ``mediagraph``
+  imports this module on first use of ``mg.AsyncioLoop``). Closing cancels what is left, stops the loop and
+  joins its thread (bounded).
+
+Waits on the loop thread are real-time waits: on the virtual clock (``MockClock``) trio's clock may jump
+while the thread works, so graphs hosting asyncio code are tested on the real clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, final
+
+import trio
+
+from ._errors import MediaGraphError
+
+__all__ = ["AsyncioLoop"]
+
+_SESSION: contextvars.ContextVar[object | None] = contextvars.ContextVar("mediagraph_asyncio_session", default=None)
+
+
+@final
+class AsyncioLoop:
+    """An asyncio event loop running in its own thread; see the module doc.
+
+    Args:
+        cancel_timeout: real seconds a cancelled call (or a reaped task) may take to end.
+        name: the thread's name.
+
+    Resource handling: :meth:`close` (idempotent) stops the loop and joins the thread; the ``asyncio``
+    resource type closes it after the last node using it has finished.
+    """
+
+    def __init__(self, *, cancel_timeout: float = 1.0, name: str = "mediagraph-asyncio") -> None:
+        self.cancel_timeout = cancel_timeout
+        self.abandoned = 0  # tasks that did not end within cancel_timeout of being cancelled
+        self.errors: list[str] = []  # what the loop reported that nobody retrieved (exception type: message)
+        self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(self._on_loop_error)
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), name=name, daemon=True)
+        self._thread.start()
+        started.wait()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(asyncio.all_tasks(self._loop))} tasks"
+        return f"<AsyncioLoop {state}, abandoned={self.abandoned}>"
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.call_soon(started.set)
+        self._loop.run_forever()
+
+    def _on_loop_error(self, _loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        self.errors.append(f"{type(exc).__name__}: {exc}" if exc is not None else str(context.get("message")))
+
+    # --- calls ----------------------------------------------------------------------------------------------
+
+    async def call[T](self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """The result of the coroutine ``fn(*args)`` run on the loop (its exception, raised as is).
+
+        Raises:
+            MediaGraphError: the loop is closed.
+        """
+        if self._closed:
+            raise MediaGraphError("the asyncio loop is closed")
+        session = _SESSION.get()
+
+        async def run() -> T:
+            _SESSION.set(session)  # this task's context: inherited by every task it starts
+            return await fn(*args)
+
+        ended: concurrent.futures.Future[asyncio.Task[T]] = concurrent.futures.Future()
+        tasks: list[asyncio.Task[T]] = []
+
+        def start() -> None:  # on the loop
+            task = self._loop.create_task(run())
+            task.add_done_callback(ended.set_result)  # when the task has really ended, however
+            tasks.append(task)
+
+        self._loop.call_soon_threadsafe(start)
+        try:
+            await _wait(ended)
+        except trio.Cancelled:
+            self._loop.call_soon_threadsafe(lambda: tasks[0].cancel())  # after start(): the loop runs them in order
+            if not await _bounded(ended, self.cancel_timeout):
+                self.abandoned += 1
+            raise
+        return ended.result().result()
+
+    @contextlib.contextmanager
+    def session(self, tag: object) -> Iterator[None]:
+        """Within the block, calls (and every task they start) are tagged ``tag``, for :meth:`reap`."""
+        token = _SESSION.set(tag)
+        try:
+            yield
+        finally:
+            _SESSION.reset(token)
+
+    async def reap(self, tag: object) -> int:
+        """Cancel the tasks of session ``tag`` still on the loop (up to three times each, ``cancel_timeout``
+        in all), retrieving their exceptions; return how many would not end (also counted in ``abandoned``)."""
+        if self._closed:
+            return 0
+        future = asyncio.run_coroutine_threadsafe(_cancel(tag, self.cancel_timeout), self._loop)
+        left = future.result() if await _bounded(future, 2 * self.cancel_timeout) else -1
+        if left < 0:  # the loop itself did not answer: its thread is blocked
+            raise MediaGraphError(f"the asyncio loop did not answer within {2 * self.cancel_timeout} s")
+        self.abandoned += left
+        return left
+
+    def close(self) -> None:
+        """Cancel every task left, stop the loop and join its thread (each bounded by ``cancel_timeout``)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            left = asyncio.run_coroutine_threadsafe(_cancel(None, self.cancel_timeout), self._loop)
+            self.abandoned += left.result(timeout=2 * self.cancel_timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(self.cancel_timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+
+async def _wait(future: concurrent.futures.Future[Any]) -> None:
+    """Until ``future`` is done, without blocking trio (its callback wakes the task through trio's token)."""
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+
+    def wake(_: object) -> None:
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(done.set)
+
+    future.add_done_callback(wake)
+    await done.wait()
+
+
+async def _bounded(future: concurrent.futures.Future[Any], real_seconds: float) -> bool:
+    """Wait (shielded) for ``future``, at most ``real_seconds`` of real time (not trio's clock, which may be
+    virtual); whether it is done."""
+    with trio.CancelScope(shield=True):
+        await trio.to_thread.run_sync(concurrent.futures.wait, [future], real_seconds)
+    return future.done()
+
+
+async def _cancel(tag: object, real_seconds: float) -> int:
+    """On the loop: cancel the tasks of session ``tag`` (``None``: every task but this one), up to three times
+    within ``real_seconds``; retrieve their exceptions; return how many are still running."""
+    me = asyncio.current_task()
+    found = [t for t in asyncio.all_tasks() if t is not me and (tag is None or t.get_context().get(_SESSION) is tag)]
+    tasks = found
+    for _ in range(3):
+        if not tasks:
+            break
+        for t in tasks:
+            t.cancel()
+        await asyncio.wait(tasks, timeout=real_seconds / 3)
+        tasks = [t for t in tasks if not t.done()]
+    for t in found:
+        if t.done() and not t.cancelled():
+            t.exception()  # retrieved: asyncio logs nothing about it
+    return len(tasks)
