@@ -40,6 +40,7 @@ OUTPUT_RATE: Final = 24000
 type Event = dict[str, Any]
 
 
+@final
 class SonicOrderError(mg.MediaGraphError):
     """An input event out of the protocol's order (the rule it breaks is in the message)."""
 
