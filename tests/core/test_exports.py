@@ -72,6 +72,7 @@ CORES = [
     "nodes/_pattern.py",
     "nodes/_playout.py",
     "nodes/_processors.py",
+    "nodes/_sonic_output.py",
     "nodes/_sonic_protocol.py",
     "nodes/_speech_core.py",
     "nodes/_stream_metadata.py",
