@@ -245,8 +245,8 @@ def check_input(events: Sequence[Event]) -> None:
                 raise bad("promptStart outside its place (after sessionStart, once)")
             phase = "system"
         elif name == "contentStart":
-            if phase in ("start", "prompt"):
-                raise bad("content before promptStart")
+            if phase in ("start", "prompt", "promptEnded"):
+                raise bad("content outside the prompt (before promptStart or after promptEnd)")
             if block is not None:
                 raise bad(f"a block opened inside block {block[0]}")
             kind, role, interactive = body["type"], body["role"], bool(body.get("interactive"))

@@ -101,6 +101,7 @@ def test_the_checker_finds_each_broken_rule() -> None:
         "promptEnd with block": [*good[:2], *system, audio_start, good[-2]],
         "after sessionEnd": [*good, good[0]],
         "sessionEnd before promptEnd": [*good[:5], good[-1]],
+        "content outside the prompt": [*good[:5], good[-2], *user],
     }
     for rule, events in broken.items():
         with pytest.raises(SonicOrderError, match=rule):
