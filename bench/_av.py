@@ -93,7 +93,7 @@ def measure(log: mg.EventLog) -> dict[str, object]:
             epoch, cut, since = int(f["epoch"]), float(f["cut"]), e.t
             interrupted = e.t
         elif e.node == "sync" and e.event == "video_out" and f["kind"] != "idle" and interrupted is not None:
-            if int(f["stamp"]) < epoch or float(f["pts"]) < cut - 1e-6:
+            if int(f["stamp"]) < epoch or float(f["media"]) < cut - 1e-6:
                 stale += 1
                 old_video = max(old_video, (e.t - since) * 1000)
         elif e.node == "out" and e.event == "playback_finished" and f["interrupted"] and interrupted is not None:
