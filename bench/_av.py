@@ -84,21 +84,20 @@ def measure(log: mg.EventLog) -> dict[str, object]:
     skews = sorted(
         abs(float(e.fields["skew"])) * 1000 for e in log.of("video_out", "sync") if e.fields["kind"] == "release"
     )
-    epoch, cut, since = 0, -math.inf, 0.0
+    epoch, cut, since = 0, -math.inf, 0.0  # the last interrupt's epoch, cut and graph time
     stale, old_video, old_audio = 0, 0.0, 0.0
-    interrupted: float | None = None
+    cutting = False  # the speaker's interrupted segment has not finished yet
     for e in log.events:
         f = e.fields
         if e.node == "sync" and e.event == "av_interrupted":
-            epoch, cut, since = int(f["epoch"]), float(f["cut"]), e.t
-            interrupted = e.t
-        elif e.node == "sync" and e.event == "video_out" and f["kind"] != "idle" and interrupted is not None:
-            if int(f["stamp"]) < epoch or float(f["media"]) < cut - 1e-6:
+            epoch, cut, since, cutting = int(f["epoch"]), float(f["cut"]), e.t, True
+        elif e.node == "sync" and e.event == "video_out" and f["kind"] != "idle":
+            if int(f["stamp"]) < epoch or float(f["media"]) < cut - 1e-6:  # never before the first interrupt
                 stale += 1
                 old_video = max(old_video, (e.t - since) * 1000)
-        elif e.node == "out" and e.event == "playback_finished" and f["interrupted"] and interrupted is not None:
-            old_audio = max(old_audio, (float(f["at"]) - interrupted) * 1000)
-            interrupted = None
+        elif e.node == "out" and e.event == "playback_finished" and f["interrupted"] and cutting:
+            old_audio = max(old_audio, (float(f["at"]) - since) * 1000)
+            cutting = False
     total = log.of("av_sync_total", "sync")[-1].fields
     return {
         "released": total["released"],
