@@ -100,8 +100,8 @@ class Inlet:
         ended (a speaker draining its buffer) does, until it finishes::
 
             with inlet.after_end() as late:
-                while True:
-                    msg = await late.receive()
+                async for msg in late:  # until the node is done (cancelled)
+                    ...
 
         so a barge-in then still reaches it. Outside that block an interrupt of the ended inlet is refused,
         never left where nobody reads it.
@@ -144,3 +144,9 @@ class AfterEnd:
         if not self._buf:
             self._buf = await self._box.receive_after_end()
         return self._buf.popleft()
+
+    def __aiter__(self) -> AfterEnd:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self.receive()  # never ends: the node stops reading when it finishes (cancelled)

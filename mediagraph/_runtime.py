@@ -144,9 +144,9 @@ class RunningGraph:
     def interrupt(self, node: str, inlet: str = "audio") -> None:
         """Deliver an :class:`Interrupt` to ``node``'s ``inlet`` now, behind what is already queued there.
 
-        After the inlet's input ended, the interrupt reaches only a node that reads on after the end (the
-        speaker and ``av_sync`` do, while they play out what they hold: ``Inlet.receive_after_end``); for any
-        other it is refused rather than left where nobody reads it.
+        After the inlet's input ended, the interrupt reaches only a node that reads on after the end
+        (``Inlet.after_end``: the speaker, a slot, ``av_sync`` and ``transcript_sync`` do while they play out
+        what they hold); for any other it is refused rather than left where nobody reads it.
 
         Raises:
             MediaGraphError: no such node or inlet, the node is not running, or its inlet has ended and the

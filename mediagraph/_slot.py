@@ -164,8 +164,8 @@ class Slot(Actor):
         self._wake.unpark_all()
         # A barge-in after the end still reaches the child playing out (until the slot finishes).
         with self.io.inlets[self._interrupt_inlet].after_end() as late:
-            while True:
-                if isinstance(await late.receive(), Interrupt):
+            async for msg in late:  # cancelled once the slot finishes
+                if isinstance(msg, Interrupt):
                     self._post(_LateInterrupt())
 
     # --- inputs ---------------------------------------------------------------------------------------------
@@ -222,9 +222,10 @@ class Slot(Actor):
         input ended (its segments then finish as interrupted, as for any interrupt)."""
         child = self.child
         self._answer(self.segments.interrupt(self.io.time()))
+        if child is None or child.running is None:
+            self.io.log("interrupt_after_end", reason="the slot is empty")
+            return
         try:
-            if child is None or child.running is None:
-                raise MediaGraphError("the slot is empty")
             child.running.interrupt(child.name, self._interrupt_inlet)
         except MediaGraphError as exc:  # nothing is left to cut
             self.io.log("interrupt_after_end", reason=str(exc))

@@ -249,8 +249,8 @@ class AvSync(mg.Actor):
         flush = [_Pass(mg.Flush())] if open_segment else []
         await self._feed(lambda: [*flush, *self._decide(core.end_audio(io.time()))])
         with self._late, inlet.after_end() as late:
-            while True:  # cancelled once the sink below finished
-                if isinstance(msg := await late.receive(), mg.Interrupt):
+            async for msg in late:  # cancelled once the sink below finished
+                if isinstance(msg, mg.Interrupt):
                     await self._feed(functools.partial(interrupt, msg))
 
     async def _read_video(self) -> None:

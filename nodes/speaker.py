@@ -295,8 +295,8 @@ class Speaker(mg.Actor):
         self.input_done = True
         self._poke()
         with self.io.inlets["audio"].after_end() as late:  # a barge-in while the rest plays out still cuts it
-            while True:  # (cancelled once all is played)
-                if isinstance(await late.receive(), mg.Interrupt) and not self._failed:
+            async for msg in late:  # (cancelled once all is played)
+                if isinstance(msg, mg.Interrupt) and not self._failed:
                     self._interrupt()
                     self._poke()
 

@@ -144,8 +144,8 @@ class TranscriptSync(mg.Actor):
         with self._late, self._io.inlets["audio"].after_end() as late:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._close_by_deadline)
-                while True:
-                    if isinstance(msg := await late.receive(), mg.Interrupt):
+                async for msg in late:  # cancelled once the sink below finished
+                    if isinstance(msg, mg.Interrupt):
                         await self._feed(self._core.interrupt, _Pass(msg))
 
     async def _close_by_deadline(self) -> None:

@@ -470,8 +470,8 @@ class Linger(mg.Actor):
         if not self.config.listen:
             await trio.sleep_forever()
         with io.inlets["audio"].after_end() as late:
-            while True:
-                io.log("late", kind=type(await late.receive()).__name__)
+            async for msg in late:
+                io.log("late", kind=type(msg).__name__)
 
 
 @pytest.mark.parametrize("listen", [False, True])
