@@ -56,7 +56,7 @@ Theory of operation. All media times are seconds on the one media timeline the a
   plays) or accounted for by a ``PlaybackFinished``; the frames still waiting are then dropped as
   ``unplayed``. Until then the last frame repeats while the audio plays, and an interrupt (a barge-in
   during the last words) still starts a new epoch, whose empty audio has played at once. So that the end
-  never hangs on reports that cannot come, the tracks end at the latest ``END_GRACE`` after a real-time
+  never hangs on reports that cannot come, the tracks end at the latest ``_audio_sent.GRACE`` after a real-time
   sink would have played all the audio sent (each frame from when it was sent or the one before it ended).
   :meth:`AvCore.close` (the graph stops) ends them at once, dropping what waits. After the end every input
   is ignored.
@@ -74,12 +74,11 @@ import attrs
 
 import mediagraph as mg
 
+from ._audio_sent import AudioSent
+
 __all__ = ["AudioDecision", "AvCore", "AvStatistics", "Decision", "Drop", "End", "Idle", "Release", "Repeat"]
 
 _EPSILON: Final = 1e-6  # seconds: media times are sums of float durations
-#: Seconds after a real-time sink would have played all the audio sent that the tracks end anyway, once both
-#: inlets ended, if the sink's reports never accounted for it (a sink below restarted and lost some).
-END_GRACE: Final = 1.0
 
 
 @final
@@ -197,9 +196,7 @@ class AvCore[F]:
         self._anchor: tuple[float, float] | None = None  # (media, graph time) of the last event of a playing segment
         self._audio: list[list[float]] = []  # [start, end, graph time sent] of this epoch's audio, merged
         self._accounted = -math.inf  # start + sent of the epoch's finished segments
-        self._sent = 0.0  # seconds of audio sent down in this epoch
-        self._due = -math.inf  # graph time by which a real-time sink would have played all the audio sent
-        self._finished = 0.0  # seconds of it the epoch's finished segments say they were sent
+        self._sent = AudioSent()  # this epoch's audio sent down, and the finished segments' account of it
         self._seen = -math.inf  # the furthest media time seen, any epoch
         self._generation = 0
         self._idle_at: float | None = None  # graph time of the next idle frame, while idle
@@ -229,8 +226,7 @@ class AvCore[F]:
             return [AudioDecision(keep=False, start=start, duration=duration)]
         end = start + duration
         self._seen = max(self._seen, end)
-        self._sent += duration
-        self._due = max(self._due, now) + duration
+        self._sent.send(duration, now)
         last = self._audio[-1] if self._audio else None
         # Merged into the chunk it continues when it was sent before a real-time sink could reach it anyway.
         if last is not None and abs(start - last[1]) <= _EPSILON and now <= last[2] + (last[1] - last[0]) + _EPSILON:
@@ -269,7 +265,7 @@ class AvCore[F]:
         if isinstance(event, mg.PlaybackFinished):
             self._anchor = None
             self._accounted = max(self._accounted, event.start + event.sent)
-            self._finished += event.sent
+            self._sent.finish(event.sent)
         else:
             self._anchor = (media, event.t)
         return self._step(now)
@@ -292,7 +288,7 @@ class AvCore[F]:
         self._idle_frame = self._last if self.idle_mode == "last" else None
         self._last = None  # never repeated in the new epoch
         self._accounted = -math.inf
-        self._sent = self._finished = 0.0
+        self._sent.restart()
         self._idle_at = now
         self._rebase = True
         return out + self._step(now)
@@ -336,7 +332,7 @@ class AvCore[F]:
             return None
         wakes: list[float] = []
         if self._audio_ended and self._video_ended:
-            wakes.append(self._due + END_GRACE)
+            wakes.append(self._sent.deadline)
         if self._idle_at is not None and self._shows_idle():
             wakes.append(self._idle_at)
         played = self.played(now)
@@ -383,7 +379,7 @@ class AvCore[F]:
                 self._out = self._out + self.period if self._out > -math.inf else 0.0
                 out.append(Idle(frame=self._idle_frame, t=now, out=self._out))
             self._idle_at += self.period * max(1, math.floor((now - self._idle_at) / self.period + _EPSILON) + 1)
-        if self._audio_ended and self._video_ended and (self._played_out(played) or now >= self._due + END_GRACE):
+        if self._audio_ended and self._video_ended and (self._played_out(played) or now >= self._sent.deadline):
             out.extend(self._finish())
         return out
 
@@ -398,7 +394,7 @@ class AvCore[F]:
     def _played_out(self, played: float | None) -> bool:
         """Whether all the audio sent in this epoch has played, or its segments finished: by media time, or by
         the seconds the finished segments were sent (which holds however the sink cut its segments)."""
-        if not self._audio or self._finished >= self._sent - _EPSILON:
+        if not self._audio or self._sent.accounted:
             return True
         end = max(chunk[1] for chunk in self._audio)
         return self._accounted >= end - _EPSILON or (played is not None and played >= end - _EPSILON)

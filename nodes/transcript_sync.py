@@ -32,14 +32,9 @@ import trio
 
 import mediagraph as mg
 
+from ._audio_sent import AudioSent
 from ._outbox import Outbox
 from ._transcript_core import Decision, TranscriptCore, Word
-
-_EPSILON = 1e-6  # seconds: sums of float durations
-#: Seconds after a real-time sink would have played all the audio sent down that the audio outlet closes
-#: anyway, once the audio inlet ended, if the sink's finished segments never accounted for it (a sink below
-#: restarted and lost some).
-CLOSE_GRACE = 1.0
 
 __all__ = ["TranscriptSync", "TranscriptSyncConfig"]
 
@@ -103,9 +98,7 @@ class TranscriptSync(mg.Actor):
         self._core = TranscriptCore(syllables_per_second=self.config.syllables_per_second, name=io.name)
         self._words_sent: dict[int, int] = {}  # segment -> words released on `text` so far
         self._outbox = outbox = Outbox[_Item]()
-        self._down = 0.0  # seconds of audio sent down (counted by the sender)
-        self._due = 0.0  # graph time by which a real-time sink would have played all of it
-        self._finished = 0.0  # seconds the sink's finished segments say they were sent
+        self._sent = AudioSent()  # audio sent down (counted by the sender), and the finished segments' account
         self._audio_ended = False
         self._late = trio.CancelScope()  # reading interrupts after the audio ended: until the sink finished
         async with trio.open_nursery() as nursery:
@@ -115,7 +108,7 @@ class TranscriptSync(mg.Actor):
                 async for event in io.inlets["playback"]:
                     await self._feed(functools.partial(self._core.playback, event))
                     if isinstance(event, mg.PlaybackFinished):
-                        self._finished += event.sent
+                        self._sent.finish(event.sent)
                         await self._feed(_nothing, _Pass(None))
                 # The sink below finished: nothing more plays, and no barge-in has anything left to cut.
                 self._late.cancel()
@@ -149,9 +142,10 @@ class TranscriptSync(mg.Actor):
                         await self._feed(self._core.interrupt, _Pass(msg))
 
     async def _close_by_deadline(self) -> None:
-        """The audio outlet closes ``CLOSE_GRACE`` after a real-time sink would have played all it was sent,
-        whatever the sink reported, so the end never waits for reports that cannot come."""
-        while (deadline := self._due + CLOSE_GRACE) > self._io.time():
+        """The audio outlet closes once the account is overdue (``_audio_sent.GRACE`` after a real-time sink
+        would have played all it was sent), whatever the sink reported: the end never waits for reports that
+        cannot come."""
+        while (deadline := self._sent.deadline) > self._io.time():
             await self._io.sleep_until(deadline)  # the sender may still be sending: look again then
         await self._feed(_nothing, _Pass(_CLOSE))
 
@@ -192,17 +186,15 @@ class TranscriptSync(mg.Actor):
     async def _send(self, item: _Item) -> None:
         if isinstance(item, _Pass):
             audio, msg = self._io.outlets["audio"], item.msg
-            if msg is _ENDED:  # in order: every frame before it has been counted in `_down`
+            if msg is _ENDED:  # in order: every frame before it has been counted in `_sent`
                 self._audio_ended = True
             if msg is None or msg is _CLOSE or msg is _ENDED:  # time to see whether all the audio sent has played
-                played = self._audio_ended and self._finished >= self._down - _EPSILON
+                played = self._audio_ended and self._sent.accounted
                 if (played or msg is _CLOSE) and not audio.closed:
                     audio.close()
             elif not audio.closed:
                 if isinstance(msg, mg.AudioFrame):
-                    duration = msg.samples_per_channel / msg.sample_rate
-                    self._down += duration
-                    self._due = max(self._due, self._io.time()) + duration
+                    self._sent.send(msg.samples_per_channel / msg.sample_rate, self._io.time())
                 await audio.send(msg)
             elif isinstance(msg, mg.Interrupt):  # after everything played: nothing was left to cut
                 self._io.log("interrupt_after_end")
@@ -254,7 +246,7 @@ class _Pass:
 
 
 _Item = _Pass | list[Decision]
-_CLOSE: Final = object()  # passed down: close the audio outlet now (see CLOSE_GRACE)
+_CLOSE: Final = object()  # passed down: close the audio outlet now (the account is overdue)
 _ENDED: Final = object()  # passed down: the audio inlet ended (after its last frame)
 
 

@@ -66,6 +66,7 @@ CORES = [
     "mediagraph/_slot_core.py",
     "mediagraph/testing/_probes.py",
     "nodes/_agent_gate.py",
+    "nodes/_audio_sent.py",
     "nodes/_av_core.py",
     "nodes/_avatar.py",
     "nodes/_conversation.py",
