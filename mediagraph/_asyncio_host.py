@@ -123,13 +123,17 @@ class AsyncioLoop:
 
     async def reap(self, tag: object) -> int:
         """Cancel the tasks of session ``tag`` still on the loop (up to three times each, ``cancel_timeout``
-        in all), retrieving their exceptions; return how many would not end (also counted in ``abandoned``)."""
+        in all), retrieving their exceptions; return how many would not end (also counted in ``abandoned``).
+
+        Raises:
+            MediaGraphError: the loop itself did not answer in twice ``cancel_timeout`` (its thread is blocked).
+        """
         if self._closed:
             return 0
         future = asyncio.run_coroutine_threadsafe(_cancel(tag, self.cancel_timeout), self._loop)
-        left = future.result() if await _bounded(future, 2 * self.cancel_timeout) else -1
-        if left < 0:  # the loop itself did not answer: its thread is blocked
+        if not await _bounded(future, 2 * self.cancel_timeout):
             raise MediaGraphError(f"the asyncio loop did not answer within {2 * self.cancel_timeout} s")
+        left: int = future.result()
         self.abandoned += left
         return left
 
