@@ -15,6 +15,7 @@ import trio
 import trio.testing
 
 import mediagraph as mg
+from mediagraph.testing import Recorder, SinkConfig
 
 # mypy knows the node library as ``nodes`` (its folder); at run time it is installed as ``mediagraph.nodes``.
 if TYPE_CHECKING:
@@ -76,39 +77,16 @@ def write_video(path: Path, *, audio: bool, seconds: float = 1.0, fps: int = 10)
     return path
 
 
-@attrs.frozen(kw_only=True)
-class CollectConfig:
-    into: list[tuple[float, Any]] = attrs.field(eq=False)
-
-
-@mg.node_type("fs_test_collect", config=CollectConfig)
-class Collect(mg.Transform):
-    """Keeps every message it gets with the graph time it arrived at."""
-
-    @staticmethod
-    def ports(config: CollectConfig) -> mg.Ports:
-        return mg.Ports(inlets=[mg.InletSpec(name="audio", types=(mg.AudioFrame, mg.VideoFrame))])
-
-    def __init__(self, config: CollectConfig) -> None:
-        self.into = config.into
-
-    def start(self, io: mg.NodeIO) -> None:
-        self.io = io
-
-    def process(self, inlet: str, msg: Any) -> None:
-        self.into.append((self.io.time(), msg))
-
-
 async def decode(path: Path, *, duration: float | None = None, video: bool = False, **params: Any) -> list[Any]:
-    """Run file_source -> collect; the frames collected (audio, or video when ``video``)."""
-    got: list[tuple[float, Any]] = []
+    """Run file_source -> a recording sink; the frames it got (audio, or video when ``video``)."""
+    recorder = Recorder()
     g = mg.Graph()
     g.add("src", "file_source", path=path, **params)
-    g.add("out", "fs_test_collect", into=got)
-    g.link("src.video" if video else "src.audio", "out.audio")
+    g.add("out", "test_sink", config=SinkConfig(recorder=recorder))
+    g.link("src.video" if video else "src.audio", "out.in")
     with trio.fail_after(3600):
         await mg.run(g, duration=duration)
-    return [msg for _, msg in got]
+    return [a.message for a in recorder.arrivals("out")]
 
 
 def joined(frames: list[mg.AudioFrame]) -> Samples:
@@ -182,13 +160,13 @@ async def test_paced_frames_are_released_at_their_media_time(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     path = write_audio(tmp_path / "tone.wav", sine(16000, 0.5), 16000)
-    got: list[tuple[float, Any]] = []
+    recorder = Recorder()
     g = mg.Graph()
     g.add("src", "file_source", path=path)
-    g.add("out", "fs_test_collect", into=got)
-    g.link("src.audio", "out.audio")
+    g.add("out", "test_sink", config=SinkConfig(recorder=recorder))
+    g.link("src.audio", "out.in")
     result = await mg.run(g)
-    assert [t for t, _ in got] == pytest.approx([i * 0.01 for i in range(50)])
+    assert [a.t for a in recorder.arrivals("out")] == pytest.approx([i * 0.01 for i in range(50)])
     assert result.log.of("graph_finished")[0].t == pytest.approx(0.5)  # the end of the media
 
 
@@ -246,9 +224,9 @@ def test_no_video_outlet_for_an_audio_only_file(tmp_path: Path) -> None:
     path = write_audio(tmp_path / "tone.ogg", sine(48000, 0.1), 48000)
     g = mg.Graph()
     g.add("src", "file_source", path=path)
-    g.add("out", "fs_test_collect", into=[])
+    g.add("out", "test_sink", config=SinkConfig(recorder=Recorder()))
     with pytest.raises(mg.GraphDefinitionError, match="has no outlet 'video'"):
-        g.link("src.video", "out.audio")
+        g.link("src.video", "out.in")
 
 
 # --- bad input --------------------------------------------------------------------------------------------

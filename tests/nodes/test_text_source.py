@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import hypothesis.strategies as st
 import pytest
 import trio
@@ -15,6 +14,7 @@ import trio.testing
 from hypothesis import given
 
 import mediagraph as mg
+from mediagraph.testing import Recorder, SinkConfig
 
 if TYPE_CHECKING:
     from nodes.text_source import MAX_FILE_BYTES, Line, TextSourceConfig, chunks
@@ -22,38 +22,16 @@ else:
     from mediagraph.nodes.text_source import MAX_FILE_BYTES, Line, TextSourceConfig, chunks
 
 
-@attrs.frozen(kw_only=True)
-class CollectConfig:
-    into: list[tuple[float, Any]] = attrs.field(eq=False)
-
-
-@mg.node_type("text_source_test_collect", config=CollectConfig)
-class Collect(mg.Transform):
-    """Keeps every message with the graph time it arrived at."""
-
-    @staticmethod
-    def ports(config: CollectConfig) -> mg.Ports:
-        return mg.Ports(inlets=[mg.InletSpec(name="text", types=mg.TextChunk)])
-
-    def __init__(self, config: CollectConfig) -> None:
-        self.into = config.into
-
-    def start(self, io: mg.NodeIO) -> None:
-        self.io = io
-
-    def process(self, inlet: str, msg: Any) -> None:
-        self.into.append((self.io.time(), msg))
-
-
 async def collect(graph_text: str, base: Path) -> tuple[list[tuple[float, Any]], mg.GraphResult]:
-    """Load a graph file's text (with a node ``src``), link ``src.text`` to a collector, run it."""
-    got: list[tuple[float, Any]] = []
+    """Load a graph file's text (with a node ``src``), link ``src.text`` to a recording sink, run it; what
+    arrived, with the graph time it arrived at."""
+    recorder = Recorder()
     graph = mg.parse_graph(graph_text, base_dir=base).graph
-    graph.add("out", "text_source_test_collect", into=got)
-    graph.link("src.text", "out.text")
+    graph.add("out", "test_sink", config=SinkConfig(recorder=recorder))
+    graph.link("src.text", "out.in")
     with trio.fail_after(3600):
         result = await mg.run(graph)
-    return got, result
+    return [(a.t, a.message) for a in recorder.arrivals("out")], result
 
 
 def utterances(got: list[tuple[float, Any]]) -> list[tuple[float, list[str]]]:
