@@ -4,13 +4,11 @@ written through a symbolic link, and failures that say what went wrong and never
 from __future__ import annotations
 
 import errno
-import io
 import os
 import shutil
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -19,11 +17,6 @@ import trio
 import trio.testing
 
 import mediagraph as mg
-
-if TYPE_CHECKING:
-    from nodes import _writers
-else:
-    from mediagraph.nodes import _writers
 
 RATE = 48000
 
@@ -162,31 +155,11 @@ async def test_a_read_only_folder_fails_at_start_and_never_logs_recording_finish
     assert message.endswith(f": no permission to create a folder in '{read_only_folder}'")
 
 
-class FullDisk(io.FileIO):
-    """A file on a disk that fills up after ``room`` bytes."""
-
-    room = 0
-
-    def write(self, data: Any) -> int:
-        if self.tell() + len(memoryview(data)) > FullDisk.room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return super().write(data)
-
-
 @pytest.mark.parametrize("ext", [".wav", ".ogg", ".mp4"])
 async def test_a_full_disk_fails_naming_the_file_keeps_what_was_written_and_never_logs_recording_finished(
-    tmp_path: Path, ext: str, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, ext: str, full_disk: Callable[[int, str | None], None], autojump_clock: trio.testing.MockClock
 ) -> None:
-    opened = _writers.open_part
-
-    def open_part(path: Path) -> io.FileIO:
-        real = opened(path)
-        fd = os.dup(real.fileno())
-        real.close()
-        return FullDisk(fd, "w")
-
-    FullDisk.room = 100_000
-    monkeypatch.setattr(_writers, "open_part", open_part)
+    full_disk(100_000, None)
     out = tmp_path / f"call{ext}"
     part = tmp_path / f"call{ext}.part"
     message, log = await failed(tone_graph(out, duration=60))

@@ -5,12 +5,10 @@ file that parses at any moment (what a killed process would leave)."""
 
 from __future__ import annotations
 
-import errno
-import io
-import os
 import re
 import shutil
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +25,8 @@ import mediagraph as mg
 from mediagraph.testing import Cancel, Cue, FaultSpec, SourceConfig, Stop, capture, read_vtt
 
 if TYPE_CHECKING:
-    from nodes import _writers
     from nodes._subtitles import Subtitles
 else:
-    from mediagraph.nodes import _writers
     from mediagraph.nodes._subtitles import Subtitles
 
 RATE = 48000
@@ -325,35 +321,17 @@ async def test_when_the_recording_cannot_be_created_no_subtitles_are_left(
     assert names(tmp_path) == ["call.wav"]
 
 
-class FullDisk(io.FileIO):
-    """A file on a disk that fills up after ``room`` bytes."""
-
-    room = 0
-
-    def write(self, data: Any) -> int:
-        if self.tell() + len(memoryview(data)) > FullDisk.room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return super().write(data)
-
-
 @pytest.mark.parametrize(("full", "room"), [(".wav", 300_000), (".vtt", 60)])
 async def test_a_full_disk_leaves_both_files_in_progress_or_the_recording_complete_and_names_the_file(
-    tmp_path: Path, full: str, room: int, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+    tmp_path: Path,
+    full: str,
+    room: int,
+    full_disk: Callable[[int, str | None], None],
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     """The recording fails at about 1.5 s: its subtitles stay in progress with it. The subtitles fail at their
     second cue (2.6 s): the recording is complete under its name, the subtitles in progress."""
-    opened = _writers.open_part
-
-    def open_part(path: Path) -> io.FileIO:
-        real = opened(path)
-        if path.suffix != full:
-            return real
-        fd = os.dup(real.fileno())
-        real.close()
-        return FullDisk(fd, "w")
-
-    FullDisk.room = room
-    monkeypatch.setattr(_writers, "open_part", open_part)
+    full_disk(room, full)
     out = tmp_path / "call.wav"
     log = mg.EventLog()
     with pytest.raises(mg.NodeFailedError) as info:
