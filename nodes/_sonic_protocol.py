@@ -31,7 +31,7 @@ import attrs
 
 import mediagraph as mg
 
-__all__ = ["INPUT_RATE", "OUTPUT_RATE", "SonicInput", "SonicOrderError", "Turn", "check_input"]
+__all__ = ["INPUT_RATE", "OUTPUT_RATE", "InputChecker", "SonicInput", "SonicOrderError", "Turn", "check_input"]
 
 #: The input audio the service takes (16 kHz mono 16-bit) and the speech it returns (24 kHz).
 INPUT_RATE: Final = 16000
@@ -226,13 +226,48 @@ def check_input(events: Sequence[Event]) -> None:
     Raises:
         SonicOrderError: the first event that breaks a rule, with its index.
     """
-    phase = "start"  # start, prompt, system, history, live, ended
-    block: tuple[str, str, str] | None = None  # (content name, type, role) of the open block
-    for i, wrapped in enumerate(events):
-        ((name, body),) = wrapped["event"].items()
+    checker = InputChecker()
+    for event in events:
+        checker.feed(event)
 
-        def bad(rule: str, index: int = i, event: str = name) -> SonicOrderError:
-            return SonicOrderError(f"input event {index} ({event}): {rule}")
+
+@final
+class InputChecker:
+    """:func:`check_input` one event at a time, as the service reads them (the stand-in service uses it)."""
+
+    def __init__(self) -> None:
+        self.count = 0  # events accepted
+        self.phase = "start"  # start, prompt, system, history, live, promptEnded, ended
+        self.block: tuple[str, str, str] | None = None  # (content name, type, role) of the open block
+
+    def __repr__(self) -> str:
+        return f"<InputChecker {self.count} events, {self.phase}, block={self.block}>"
+
+    def feed(self, wrapped: Event) -> None:
+        """Accept the next input event.
+
+        Raises:
+            SonicOrderError: it breaks a rule (the checker is left as it was).
+        """
+        try:
+            ((name, body),) = wrapped["event"].items()
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise SonicOrderError(f"input event {self.count}: not {{'event': {{NAME: {{...}}}}}}") from None
+        try:
+            phase, block = self._next(name, body)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise self._bad(name, f"a missing or malformed field ({type(exc).__name__}: {exc})") from None
+        self.phase, self.block = phase, block
+        self.count += 1
+
+    def _bad(self, event: str, rule: str) -> SonicOrderError:
+        return SonicOrderError(f"input event {self.count} ({event}): {rule}")
+
+    def _next(self, name: str, body: dict[str, Any]) -> tuple[str, tuple[str, str, str] | None]:
+        phase, block = self.phase, self.block
+
+        def bad(rule: str) -> SonicOrderError:
+            return self._bad(name, rule)
 
         if phase == "ended":
             raise bad("after sessionEnd")
@@ -284,3 +319,4 @@ def check_input(events: Sequence[Event]) -> None:
             phase = "ended"
         else:
             raise bad("unknown input event")
+        return phase, block
