@@ -2,8 +2,9 @@
 
 No trio, no SDK, no I/O: :class:`SonicInput` turns what a node wants to say (open the session with its
 instructions and history, a chunk of the user's audio, a user text turn, a tool result, close) into the JSON
-input events to send, in order; :func:`check_input` is the service's side of the same rules, written
-independently from the event list alone (the tests hold one against the other, the stand-in service uses it).
+input events to send, in order; :func:`mediagraph.testing.check_sonic_input` is the service's side of the
+same rules, written independently from the event list alone (the tests hold one against the other, the stand-in
+service enforces it).
 
 The rules (AWS's input-event guide; the field names are in ``docs/notes/issue16-nova-sonic-research.md``):
 
@@ -31,7 +32,7 @@ import attrs
 
 import mediagraph as mg
 
-__all__ = ["INPUT_RATE", "OUTPUT_RATE", "InputChecker", "SonicInput", "SonicOrderError", "Turn", "check_input"]
+__all__ = ["INPUT_RATE", "OUTPUT_RATE", "SonicInput", "SonicOrderError", "Turn"]
 
 #: The input audio the service takes (16 kHz mono 16-bit) and the speech it returns (24 kHz).
 INPUT_RATE: Final = 16000
@@ -218,105 +219,3 @@ class SonicInput:
                 ]
             }
         return config
-
-
-def check_input(events: Sequence[Event]) -> None:
-    """The service's view of the rules (see the module doc), over a whole or partial input stream.
-
-    Raises:
-        SonicOrderError: the first event that breaks a rule, with its index.
-    """
-    checker = InputChecker()
-    for event in events:
-        checker.feed(event)
-
-
-@final
-class InputChecker:
-    """:func:`check_input` one event at a time, as the service reads them (the stand-in service uses it)."""
-
-    def __init__(self) -> None:
-        self.count = 0  # events accepted
-        self.phase = "start"  # start, prompt, system, history, live, promptEnded, ended
-        self.block: tuple[str, str, str] | None = None  # (content name, type, role) of the open block
-
-    def __repr__(self) -> str:
-        return f"<InputChecker {self.count} events, {self.phase}, block={self.block}>"
-
-    def feed(self, wrapped: Event) -> None:
-        """Accept the next input event.
-
-        Raises:
-            SonicOrderError: it breaks a rule (the checker is left as it was).
-        """
-        try:
-            ((name, body),) = wrapped["event"].items()
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise SonicOrderError(f"input event {self.count}: not {{'event': {{NAME: {{...}}}}}}") from None
-        try:
-            phase, block = self._next(name, body)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise self._bad(name, f"a missing or malformed field ({type(exc).__name__}: {exc})") from None
-        self.phase, self.block = phase, block
-        self.count += 1
-
-    def _bad(self, event: str, rule: str) -> SonicOrderError:
-        return SonicOrderError(f"input event {self.count} ({event}): {rule}")
-
-    def _next(self, name: str, body: dict[str, Any]) -> tuple[str, tuple[str, str, str] | None]:
-        phase, block = self.phase, self.block
-
-        def bad(rule: str) -> SonicOrderError:
-            return self._bad(name, rule)
-
-        if phase == "ended":
-            raise bad("after sessionEnd")
-        if name == "sessionStart":
-            if phase != "start":
-                raise bad("a second sessionStart")
-            phase = "prompt"
-        elif name == "promptStart":
-            if phase != "prompt":
-                raise bad("promptStart outside its place (after sessionStart, once)")
-            phase = "system"
-        elif name == "contentStart":
-            if phase in ("start", "prompt", "promptEnded"):
-                raise bad("content outside the prompt (before promptStart or after promptEnd)")
-            if block is not None:
-                raise bad(f"a block opened inside block {block[0]}")
-            kind, role, interactive = body["type"], body["role"], bool(body.get("interactive"))
-            if phase == "system" and (kind, role) != ("TEXT", "SYSTEM"):
-                raise bad("the first block must be the SYSTEM text")
-            if phase == "history":
-                if kind == "AUDIO" or (kind == "TEXT" and interactive):
-                    phase = "live"  # the first audio, or a user's live text turn, ends the history
-                elif kind == "TEXT" and role not in ("USER", "ASSISTANT"):
-                    raise bad(f"a {role} text block in the history (USER or ASSISTANT only)")
-            if phase == "live" and kind == "TEXT" and not (role == "USER" and interactive):
-                raise bad("after the history, text is a user's interactive turn only (history comes before audio)")
-            if kind == "AUDIO" and role != "USER":
-                raise bad(f"an AUDIO block of role {role}")
-            block = (body["contentName"], kind, role)
-        elif name in ("textInput", "audioInput", "toolResult"):
-            expected = {"textInput": "TEXT", "audioInput": "AUDIO", "toolResult": "TOOL"}[name]
-            if block is None or block[0] != body["contentName"] or block[1] != expected:
-                raise bad(f"{name} outside an open {expected} block")
-        elif name == "contentEnd":
-            if block is None or block[0] != body["contentName"]:
-                raise bad("contentEnd of a block that is not open")
-            if phase == "system":
-                phase = "history"
-            block = None
-        elif name == "promptEnd":
-            if block is not None:
-                raise bad(f"promptEnd with block {block[0]} open")
-            if phase in ("start", "prompt"):
-                raise bad("promptEnd before promptStart")
-            phase = "promptEnded"
-        elif name == "sessionEnd":
-            if phase != "promptEnded":
-                raise bad("sessionEnd before promptEnd")
-            phase = "ended"
-        else:
-            raise bad("unknown input event")
-        return phase, block

@@ -25,6 +25,9 @@ raises :class:`InvariantError` (an ``AssertionError``) listing them: :func:`chec
 :func:`check_failure`, :func:`check_frames`, :func:`check_playback`, :func:`check_transcripts` (a transcript
 synchronizer against the node below it), :func:`check_av` (an ``av_sync`` node: skew, pts order, nothing stale
 after an interrupt, both tracks end once). :func:`read_vtt` reads subtitles strictly, as a player would.
+:func:`check_sonic_input` (:class:`SonicInputChecker`, one event at a time) holds a Nova Sonic input stream to
+the service's rules; :mod:`mediagraph.testing.sonic_standin` is a local stand-in of the service (imported on its
+own: it needs the ``testing`` extra).
 :func:`capture` runs a graph and keeps
 its event log and its outcome, failure included, with an optional :class:`Stop` or :class:`Cancel` on
 schedule.
@@ -80,6 +83,7 @@ from ._playback import check_playback, playback_violations
 from ._probes import Arrival, FaultSpec, InjectedFault, ProbeFrame, Recorder, Route
 from ._script import AudioScript, ScriptConfig, Step
 from ._sinks import Breach, FaultySink, FaultySinkConfig
+from ._sonic_rules import SonicInputChecker, SonicRuleError, check_sonic_input
 from ._transcripts import check_transcripts, transcript_violations
 from ._vtt import Cue, read_vtt
 
@@ -118,6 +122,8 @@ __all__ = [
     "Schedule",
     "ScriptConfig",
     "SinkConfig",
+    "SonicInputChecker",
+    "SonicRuleError",
     "SourceConfig",
     "Step",
     "Stop",
@@ -129,6 +135,7 @@ __all__ = [
     "check_frames",
     "check_lifecycle",
     "check_playback",
+    "check_sonic_input",
     "check_transcripts",
     "device_timings",
     "event_multiset",

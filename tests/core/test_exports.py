@@ -65,6 +65,7 @@ CORES = [
     "mediagraph/_segments.py",
     "mediagraph/_slot_core.py",
     "mediagraph/testing/_probes.py",
+    "mediagraph/testing/_sonic_rules.py",
     "nodes/_agent_gate.py",
     "nodes/_audio_sent.py",
     "nodes/_av_core.py",

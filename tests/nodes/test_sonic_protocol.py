@@ -11,10 +11,13 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
+from mediagraph.testing import SonicRuleError
+from mediagraph.testing import check_sonic_input as check_input
+
 if TYPE_CHECKING:
-    from nodes._sonic_protocol import SonicInput, SonicOrderError, Turn, check_input
+    from nodes._sonic_protocol import SonicInput, SonicOrderError, Turn
 else:
-    from mediagraph.nodes._sonic_protocol import SonicInput, SonicOrderError, Turn, check_input
+    from mediagraph.nodes._sonic_protocol import SonicInput, SonicOrderError, Turn
 
 HISTORY = [Turn("user", "what is the time?"), Turn("assistant", "noon")]
 
@@ -104,7 +107,7 @@ def test_the_checker_finds_each_broken_rule() -> None:
         "content outside the prompt": [*good[:5], good[-2], *user],
     }
     for rule, events in broken.items():
-        with pytest.raises(SonicOrderError, match=rule):
+        with pytest.raises(SonicRuleError, match=rule):
             check_input(events)
 
 
