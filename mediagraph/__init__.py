@@ -135,6 +135,7 @@ __all__ = [
     "PortRef",
     "Ports",
     "ProviderError",
+    "Reaped",
     "RegistryError",
     "Request",
     "RequestBox",
@@ -175,12 +176,12 @@ __all__ = [
 ]
 
 if _typing.TYPE_CHECKING:
-    from ._asyncio_host import AsyncioLoop
+    from ._asyncio_host import AsyncioLoop, Reaped
 
 
 def __getattr__(name: str) -> _typing.Any:
-    if name == "AsyncioLoop":  # imports asyncio: only for the code that asks for it
-        from ._asyncio_host import AsyncioLoop
+    if name in ("AsyncioLoop", "Reaped"):  # they import asyncio: only for the code that asks for them
+        from . import _asyncio_host
 
-        return AsyncioLoop
+        return getattr(_asyncio_host, name)
     raise AttributeError(f"module 'mediagraph' has no attribute {name!r}")

@@ -11,8 +11,10 @@ never does. The trio side owns every call, so the house's guarantees hold across
   most ``cancel_timeout`` seconds of real time; a task that outlives that (an SDK that swallows a
   cancellation) is abandoned and counted (``abandoned``), never waited for forever.
 - **Sessions.** Code run under ``with loop.session(tag):`` tags every asyncio task it starts, directly or
-  through an SDK's own background tasks (they inherit the context); ``await loop.reap(tag)`` cancels the
-  session's stragglers, retrieves their exceptions, and says how many would not end.
+  through an SDK's own background tasks (they inherit the context; the loop's task factory files each under
+  its tag). ``await loop.reap(tag)`` cancels the session's stragglers and retrieves the exceptions of those
+  that failed on their own, unawaited (an SDK that hangs in a call while its background task died of missing
+  credentials): :class:`Reaped` says what they were and how many would not end.
 - **Cost.** Nothing runs until a graph opens the ``asyncio`` resource (or code makes an ``AsyncioLoop``), and
   nothing imports asyncio before that (``_asyncio_config`` registers the resource type; ``mediagraph``
   imports this module on first use of ``mg.AsyncioLoop``). Closing cancels what is left, stops the loop and
@@ -32,13 +34,24 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, final
 
+import attrs
 import trio
 
 from ._errors import MediaGraphError
 
-__all__ = ["AsyncioLoop"]
+__all__ = ["AsyncioLoop", "Reaped"]
 
 _SESSION: contextvars.ContextVar[object | None] = contextvars.ContextVar("mediagraph_asyncio_session", default=None)
+
+
+@final
+@attrs.frozen
+class Reaped:
+    """What reaping a session found: ``left``, tasks that would not end when cancelled; ``errors``, the
+    exceptions (``Type: message``) of the session's background tasks that had failed unawaited."""
+
+    left: int
+    errors: tuple[str, ...]
 
 
 @final
@@ -59,6 +72,8 @@ class AsyncioLoop:
         self.errors: list[str] = []  # what the loop reported that nobody retrieved (exception type: message)
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(self._on_loop_error)
+        self._loop.set_task_factory(self._new_task)
+        self._tagged: dict[object, set[asyncio.Task[Any]]] = {}  # on the loop thread only: background tasks
         started = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(started,), name=name, daemon=True)
         self._thread.start()
@@ -73,6 +88,17 @@ class AsyncioLoop:
         asyncio.set_event_loop(self._loop)
         self._loop.call_soon(started.set)
         self._loop.run_forever()
+
+    def _new_task(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        """Every task of the loop: one of a session's is filed under its tag until it ends well (one that
+        fails stays, for :meth:`reap` to retrieve its exception)."""
+        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kwargs)
+        tag = task.get_context().get(_SESSION)
+        if tag is not None:
+            tasks = self._tagged.setdefault(tag, set())
+            tasks.add(task)
+            task.add_done_callback(lambda t: None if not t.cancelled() and t.exception() else tasks.discard(t))
+        return task
 
     def _on_loop_error(self, _loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
@@ -99,6 +125,7 @@ class AsyncioLoop:
 
         def start() -> None:  # on the loop
             task = self._loop.create_task(run())
+            self._tagged.get(session, set()).discard(task)  # the caller awaits it: not a background task
             task.add_done_callback(ended.set_result)  # when the task has really ended, however
             tasks.append(task)
 
@@ -121,21 +148,28 @@ class AsyncioLoop:
         finally:
             _SESSION.reset(token)
 
-    async def reap(self, tag: object) -> int:
-        """Cancel the tasks of session ``tag`` still on the loop (up to three times each, ``cancel_timeout``
-        in all), retrieving their exceptions; return how many would not end (also counted in ``abandoned``).
+    async def reap(self, tag: object) -> Reaped:
+        """Cancel the background tasks of session ``tag`` still on the loop (up to three times each,
+        ``cancel_timeout`` in all) and retrieve the exceptions of those that failed; forget the session.
+        Those that would not end are also counted in ``abandoned``.
 
         Raises:
             MediaGraphError: the loop itself did not answer in twice ``cancel_timeout`` (its thread is blocked).
         """
         if self._closed:
-            return 0
-        future = asyncio.run_coroutine_threadsafe(_cancel(tag, self.cancel_timeout), self._loop)
+            return Reaped(0, ())
+        future = asyncio.run_coroutine_threadsafe(self._reap(tag), self._loop)
         if not await _bounded(future, 2 * self.cancel_timeout):
             raise MediaGraphError(f"the asyncio loop did not answer within {2 * self.cancel_timeout} s")
-        left: int = future.result()
-        self.abandoned += left
-        return left
+        reaped: Reaped = future.result()
+        self.abandoned += reaped.left
+        return reaped
+
+    async def _reap(self, tag: object) -> Reaped:  # on the loop
+        tasks = self._tagged.pop(tag, set())
+        left = await _cancel(list(tasks), self.cancel_timeout)
+        errors = [t.exception() for t in tasks if t.done() and not t.cancelled()]
+        return Reaped(left, tuple(f"{type(e).__name__}: {e}" for e in errors if e is not None))
 
     def close(self) -> None:
         """Cancel every task left, stop the loop and join its thread (each bounded by ``cancel_timeout``)."""
@@ -143,7 +177,7 @@ class AsyncioLoop:
             return
         self._closed = True
         with contextlib.suppress(concurrent.futures.TimeoutError):
-            left = asyncio.run_coroutine_threadsafe(_cancel(None, self.cancel_timeout), self._loop)
+            left = asyncio.run_coroutine_threadsafe(_cancel_all(self.cancel_timeout), self._loop)
             self.abandoned += left.result(timeout=2 * self.cancel_timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(self.cancel_timeout)
@@ -172,12 +206,16 @@ async def _bounded(future: concurrent.futures.Future[Any], real_seconds: float) 
     return future.done()
 
 
-async def _cancel(tag: object, real_seconds: float) -> int:
-    """On the loop: cancel the tasks of session ``tag`` (``None``: every task but this one), up to three times
-    within ``real_seconds``; retrieve their exceptions; return how many are still running."""
+async def _cancel_all(real_seconds: float) -> int:
+    """On the loop: :func:`_cancel` every task but this one."""
     me = asyncio.current_task()
-    found = [t for t in asyncio.all_tasks() if t is not me and (tag is None or t.get_context().get(_SESSION) is tag)]
-    tasks = found
+    return await _cancel([t for t in asyncio.all_tasks() if t is not me], real_seconds)
+
+
+async def _cancel(found: list[asyncio.Task[Any]], real_seconds: float) -> int:
+    """On the loop: cancel the tasks not done yet, up to three times within ``real_seconds``; retrieve every
+    exception (asyncio then logs nothing about them); return how many are still running."""
+    tasks = [t for t in found if not t.done()]
     for _ in range(3):
         if not tasks:
             break
@@ -187,5 +225,5 @@ async def _cancel(tag: object, real_seconds: float) -> int:
         tasks = [t for t in tasks if not t.done()]
     for t in found:
         if t.done() and not t.cancelled():
-            t.exception()  # retrieved: asyncio logs nothing about it
+            t.exception()
     return len(tasks)

@@ -15,6 +15,7 @@ import pytest
 import trio
 
 import mediagraph as mg
+from mediagraph import Reaped
 
 
 @pytest.fixture
@@ -105,10 +106,12 @@ async def test_a_session_s_stray_tasks_are_reaped_and_others_left(loop: mg.Async
         await loop.call(failing_background)
     with loop.session("two"):
         await loop.call(start_background)
-    assert await loop.reap("one") == 0
+    reaped = await loop.reap("one")
+    assert reaped == Reaped(left=0, errors=("RuntimeError: credentials expired",))
     assert [t.done() for t in strays] == [True, True, False]
     assert loop.errors == [], "the failed task's exception was retrieved, not reported as lost"
-    assert await loop.reap("two") == 0 and strays[2].cancelled()
+    assert await loop.reap("two") == Reaped(0, ()) and strays[2].cancelled()
+    assert await loop.reap("two") == Reaped(0, ()), "a reaped session is forgotten"
 
 
 async def test_closing_cancels_what_is_left_and_joins_the_thread() -> None:
