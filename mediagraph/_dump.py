@@ -58,6 +58,7 @@ def _value(value: Any) -> Any:
         names = [rt.name for rt in resource_types().values() if rt.config is type(value)]
         if len(names) == 1:  # an inline resource: named by its type like under `resources:`
             return {"type": names[0], **_non_default(value)}
+        return {field.name: _value(getattr(value, field.name)) for field in attrs.fields(type(value))}
     return value
 
 

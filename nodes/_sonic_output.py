@@ -8,7 +8,8 @@ chunk) and returns what it means, in order:
   ``assistant``; ``final`` is whether the block's generation stage is FINAL (what was actually said), else
   SPECULATIVE (what the assistant plans to say, before its audio).
 - :class:`BargeIn`: the user spoke over the assistant: the service says so twice (a ``textOutput`` whose content
-  is ``{"interrupted": true}`` and an INTERRUPTED ``contentEnd``); it is reported once per assistant turn.
+  is ``{"interrupted": true}`` and an INTERRUPTED ``contentEnd``); it is reported once per assistant turn. Speech
+  that still arrives for an assistant audio block open at that moment is stale: it is dropped (``dropped``).
 - :class:`TurnEnd`: an assistant audio block ended (``stop_reason``: END_TURN, PARTIAL_TURN, INTERRUPTED).
 - :class:`ToolUse`: the service asks for a tool (its id, name and the arguments, parsed).
 
@@ -85,6 +86,7 @@ class _Block:
     kind: str
     role: str
     final: bool
+    cut: bool = False  # an assistant audio block open at a barge-in: its later speech is stale
 
 
 @final
@@ -95,6 +97,7 @@ class SonicOutput:
         self._blocks: dict[str, _Block] = {}
         self._barged = False  # a barge-in was reported for the current assistant turn
         self.ignored = 0  # events of kinds it does not know
+        self.dropped = 0  # speech chunks of blocks a barge-in cut
 
     def __repr__(self) -> str:
         return f"<SonicOutput blocks={len(self._blocks)} barged={self._barged}>"
@@ -142,7 +145,9 @@ class SonicOutput:
         return [Text(content=body["contentId"], role=role, final=block.final, text=content)]
 
     def _on_audioOutput(self, body: dict[str, Any]) -> list[Out]:
-        self._block(body["contentId"], "audioOutput")
+        if self._block(body["contentId"], "audioOutput").cut:
+            self.dropped += 1
+            return []
         try:
             pcm = base64.b64decode(body["content"], validate=True)
         except (binascii.Error, ValueError):
@@ -178,6 +183,9 @@ class SonicOutput:
         if self._barged:
             return []
         self._barged = True
+        for name, block in self._blocks.items():
+            if block.kind == "AUDIO" and block.role == "assistant":
+                self._blocks[name] = attrs.evolve(block, cut=True)
         return [BargeIn(content=content)]
 
 

@@ -74,6 +74,7 @@ CORES = [
     "nodes/_pattern.py",
     "nodes/_playout.py",
     "nodes/_processors.py",
+    "nodes/_sonic_core.py",
     "nodes/_sonic_output.py",
     "nodes/_sonic_protocol.py",
     "nodes/_speech_core.py",

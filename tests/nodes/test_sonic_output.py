@@ -78,6 +78,22 @@ def test_a_barge_in_is_reported_once_per_turn() -> None:
     ]
 
 
+def test_speech_of_a_block_open_at_a_barge_in_is_stale_and_dropped() -> None:
+    out = SonicOutput()
+    events = [
+        start("a", "AUDIO", "ASSISTANT"),  # announced, not spoken yet, when the user barges in
+        start("t", "TEXT", "ASSISTANT", "SPECULATIVE"),
+        ev("textOutput", contentId="t", content='{ "interrupted" : true }', role="ASSISTANT"),
+        audio("a", b"\x01\x00"),  # still in flight
+        ev("contentEnd", contentId="a", stopReason="INTERRUPTED"),
+        start("b", "AUDIO", "ASSISTANT"),  # the next turn speaks
+        audio("b", b"\x02\x00"),
+    ]
+    got = [o for e in events for o in out.feed(e)]
+    assert got == [BargeIn(content="t"), TurnEnd(content="a", stop_reason="INTERRUPTED"), Speech("b", b"\x02\x00")]
+    assert out.dropped == 1
+
+
 def test_a_tool_call_is_read_with_its_arguments() -> None:
     got = SonicOutput().feed(ev("toolUse", toolUseId="t1", toolName="clock", content='{"tz": "UTC"}'))
     assert got == [ToolUse(tool_use_id="t1", name="clock", arguments={"tz": "UTC"})]

@@ -1,0 +1,369 @@
+"""``nova_sonic``: speech to speech with Amazon Nova Sonic, over Bedrock's bidirectional stream.
+
+Theory of operation. The SDK is asyncio code; it runs on an asyncio loop thread (``mg.AsyncioLoop``, the
+graph's ``asyncio`` resource or the node's own) and the node calls it one coroutine at a time
+(:mod:`._sonic_client`), each call under a deadline, so nothing the node does waits on the SDK unbounded. Three
+trio-free cores decide everything else: :class:`~._sonic_protocol.SonicInput` writes the input events (an
+illegal order cannot be expressed), :class:`~._sonic_output.SonicOutput` reads the output events,
+:class:`~._sonic_core.SonicConversation` turns them into messages and keeps the history.
+
+Tasks, all in the node's nursery: two inlet readers (audio converted to 16 kHz mono, text turns) feed one
+bounded queue; the **writer** sends each item to the current session; each session has a **reader** that feeds
+the output through the conversation into one ordered outbox, sent by one **sender**; the **renewer** opens
+the next session when the current one is ``renew_after`` old or the service ended it at its limit
+(``ModelTimeoutException``), makes it current, and retires the old one in the background: its last events,
+the end of its input, the rest of its output, each bounded by ``close_timeout``. The writer takes the current
+session for each item, so every chunk of audio goes to exactly one session, in order: a planned renewal loses
+and repeats nothing. A session the service ended (at its limit) takes no more audio: what the writer had
+handed the SDK after the service's end is lost with it (counted in the close event's ``unsent``).
+
+Failure: a session that is not ready within ``ready_timeout`` (the SDK's wait for the response headers never
+ends when the stream is reset first), an error status, an exception from the service, a protocol error, an
+unexpected end of the output: each fails the node with a ``ProviderError`` naming the session and the
+service's exception type, raised by the task that saw it, which cancels the others; every session still open is
+then closed (bounded) and its asyncio tasks reaped. Credentials are the SDK's business: nothing here reads or
+logs them, and error messages are scrubbed of the keys in the environment.
+
+Events: ``sonic_session_opened`` (session, history: turns replayed), ``sonic_ready`` (session, after: seconds),
+``sonic_barge_in`` (session), ``sonic_text`` (session, role, text: a final transcript of the user or of what the
+assistant said), ``sonic_session_closed`` (session, reason: renewed, limit, completed, failed or cancelled;
+clean; audio: seconds of the user's audio it took; error: the exception type, when failed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, final
+
+import attrs
+import trio
+
+import mediagraph as mg
+
+from ._outbox import Outbox
+from ._sonic_client import SonicStream
+from ._sonic_config import NovaSonicConfig
+from ._sonic_core import Emit, InputAudio, SonicConversation
+from ._sonic_output import BargeIn, Out, SonicOutput, SonicOutputError, Text
+from ._sonic_protocol import INPUT_RATE, OUTPUT_RATE, SonicInput
+from ._speech_core import TextBuffer
+
+if TYPE_CHECKING:
+    from mediagraph import AsyncioLoop
+
+__all__ = ["NovaSonic", "NovaSonicConfig"]
+
+#: Items (audio chunks, text turns) read and not yet sent, above which the inlet readers wait.
+QUEUED: Final = 16
+#: The service's exception at the end of a session's time.
+LIMIT_EXCEPTION: Final = "ModelTimeoutException"
+_SECRETS: Final = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
+
+type _Item = tuple[str, bytes | str]
+
+
+@final
+@attrs.define(eq=False)
+class _Session:
+    """One bidirectional stream and what the node knows of it."""
+
+    number: int
+    stream: SonicStream
+    input: SonicInput
+    output: SonicOutput = attrs.Factory(SonicOutput)
+    opened: float = 0.0
+    audio: int = 0  # bytes of 16 kHz audio it took
+    unsent: int = 0  # bytes dropped because it ended first
+    ended: trio.Event = attrs.Factory(trio.Event)  # its output ended, or it failed, or the service ended it
+    limit: bool = False  # the service ended it at its limit
+    closed: bool = False  # the node closes it (or has): its end is expected
+    error: str = ""  # the exception type it ended with
+    lock: trio.Lock = attrs.Factory(trio.Lock)  # held by the writer while it sends, by the retirer while it closes
+    sending: trio.CancelScope | None = None
+    reader: trio.CancelScope = attrs.Factory(trio.CancelScope)
+
+
+@final
+@mg.node_type("nova_sonic", config=NovaSonicConfig)
+class NovaSonic(mg.Actor):
+    """A conversation with Nova Sonic: the user's audio and text in, the assistant's speech and text out.
+
+    Inlets: ``audio`` (the user's voice, any rate and channel count), ``text`` (user text turns: chunks joined,
+    a ``Flush`` ends a turn); at least one. Outlets: ``audio`` (the assistant's speech, 24 kHz mono, a
+    ``Flush`` after each segment), ``text`` (the assistant's text of each segment, sent before its audio, a
+    ``Flush`` after it), ``user_text`` (the service's final transcript of each user turn, with a ``Flush``),
+    ``control`` (an ``Interrupt`` at each barge-in, also sent in order on ``audio`` and ``text``).
+
+    Raises:
+        mg.ProviderError: a session failed (see the module doc); the message names the node, the session and
+            the service's exception type.
+
+    Cancellation: every open session is closed and its asyncio tasks reaped, shielded and bounded by
+    ``close_timeout`` and the loop's ``cancel_timeout``. Resource handling: a ``loop`` resource is the graph's;
+    otherwise the node's own loop thread is closed (joined, bounded) when it ends.
+    """
+
+    @staticmethod
+    def ports(config: NovaSonicConfig) -> mg.Ports:
+        return mg.Ports(
+            inlets=[
+                mg.InletSpec(name="audio", required=False),
+                mg.InletSpec(name="text", types=mg.TextChunk, required=False),
+            ],
+            outlets=[
+                mg.OutletSpec(name="audio", format=mg.AudioFormat(sample_rate=OUTPUT_RATE, channels=1)),
+                mg.OutletSpec(name="text", types=mg.TextChunk),
+                mg.OutletSpec(name="user_text", types=mg.TextChunk),
+                mg.OutletSpec(name="control", types=mg.Interrupt),
+            ],
+            one_of=[("audio", "text")],
+        )
+
+    def __init__(self, config: NovaSonicConfig) -> None:
+        self.config = config
+        self.sessions = 0
+        self._open: dict[int, _Session] = {}
+
+    def __repr__(self) -> str:
+        return f"<NovaSonic {self.config.model} sessions={self.sessions} open={sorted(self._open)}>"
+
+    async def run(self, io: mg.NodeIO) -> None:
+        self._io = io
+        cfg = self.config
+        self.sessions = 0
+        self._conversation = SonicConversation(history=cfg.history, frame_len=cfg.frame_len)
+        self._outbox = Outbox[Emit]()
+        self._current: _Session | None = None
+        self._switched = trio.Event()
+        own: AsyncioLoop | None = None
+        if cfg.loop is None:
+            self._loop = own = mg.AsyncioLoop()
+        else:
+            self._loop = io.resource(cfg.loop)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._outbox.drain, self._send)
+                async with trio.open_nursery() as inner:
+                    items, queue = trio.open_memory_channel[_Item](QUEUED)
+                    async with items:
+                        inner.start_soon(self._read_audio, items.clone())
+                        inner.start_soon(self._read_text, items.clone())
+                    await self._converse(queue, inner)
+                self._outbox.close()
+        finally:
+            with trio.CancelScope(shield=True):
+                for session in list(self._open.values()):
+                    await self._abandon(session, "cancelled")
+                if own is not None:
+                    await trio.to_thread.run_sync(own.close)
+
+    # --- the inlets ------------------------------------------------------------------------------------------
+
+    async def _read_audio(self, items: trio.MemorySendChannel[_Item]) -> None:
+        convert = InputAudio()
+        async with items:
+            async for msg in self._io.inlets["audio"]:
+                if isinstance(msg, mg.AudioFrame) and (pcm := convert.convert(msg)):
+                    await items.send(("audio", pcm))
+            if pcm := convert.end():
+                await items.send(("audio", pcm))
+
+    async def _read_text(self, items: trio.MemorySendChannel[_Item]) -> None:
+        text = TextBuffer()
+        async with items:
+            async for msg in self._io.inlets["text"]:
+                if isinstance(msg, mg.TextChunk):
+                    text.add(msg)
+                elif isinstance(msg, mg.Flush) and (turn := text.flush()).strip():
+                    await items.send(("text", turn))
+            if (turn := text.flush()).strip():
+                await items.send(("text", turn))
+
+    # --- the writer and the renewer ------------------------------------------------------------------------
+
+    async def _converse(self, queue: trio.MemoryReceiveChannel[_Item], nursery: trio.Nursery) -> None:
+        self._current = await self._start(1, nursery)
+        with trio.CancelScope() as renewals:
+            nursery.start_soon(self._renew, nursery, renewals)
+            async with queue:
+                async for kind, data in queue:
+                    await self._write(kind, data)
+            await self._io.sleep_until(self._io.time() + self.config.reply_grace)  # the reply to the last words
+            renewals.cancel()
+        current = self._current
+        if current is not None and not current.closed:
+            await self._retire(current, "completed")
+
+    async def _write(self, kind: str, data: bytes | str) -> None:
+        session = await self._live()
+        async with session.lock:
+            events = session.input.audio(data) if isinstance(data, bytes) else session.input.text(data)
+            if isinstance(data, str):
+                self._conversation.user_said(data)
+            with trio.CancelScope() as session.sending:
+                await self._call(session, session.stream.send, events)
+                if isinstance(data, bytes):
+                    session.audio += len(data)
+                return
+            if isinstance(data, bytes):  # the session ended while the SDK held this audio
+                session.unsent += len(data)
+
+    async def _live(self) -> _Session:
+        """The session to write to: the current one, or the next once it is open (its opening is bounded)."""
+        while self._current is None or self._current.ended.is_set():
+            await self._switched.wait()
+        return self._current
+
+    async def _renew(self, nursery: trio.Nursery, renewals: trio.CancelScope) -> None:
+        with renewals:
+            while True:
+                old = self._current
+                assert old is not None
+                with trio.move_on_at(old.opened + self.config.renew_after):
+                    await old.ended.wait()
+                if old.ended.is_set() and not old.limit:
+                    return  # it failed, and its reader raised; or it completed
+                new = await self._start(old.number + 1, nursery)
+                self._current = new
+                self._switched.set()
+                self._switched = trio.Event()
+                nursery.start_soon(self._retire, old, "limit" if old.limit else "renewed")
+
+    # --- one session ---------------------------------------------------------------------------------------
+
+    async def _start(self, number: int, nursery: trio.Nursery) -> _Session:
+        """Open session ``number`` and start its reader; it is ready (or the node fails) within
+        ``ready_timeout``."""
+        cfg, io = self.config, self._io
+        history = self._conversation.history()
+        stream = SonicStream(model=cfg.model, region=cfg.region, endpoint=cfg.endpoint, ca_file=_str(cfg.ca_file))
+        sonic_input = SonicInput(
+            prompt=f"prompt-{number}", instructions=cfg.instructions, history=history, voice=cfg.voice
+        )
+        session = _Session(number=number, stream=stream, input=sonic_input, opened=io.time())
+        self._open[number] = session
+        self.sessions = max(self.sessions, number)
+        io.log("sonic_session_opened", session=number, history=len(history))
+        try:
+            with trio.fail_after(cfg.ready_timeout):
+                await self._call(session, stream.open, sonic_input.open())
+        except trio.TooSlowError:
+            session.error = "NotReady"
+            reaped = await self._abandon(session, "failed")
+            said = f" (the SDK said: {'; '.join(reaped)})" if reaped else ""
+            raise self._error(session, f"not ready within {cfg.ready_timeout} s{said}") from None
+        except Exception as exc:
+            session.error = type(exc).__name__
+            await self._abandon(session, "failed")
+            raise self._error(session, _describe(exc)) from None
+        except BaseException:  # cancelled while opening: the node stops, or the renewal was not needed
+            await self._abandon(session, "cancelled")
+            raise
+        io.log("sonic_ready", session=number, after=round(io.time() - session.opened, 3))
+        nursery.start_soon(self._read, session)
+        return session
+
+    async def _read(self, session: _Session) -> None:
+        with session.reader:
+            try:
+                while (event := await self._call(session, session.stream.receive)) is not None:
+                    outs = session.output.feed(event)
+                    await self._outbox.put(functools.partial(self._decide, session, outs))
+            except Exception as exc:
+                self._stop(session)
+                session.error = type(exc).__name__
+                if session.closed:
+                    return  # closing: what it says now changes nothing (the close event names it)
+                if session.error == LIMIT_EXCEPTION:
+                    session.limit = True
+                    return  # the renewer opens the next session
+                raise self._error(session, str(exc) if isinstance(exc, SonicOutputError) else _describe(exc)) from None
+            self._stop(session)
+            if not session.closed:
+                raise self._error(session, "the service ended the stream unasked")
+
+    def _decide(self, session: _Session, outs: list[Out]) -> list[Emit]:
+        """What the session's output gives, decided (and logged) when the outbox has room for it."""
+        io, now, emits = self._io, self._io.time(), []
+        for out in outs:
+            if isinstance(out, BargeIn):
+                io.log("sonic_barge_in", session=session.number)
+            elif isinstance(out, Text) and out.final:
+                io.log("sonic_text", session=session.number, role=out.role, text=out.text)
+            emits += self._conversation.feed(out, now)
+        return emits
+
+    def _stop(self, session: _Session) -> None:
+        """The session takes nothing more: its output ended or failed."""
+        session.ended.set()
+        if session.sending is not None:
+            session.sending.cancel()
+
+    async def _retire(self, session: _Session, reason: str) -> None:
+        """Close a session cleanly (bounded), then release it."""
+        async with session.lock:
+            session.closed = True
+            clean = False
+            with trio.move_on_after(self.config.close_timeout):
+                if not session.ended.is_set():
+                    await self._call(session, session.stream.send, session.input.close())
+                    await self._call(session, session.stream.end_input)
+                await session.ended.wait()
+                clean = not session.limit
+        await self._abandon(session, reason, clean=clean)
+
+    async def _abandon(self, session: _Session, reason: str, *, clean: bool = False) -> list[str]:
+        """Stop its reader, close its client and reap its asyncio tasks (shielded, bounded); log it closed.
+        What its failed background tasks said."""
+        if self._open.pop(session.number, None) is None:
+            return []
+        session.closed = True
+        session.reader.cancel()
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(self.config.close_timeout):
+                with contextlib.suppress(Exception):
+                    await self._call(session, session.stream.close)
+            reaped = await self._loop.reap(("nova_sonic", id(self), session.number))
+        fields: dict[str, Any] = {"error": session.error} if session.error else {}
+        self._io.log(
+            "sonic_session_closed",
+            session=session.number,
+            reason=reason,
+            clean=clean,
+            audio=round(session.audio / 2 / INPUT_RATE, 3),
+            unsent=round(session.unsent / 2 / INPUT_RATE, 3),
+            **fields,
+        )
+        return [_scrub(e) for e in reaped.errors]
+
+    async def _call[T](self, session: _Session, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        with self._loop.session(("nova_sonic", id(self), session.number)):
+            return await self._loop.call(fn, *args)
+
+    def _error(self, session: _Session, what: str) -> mg.ProviderError:
+        return mg.ProviderError(f"node {self._io.name!r} (nova_sonic): session {session.number}: {_scrub(what)}")
+
+    async def _send(self, emit: Emit) -> None:
+        port, msg = emit
+        await self._io.outlets[port].send(msg)
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc).strip()
+    return f"{type(exc).__name__}: {message[:300]}" if message else type(exc).__name__
+
+
+def _scrub(text: str) -> str:
+    """``text`` without the AWS keys of the environment (an SDK message could quote them)."""
+    for name in _SECRETS:
+        value = os.environ.get(name, "")
+        if len(value) >= 8:
+            text = text.replace(value, f"<{name}>")
+    return text
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
