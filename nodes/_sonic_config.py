@@ -13,7 +13,7 @@ import attrs
 import mediagraph as mg
 
 from ._sonic_client import missing_sdk
-from ._sonic_protocol import OUTPUT_RATE, Turn
+from ._sonic_protocol import Turn
 
 __all__ = ["DEFAULT_INSTRUCTIONS", "MAX_HISTORY", "SESSION_LIMIT", "NovaSonicConfig"]
 
@@ -112,6 +112,7 @@ class NovaSonicConfig:
         of its output); after that it is abandoned, and the event log says so.
     reply_grace: seconds the last session stays open once the inlets have ended, for the reply to the last
         words (a mic never ends; a file does).
+    sample_rate: the rate of the speech sent on ``audio`` (the service speaks at 24 kHz; a speaker takes 48 kHz).
     frame_ms: the length of the speech frames sent on ``audio``, milliseconds.
     loop: the name of an ``asyncio`` resource to run the SDK on (shared with other nodes); none: a loop
         thread of the node's own.
@@ -130,9 +131,10 @@ class NovaSonicConfig:
     ready_timeout: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(120)])
     close_timeout: float = attrs.field(default=3.0, validator=[_v.gt(0), _v.le(60)])
     reply_grace: float = attrs.field(default=5.0, validator=[_v.ge(0), _v.le(600)])
+    sample_rate: int = attrs.field(default=48000, validator=[_v.ge(8000), _v.le(192_000)])
     frame_ms: float = attrs.field(default=20.0, validator=[_v.gt(0), _v.le(1000)])
     loop: mg.ResourceRef | None = attrs.field(default=None, validator=_loop)
 
     @property
     def frame_len(self) -> int:
-        return max(1, round(OUTPUT_RATE * self.frame_ms / 1000))
+        return max(1, round(self.sample_rate * self.frame_ms / 1000))

@@ -2,7 +2,8 @@
 renewed session replays. No trio, no SDK: output in (:mod:`._sonic_output`'s readings, with the graph time),
 messages out, in order.
 
-- **Speech** goes out on ``audio`` as 24 kHz mono int16 frames of ``frame_len`` samples. An assistant audio
+- **Speech** goes out on ``audio`` as mono int16 frames of ``frame_len`` samples, at the service's 24 kHz or
+  resampled (soxr, one stream per segment, so a segment's length is exact) to ``rate``. An assistant audio
   block is one segment: its first frame is stamped at the end of the previous segment, or at the graph time it
   began if that is later; it ends with its last frame padded with silence and a ``Flush``.
 - **The assistant's planned text** (SPECULATIVE, which the service sends before the audio it plans) goes out on
@@ -49,11 +50,15 @@ class SonicConversation:
     Args:
         history: the turns the conversation starts from (the node's ``history`` parameter).
         frame_len: samples per output frame.
+        rate: the output's sample rate.
         max_turns: the most turns a renewed session replays.
     """
 
-    def __init__(self, *, history: Sequence[Turn] = (), frame_len: int = 480, max_turns: int = 50) -> None:
+    def __init__(
+        self, *, history: Sequence[Turn] = (), frame_len: int = 480, rate: int = OUTPUT_RATE, max_turns: int = 50
+    ) -> None:
         self.frame_len = frame_len
+        self.rate = rate
         self.max_turns = max_turns
         self.turns: list[Turn] = []
         for turn in history:
@@ -64,6 +69,7 @@ class SonicConversation:
         self._next = 0  # the stamp of the next frame of the open segment
         self._open: str | None = None  # the audio block being framed
         self._pending = np.zeros(0, np.int16)
+        self._resampler: soxr.ResampleStream | None = None
         self._texts = 0  # text chunks sent for the coming segment
 
     def __repr__(self) -> str:
@@ -110,10 +116,14 @@ class SonicConversation:
         if self._open != out.content:
             emits = self._end_segment() if self._open is not None else []
             self._open = out.content
-            self._next = max(self._position, round(now * OUTPUT_RATE))
+            self._next = max(self._position, round(now * self.rate))
+            if self.rate != OUTPUT_RATE:
+                self._resampler = soxr.ResampleStream(OUTPUT_RATE, self.rate, 1, dtype="int16", quality="HQ")
         else:
             emits = []
         samples = np.frombuffer(out.pcm, dtype="<i2").astype(np.int16)
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples)
         self._pending = np.concatenate([self._pending, samples])
         whole = len(self._pending) // self.frame_len * self.frame_len
         emits += self._frames(self._pending[:whole])
@@ -126,7 +136,7 @@ class SonicConversation:
         for i in range(0, len(samples), n):
             block = samples[i : i + n].reshape(-1, 1)
             block.flags.writeable = False
-            frame = mg.AudioFrame(samples=block, sample_rate=OUTPUT_RATE, channels=1, timestamp=self._next)
+            frame = mg.AudioFrame(samples=block, sample_rate=self.rate, channels=1, timestamp=self._next)
             out.append(("audio", frame))
             self._next += n
         return out
@@ -134,6 +144,13 @@ class SonicConversation:
     def _end_segment(self) -> list[Emit]:
         """The open segment's last frame (padded) and its flushes."""
         emits: list[Emit] = []
+        if self._resampler is not None:
+            tail = self._resampler.resample_chunk(np.zeros(0, np.int16), last=True)
+            self._pending = np.concatenate([self._pending, tail])
+            self._resampler = None
+        whole = len(self._pending) // self.frame_len * self.frame_len
+        emits += self._frames(self._pending[:whole])
+        self._pending = self._pending[whole:]
         if len(self._pending):
             padded = np.zeros(self.frame_len, np.int16)
             padded[: len(self._pending)] = self._pending
@@ -153,6 +170,7 @@ class SonicConversation:
     def _barge_in(self) -> list[Emit]:
         self.barge_ins += 1
         self._pending = np.zeros(0, np.int16)
+        self._resampler = None
         if self._open is not None:
             self._open = None
             self.segments += 1

@@ -48,7 +48,7 @@ from ._sonic_client import SonicStream
 from ._sonic_config import NovaSonicConfig
 from ._sonic_core import Emit, InputAudio, SonicConversation
 from ._sonic_output import BargeIn, Out, SonicOutput, SonicOutputError, Text
-from ._sonic_protocol import INPUT_RATE, OUTPUT_RATE, SonicInput
+from ._sonic_protocol import INPUT_RATE, SonicInput
 from ._speech_core import TextBuffer
 
 if TYPE_CHECKING:
@@ -92,10 +92,11 @@ class NovaSonic(mg.Actor):
     """A conversation with Nova Sonic: the user's audio and text in, the assistant's speech and text out.
 
     Inlets: ``audio`` (the user's voice, any rate and channel count), ``text`` (user text turns: chunks joined,
-    a ``Flush`` ends a turn); at least one. Outlets: ``audio`` (the assistant's speech, 24 kHz mono, a
-    ``Flush`` after each segment), ``text`` (the assistant's text of each segment, sent before its audio, a
-    ``Flush`` after it), ``user_text`` (the service's final transcript of each user turn, with a ``Flush``),
-    ``control`` (an ``Interrupt`` at each barge-in, also sent in order on ``audio`` and ``text``).
+    a ``Flush`` ends a turn); at least one. Outlets: ``audio`` (the assistant's speech, mono at ``sample_rate``,
+    48 kHz by default, a ``Flush`` after each segment), ``text`` (the assistant's text of each segment, sent
+    before its audio, a ``Flush`` after it), ``user_text`` (the service's final transcript of each user turn,
+    with a ``Flush``), ``control`` (an ``Interrupt`` at each barge-in, also sent in order on ``audio`` and
+    ``text``).
 
     Raises:
         mg.ProviderError: a session failed (see the module doc); the message names the node, the session and
@@ -114,7 +115,7 @@ class NovaSonic(mg.Actor):
                 mg.InletSpec(name="text", types=mg.TextChunk, required=False),
             ],
             outlets=[
-                mg.OutletSpec(name="audio", format=mg.AudioFormat(sample_rate=OUTPUT_RATE, channels=1)),
+                mg.OutletSpec(name="audio", format=mg.AudioFormat(sample_rate=config.sample_rate, channels=1)),
                 mg.OutletSpec(name="text", types=mg.TextChunk),
                 mg.OutletSpec(name="user_text", types=mg.TextChunk),
                 mg.OutletSpec(name="control", types=mg.Interrupt),
@@ -134,7 +135,7 @@ class NovaSonic(mg.Actor):
         self._io = io
         cfg = self.config
         self.sessions = 0
-        self._conversation = SonicConversation(history=cfg.history, frame_len=cfg.frame_len)
+        self._conversation = SonicConversation(history=cfg.history, frame_len=cfg.frame_len, rate=cfg.sample_rate)
         self._outbox = Outbox[Emit]()
         self._current: _Session | None = None
         self._switched = trio.Event()

@@ -155,6 +155,18 @@ def test_the_replayed_history_alternates_starts_with_the_user_and_is_bounded(
         assert all(any(s in u for u in users) for s in said)
 
 
+def test_speech_resampled_for_the_output_keeps_each_segment_s_length() -> None:
+    conversation = SonicConversation(frame_len=960, rate=48000)
+    emits: list[Any] = []
+    for k in range(10):  # 0.5 s at 24 kHz, in uneven chunks
+        emits += conversation.feed(Speech(content="a", pcm=pcm(k * 1200, 1200)), 0.0)
+    emits += conversation.feed(TurnEnd(content="a", stop_reason="END_TURN"), 0.1)
+    frames = [m for p, m in emits if p == "audio" and isinstance(m, mg.AudioFrame)]
+    assert all(f.sample_rate == 48000 for f in frames)
+    assert len(frames) == 25 and [f.timestamp for f in frames] == [960 * i for i in range(25)]  # 1.0 s: exact
+    assert isinstance(emits[-2][1], mg.Flush)
+
+
 def test_input_audio_at_16_khz_mono_passes_through_and_other_formats_are_converted() -> None:
     convert = InputAudio()
     mono = np.arange(320, dtype=np.int16).reshape(-1, 1)
