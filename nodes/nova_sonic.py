@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, final
 
 import attrs
 import trio
+import trio.lowlevel
 
 import mediagraph as mg
 
@@ -134,6 +136,12 @@ class NovaSonic(mg.Actor):
     async def run(self, io: mg.NodeIO) -> None:
         self._io = io
         cfg = self.config
+        if math.isfinite(getattr(trio.lowlevel.current_clock(), "autojump_threshold", math.inf)):
+            raise mg.ProviderError(
+                f"node {io.name!r} (nova_sonic): a network service answers in real time; on a virtual clock, "
+                "which jumps ahead whenever the graph waits, every deadline on it would pass at once (run it on "
+                "the real clock)"
+            )
         self.sessions = 0
         self._conversation = SonicConversation(history=cfg.history, frame_len=cfg.frame_len, rate=cfg.sample_rate)
         self._outbox = Outbox[Emit]()
