@@ -115,6 +115,7 @@ async def standin_and_sdk(
         for name, value in standin.environment().items():
             monkeypatch.setenv(name, value)
         sdk = Sdk(loop)
+        left = -1
         try:
             with loop.session(sdk):
                 with trio.fail_after(5):
@@ -123,8 +124,9 @@ async def standin_and_sdk(
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 await sdk.close()
-                await loop.reap(sdk)
+                left = await loop.reap(sdk)
             nursery.cancel_scope.cancel()
+    assert (left, loop.errors) == (0, [])  # the SDK left no task behind, nor an unretrieved exception
 
 
 async def read_all(sdk: Sdk, output: SonicOutput, until: Any = None) -> list[Out]:
@@ -187,6 +189,8 @@ async def test_a_conversation_of_two_audio_turns(
     assert session.path.startswith("/model/amazon.nova-2-sonic-v1%3A0/invoke-with-bidirectional-stream")
     assert "/us-east-1/bedrock/aws4_request" in session.headers["authorization"]
     assert session.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDSONICSTANDINFAKE/")
+    started = [o.content for o in outs if isinstance(o, Speech | Text)]
+    assert len(set(started)) == 2 * 4  # content ids: user, speculative, audio, final text per reply, all distinct
 
 
 async def test_a_text_turn_is_answered_with_its_text_as_the_user_transcript(
