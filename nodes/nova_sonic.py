@@ -76,7 +76,8 @@ class _Session:
     stream: SonicStream
     input: SonicInput
     output: SonicOutput = attrs.Factory(SonicOutput)
-    opened: float = 0.0
+    opened: float = 0.0  # graph time
+    renew_at: float = math.inf  # trio time, set when ready
     audio: int = 0  # bytes of 16 kHz audio it took
     unsent: int = 0  # bytes dropped because it ended first
     ended: trio.Event = attrs.Factory(trio.Event)  # its output ended, or it failed, or the service ended it
@@ -165,7 +166,7 @@ class NovaSonic(mg.Actor):
         finally:
             with trio.CancelScope(shield=True):
                 for session in list(self._open.values()):
-                    await self._abandon(session, "cancelled")
+                    await self._abandon(session, "failed" if session.error else "cancelled")
                 if own is not None:
                     await trio.to_thread.run_sync(own.close)
 
@@ -195,13 +196,13 @@ class NovaSonic(mg.Actor):
 
     async def _converse(self, queue: trio.MemoryReceiveChannel[_Item], nursery: trio.Nursery) -> None:
         self._current = await self._start(1, nursery)
-        with trio.CancelScope() as renewals:
-            nursery.start_soon(self._renew, nursery, renewals)
-            async with queue:
-                async for kind, data in queue:
-                    await self._write(kind, data)
-            await self._io.sleep_until(self._io.time() + self.config.reply_grace)  # the reply to the last words
-            renewals.cancel()
+        renewals = trio.CancelScope()
+        nursery.start_soon(self._renew, nursery, renewals)
+        async with queue:
+            async for kind, data in queue:
+                await self._write(kind, data)
+        await self._io.sleep_until(self._io.time() + self.config.reply_grace)  # the reply to the last words
+        renewals.cancel()
         current = self._current
         if current is not None and not current.closed:
             await self._retire(current, "completed")
@@ -231,7 +232,7 @@ class NovaSonic(mg.Actor):
             while True:
                 old = self._current
                 assert old is not None
-                with trio.move_on_at(old.opened + self.config.renew_after):
+                with trio.move_on_at(old.renew_at):
                     await old.ended.wait()
                 if old.ended.is_set() and not old.limit:
                     return  # it failed, and its reader raised; or it completed
@@ -272,6 +273,7 @@ class NovaSonic(mg.Actor):
             await self._abandon(session, "cancelled")
             raise
         io.log("sonic_ready", session=number, after=round(io.time() - session.opened, 3))
+        session.renew_at = trio.current_time() + cfg.renew_after
         nursery.start_soon(self._read, session)
         return session
 

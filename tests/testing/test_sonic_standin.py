@@ -124,7 +124,7 @@ async def standin_and_sdk(
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 await sdk.close()
-                left = await loop.reap(sdk)
+                left = (await loop.reap(sdk)).left
             nursery.cancel_scope.cancel()
     assert (left, loop.errors) == (0, [])  # the SDK left no task behind, nor an unretrieved exception
 

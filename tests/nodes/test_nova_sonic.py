@@ -1,0 +1,259 @@
+"""nova_sonic through the real AWS SDK against the local stand-in service (mediagraph.testing.sonic_standin):
+conversations, text turns, barge-ins, every failure before ready and mid-way, renewal by age and at the
+service's limit. On the real clock (the SDK runs on a real asyncio thread); every run is bounded, and after
+each one no task of the node or the SDK is left and its loop thread is gone."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import trio
+
+import mediagraph as mg
+from mediagraph.testing import Captured, Recorder, SinkConfig, capture, check_sonic_input, format_event
+from mediagraph.testing.sonic_standin import SonicScript, SonicStandin, StandinSession
+
+#: Real seconds any one run may take before the test fails.
+BOUND = 30.0
+SINKS = ("audio", "text", "user_text", "control")
+
+
+@attrs.frozen
+class Run:
+    captured: Captured
+    recorder: Recorder
+    sessions: list[StandinSession]
+    sent: bytes  # the user's audio as the source sent it (16 kHz mono)
+    standin: SonicStandin
+
+    def got(self, outlet: str) -> list[Any]:
+        return [a.message for a in self.recorder.arrivals(outlet)]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [e.fields for e in self.captured.log.of(name) if e.node == "sonic"]
+
+    @property
+    def received(self) -> bytes:
+        return b"".join(bytes(s.audio) for s in self.sessions)
+
+
+async def converse(
+    tmp_path: Path,
+    scripts: SonicScript | Sequence[SonicScript],
+    *,
+    audio: float = 0.0,
+    texts: Sequence[tuple[float, str]] = (),
+    environment: pytest.MonkeyPatch | None = None,
+    **params: Any,
+) -> Run:
+    """Run a graph of a 16 kHz tone of ``audio`` seconds (paced) and/or text turns into ``nova_sonic`` against a
+    stand-in playing ``scripts``, every outlet recorded. The node finds the stand-in through its parameters,
+    or through the environment only (set with the ``environment`` monkeypatch)."""
+    standin = SonicStandin(scripts, directory=tmp_path)
+    recorder = Recorder()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(standin.serve)
+        graph = mg.Graph("sonic_test")
+        if environment is None:
+            params |= {"endpoint": standin.endpoint, "ca_file": str(standin.ca_file)}
+        else:
+            environment.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", standin.endpoint)
+            environment.setenv("SSL_CERT_FILE", str(standin.ca_file))
+        graph.add("sonic", "nova_sonic", region="us-east-1", reply_grace=0.3, **params)
+        if audio:
+            graph.add("mic", "tone_source", sample_rate=16000, frame_ms=20, duration=audio, frequency=300)
+            graph.add("heard", "test_sink", config=SinkConfig(recorder=recorder))
+            graph.link("mic.audio", "sonic.audio")
+            graph.link("mic.audio", "heard.in")
+        if texts:
+            graph.add("typed", "text_source", script=[{"at": at, "text": text} for at, text in texts])
+            graph.link("typed.text", "sonic.text")
+        for outlet in SINKS:
+            graph.add(outlet, "test_sink", config=SinkConfig(recorder=recorder))
+            graph.link(f"sonic.{outlet}", f"{outlet}.in")
+        with trio.fail_after(BOUND):
+            captured = await capture(graph)
+        nursery.cancel_scope.cancel()
+    assert "mediagraph-asyncio" not in {t.name for t in threading.enumerate()}, "the node's loop thread is joined"
+    sent = b"".join(a.message.samples.tobytes() for a in recorder.arrivals("heard"))
+    return Run(captured, recorder, standin.sessions, sent, standin)
+
+
+@pytest.fixture
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake keys for the SDK's standard chain (the stand-in accepts any signature)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDNOVASONICTESTKEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "nova-sonic-test-secret-never-shown")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def segments(messages: list[Any]) -> list[tuple[int, str]]:
+    """Audio as (samples, how it ended: Flush or Interrupt) per segment."""
+    out: list[tuple[int, str]] = []
+    count = 0
+    for msg in messages:
+        if isinstance(msg, mg.AudioFrame):
+            count += msg.samples_per_channel
+        else:
+            out.append((count, type(msg).__name__))
+            count = 0
+    assert count == 0, "the last segment ended"
+    return out
+
+
+def texts(messages: list[Any]) -> list[str]:
+    """Text chunks joined per utterance (a Flush or an Interrupt ends one)."""
+    out, pending = [], ""
+    for msg in messages:
+        if isinstance(msg, mg.TextChunk):
+            pending += msg.text
+        else:
+            out.append(pending + ("" if isinstance(msg, mg.Flush) else " <cut>"))
+            pending = ""
+    return out
+
+
+def no_secrets(run: Run) -> None:
+    shown = "\n".join(format_event(e) for e in run.captured.log)
+    shown += str(run.captured.error)
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] not in shown
+    assert os.environ["AWS_ACCESS_KEY_ID"] not in shown
+
+
+# --- conversations ---------------------------------------------------------------------------------------------
+
+
+async def test_a_spoken_conversation_goes_through_the_real_sdk(tmp_path: Path, credentials: None) -> None:
+    run = await converse(tmp_path, SonicScript(turn_audio=0.5, reply_seconds=0.4), audio=1.1)
+    assert run.captured.error is None, run.captured.error
+    (session,) = run.sessions
+    assert session.outcome == "completed" and session.violations == []
+    check_sonic_input(session.events)
+    assert run.received == run.sent, "every sample of the user's audio reached the service once, in order"
+    assert segments(run.got("audio")) == [(19200, "Flush")] * 2  # 0.4 s at 48 kHz each
+    assert texts(run.got("text")) == ["reply 0", "reply 1"]
+    assert texts(run.got("user_text")) == ["user turn 0", "user turn 1"]
+    assert run.got("control") == []
+    frames = [m for m in run.got("audio") if isinstance(m, mg.AudioFrame)]
+    stamps = [f.timestamp for f in frames]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    assert [e["reason"] for e in run.events("sonic_session_closed")] == ["completed"]
+    assert run.events("sonic_session_closed")[0]["clean"] is True
+    spoken = [(e["role"], e["text"]) for e in run.events("sonic_text")]
+    assert spoken == [
+        ("user", "user turn 0"),
+        ("assistant", "reply 0"),
+        ("user", "user turn 1"),
+        ("assistant", "reply 1"),
+    ]
+    no_secrets(run)
+
+
+async def test_the_service_is_found_through_the_environment_alone(
+    tmp_path: Path, credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = await converse(tmp_path, SonicScript(), texts=[(0.0, "hello there")], environment=monkeypatch)
+    assert run.captured.error is None, run.captured.error
+    assert texts(run.got("user_text")) == ["hello there"]
+
+
+async def test_a_user_text_turn_is_answered(tmp_path: Path, credentials: None) -> None:
+    run = await converse(tmp_path, SonicScript(reply_seconds=0.2), texts=[(0.0, "what time is it")])
+    assert run.captured.error is None, run.captured.error
+    assert texts(run.got("user_text")) == ["what time is it"]
+    assert texts(run.got("text")) == ["reply 0"]
+    assert segments(run.got("audio")) == [(9600, "Flush")]
+
+
+async def test_a_barge_in_cuts_the_turn_on_every_outlet_once(tmp_path: Path, credentials: None) -> None:
+    run = await converse(tmp_path, SonicScript(turn_audio=0.3, reply_seconds=0.6, barge_in=frozenset({0})), audio=0.7)
+    assert run.captured.error is None, run.captured.error
+    ends = [end for _, end in segments(run.got("audio"))]
+    assert ends == ["Interrupt", "Flush"]
+    assert [type(m).__name__ for m in run.got("control")] == ["Interrupt"]
+    assert texts(run.got("text"))[0].endswith("<cut>")
+    assert len(run.events("sonic_barge_in")) == 1
+    cut, played = segments(run.got("audio"))
+    assert cut[0] < played[0], "only what came before the barge-in went out"
+
+
+# --- failures --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("script", "match", "within"),
+    [
+        (SonicScript(fail="reset"), "session 1: not ready within 1.5 s", 1.5),
+        (SonicScript(fail="status"), "session 1: ValidationException", 1.0),
+        (SonicScript(fail="exception", fail_type="throttlingException"), "session 1: ThrottlingException", 1.0),
+        (SonicScript(ready_delay=5.0), "session 1: not ready within 1.5 s", 1.5),
+        (SonicScript(turn_audio=0.2, error_after=12), "session 1: ModelStreamErrorException", 1.0),
+    ],
+    ids=["reset", "status", "exception", "slow", "mid-way"],
+)
+async def test_a_failure_fails_the_node_within_its_bound_naming_the_session_and_the_error(
+    tmp_path: Path, credentials: None, script: SonicScript, match: str, within: float
+) -> None:
+    t0 = trio.current_time()
+    run = await converse(tmp_path, script, audio=3.0, ready_timeout=1.5)
+    elapsed = trio.current_time() - t0
+    assert run.captured.error is not None
+    assert isinstance(run.captured.error.__cause__, mg.ProviderError)
+    assert match in str(run.captured.error), str(run.captured.error)
+    assert "node 'sonic' (nova_sonic)" in str(run.captured.error)
+    assert elapsed < within + 2.5, f"surfaced after {elapsed:.2f} s"
+    (closed,) = run.events("sonic_session_closed")
+    assert closed["reason"] == "failed"
+    no_secrets(run)
+
+
+async def test_a_slow_ready_within_the_deadline_is_only_slow(tmp_path: Path, credentials: None) -> None:
+    run = await converse(tmp_path, SonicScript(ready_delay=0.5, turn_audio=0.3, reply_seconds=0.2), audio=0.5)
+    assert run.captured.error is None, run.captured.error
+    (ready,) = run.events("sonic_ready")
+    assert ready["after"] >= 0.5
+    assert run.received == run.sent, "the audio that waited for ready was all sent after it"
+
+
+# --- renewal ---------------------------------------------------------------------------------------------------
+
+
+async def test_renewal_replays_the_history_and_loses_or_repeats_no_audio(tmp_path: Path, credentials: None) -> None:
+    script = SonicScript(turn_audio=0.4, reply_seconds=0.2)
+    history = [{"role": "user", "text": "my name is Ada"}, {"role": "assistant", "text": "hello Ada"}]
+    run = await converse(tmp_path, script, audio=2.0, renew_after=0.7, history=history)
+    assert run.captured.error is None, run.captured.error
+    assert len(run.sessions) >= 3
+    for session in run.sessions:
+        assert session.violations == []
+        check_sonic_input(session.events)
+    assert run.received == run.sent, "each chunk went to exactly one session, in order"
+    reasons = [e["reason"] for e in run.events("sonic_session_closed")]
+    assert reasons.count("completed") == 1 and set(reasons) == {"renewed", "completed"}
+    replayed = [e["event"]["textInput"]["content"] for e in run.sessions[-1].events if "textInput" in e["event"]]
+    assert replayed[1:3] == ["my name is Ada", "hello Ada"], "the configured history comes first"
+    assert any("reply 0" in text for text in replayed), "then what was said since"
+
+
+async def test_at_the_service_s_limit_a_new_session_goes_on(tmp_path: Path, credentials: None) -> None:
+    script = SonicScript(turn_audio=5.0, limit_audio=0.6)
+    run = await converse(tmp_path, script, audio=2.0)
+    assert run.captured.error is None, run.captured.error
+    assert len(run.sessions) >= 3
+    reasons = [e["reason"] for e in run.events("sonic_session_closed")]
+    assert reasons[:2] == ["limit", "limit"]
+    # At the limit the service drops what it had not read yet: what it took is the input, in order, with gaps
+    # only at the session ends.
+    position = 0
+    for session in run.sessions:
+        at = run.sent.find(bytes(session.audio[:640]), position)
+        assert at >= position and run.sent[at : at + len(session.audio)] == bytes(session.audio)
+        position = at + len(session.audio)
+    assert len(run.sent) - len(run.received) < 16000 * 2 * 0.5 * len(run.sessions)
