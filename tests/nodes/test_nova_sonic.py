@@ -5,7 +5,11 @@ each one no task of the node or the SDK is left and its loop thread is gone."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +20,7 @@ import pytest
 import trio
 
 import mediagraph as mg
-from mediagraph.testing import Captured, Recorder, SinkConfig, capture, check_sonic_input, format_event
+from mediagraph.testing import Captured, Recorder, SinkConfig, capture, check_sonic_input, format_event, read_vtt
 from mediagraph.testing.sonic_standin import SonicScript, SonicStandin, StandinSession
 
 #: Real seconds any one run may take before the test fails.
@@ -257,3 +261,54 @@ async def test_at_the_service_s_limit_a_new_session_goes_on(tmp_path: Path, cred
         assert at >= position and run.sent[at : at + len(session.audio)] == bytes(session.audio)
         position = at + len(session.audio)
     assert len(run.sent) - len(run.received) < 16000 * 2 * 0.5 * len(run.sessions)
+
+
+# --- the ready-made graph --------------------------------------------------------------------------------------
+
+GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
+COMMAND = [sys.executable, "-m", "mediagraph"]
+
+
+async def test_the_ready_made_agent_runs_against_the_stand_in_from_the_command_line(tmp_path: Path) -> None:
+    shutil.copytree(GRAPHS, tmp_path / "graphs", ignore=shutil.ignore_patterns("out"))
+    standin = SonicStandin(SonicScript(turn_audio=1.0, reply_seconds=0.5), directory=tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(standin.serve)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | standin.environment()
+        args = ["run", "graphs/nova_sonic_agent.yaml", "--duration", "3", "--set", "sonic.reply_grace=1.0"]
+        with trio.fail_after(BOUND):
+            done = await trio.run_process(
+                [*COMMAND, *args, "--events", "ev.jsonl"],
+                cwd=tmp_path,
+                env=env,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+        nursery.cancel_scope.cancel()
+    out = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 0, out
+    log = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    closed = [e for e in log if e["event"] == "sonic_session_closed"]
+    assert [(e["reason"], e["clean"]) for e in closed] == [("completed", True)]
+    assert standin.sessions[0].replies >= 2 and standin.sessions[0].violations == []
+    cues = read_vtt((tmp_path / "graphs/out/nova_sonic_agent.vtt").read_text())
+    assert [text for _, _, text in cues][:2] == ["reply 0", "reply 1"], "the transcript follows the speech played"
+    secrets = standin.environment()
+    for shown in (out, (tmp_path / "ev.jsonl").read_text()):
+        assert secrets["AWS_SECRET_ACCESS_KEY"] not in shown and secrets["AWS_ACCESS_KEY_ID"] not in shown
+
+
+def test_the_virtual_clock_is_refused_with_the_reason(tmp_path: Path) -> None:
+    shutil.copytree(GRAPHS, tmp_path / "graphs", ignore=shutil.ignore_patterns("out"))
+    done = subprocess.run(
+        [*COMMAND, "run", "graphs/nova_sonic_agent.yaml", "--clock", "virtual"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "nova_sonic): a network service answers in real time" in done.stderr
+    assert "run it on the real clock" in done.stderr
