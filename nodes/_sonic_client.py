@@ -10,11 +10,17 @@ Trust: by default the CRT's TLS trusts the system store, or the bundle ``SSL_CER
 replaces it with that bundle (as the AWS CLI's ``AWS_CA_BUNDLE`` does); the CRT transport has no parameter for
 it, so a subclass sets its TLS context, and keeps it through the deep copy the client makes of its config.
 
+A pending ``receive`` is never cancelled: the CRT resolves the future it waits on from its own thread when the
+stream completes, and raises (``InvalidStateError``, printed as an unraisable exception) if that future was
+cancelled meanwhile. So the read runs in a task of its own that a cancelled caller leaves waiting, and
+:meth:`SonicStream.close` completes the stream (closing the client) and then lets that task end.
+
 Credentials come only from the SDK's standard chain; nothing here reads, stores or prints them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 from collections.abc import Sequence
@@ -54,6 +60,7 @@ class SonicStream:
         self._client: Any = None
         self._stream: Any = None
         self._output: Any = None
+        self._receiving: asyncio.Task[Any] | None = None  # the read under way, which nothing may cancel
 
     def __repr__(self) -> str:
         state = "ready" if self._output is not None else "open" if self._stream is not None else "new"
@@ -97,7 +104,10 @@ class SonicStream:
             Exception: what the service sent instead (the SDK's modeled exception, ``ModelTimeoutException``
                 at the session limit), or the transport's error.
         """
-        event = await self._output.receive()
+        if self._receiving is None or self._receiving.done():
+            self._receiving = asyncio.ensure_future(self._output.receive())
+        event = await asyncio.shield(self._receiving)
+        self._receiving = None
         if event is None:
             return None
         payload = getattr(getattr(event, "value", None), "bytes_", None)
@@ -111,10 +121,13 @@ class SonicStream:
         await self._stream.input_stream.close()
 
     async def close(self) -> None:
-        """Close the client and its connections (nothing if the stream never started)."""
+        """Close the client and its connections (nothing if the stream never started); a read left waiting
+        then ends with the stream (given a second, never cancelled)."""
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()
+        if self._receiving is not None and not self._receiving.done():
+            await asyncio.wait([self._receiving], timeout=1.0)
 
 
 def _transport(ca_file: str | None) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,11 +17,24 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import hypothesis.strategies as st
 import pytest
 import trio
+from hypothesis import HealthCheck, given, settings
 
 import mediagraph as mg
-from mediagraph.testing import Captured, Recorder, SinkConfig, capture, check_sonic_input, format_event, read_vtt
+from mediagraph.testing import (
+    Cancel,
+    Captured,
+    Recorder,
+    Schedule,
+    SinkConfig,
+    Stop,
+    capture,
+    check_sonic_input,
+    format_event,
+    read_vtt,
+)
 from mediagraph.testing.sonic_standin import SonicScript, SonicStandin, StandinSession
 
 #: Real seconds any one run may take before the test fails.
@@ -54,6 +68,7 @@ async def converse(
     audio: float = 0.0,
     texts: Sequence[tuple[float, str]] = (),
     environment: pytest.MonkeyPatch | None = None,
+    schedule: Schedule | None = None,
     **params: Any,
 ) -> Run:
     """Run a graph of a 16 kHz tone of ``audio`` seconds (paced) and/or text turns into ``nova_sonic`` against a
@@ -82,7 +97,7 @@ async def converse(
             graph.add(outlet, "test_sink", config=SinkConfig(recorder=recorder))
             graph.link(f"sonic.{outlet}", f"{outlet}.in")
         with trio.fail_after(BOUND):
-            captured = await capture(graph)
+            captured = await capture(graph, schedule=schedule)
         nursery.cancel_scope.cancel()
     assert "mediagraph-asyncio" not in {t.name for t in threading.enumerate()}, "the node's loop thread is joined"
     sent = b"".join(a.message.samples.tobytes() for a in recorder.arrivals("heard"))
@@ -312,3 +327,64 @@ def test_the_virtual_clock_is_refused_with_the_reason(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "nova_sonic): a network service answers in real time" in done.stderr
     assert "run it on the real clock" in done.stderr
+
+
+# --- generated scenarios ---------------------------------------------------------------------------------------
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    first = SonicScript(
+        fail=draw(st.sampled_from(["none", "none", "none", "reset", "status", "exception"])),
+        ready_delay=draw(st.sampled_from([0.0, 0.0, 0.3, 0.9])),
+        turn_audio=draw(st.sampled_from([0.3, 0.5])),
+        reply_seconds=draw(st.sampled_from([0.1, 0.4])),
+        barge_in=frozenset(draw(st.sets(st.integers(0, 2), max_size=2))),
+        error_after=draw(st.none() | st.none() | st.integers(3, 80)),
+        limit_audio=draw(st.none() | st.sampled_from([0.4, 0.7])),
+    )
+    later = SonicScript(turn_audio=0.4, reply_seconds=0.2, limit_audio=draw(st.none() | st.just(0.5)))
+    return {
+        "scripts": [first, later],
+        "audio": draw(st.sampled_from([0.0, 0.6, 1.2])),
+        "texts": sorted(draw(st.lists(st.tuples(st.sampled_from([0.0, 0.3, 0.8]), st.just("hi")), max_size=2))),
+        "renew_after": draw(st.sampled_from([30.0, 0.5])),
+        "schedule": draw(
+            st.none()
+            | st.builds(Stop, at=st.sampled_from([0.2, 0.7]))
+            | st.builds(Cancel, at=st.sampled_from([0.1, 0.5, 0.9]))
+        ),
+    }
+
+
+@settings(max_examples=14, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scenario=scenarios())
+async def test_whatever_happens_when_nothing_breaks_the_protocol_hangs_or_leaks(
+    scenario: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, credentials: None
+) -> None:
+    if not scenario["audio"] and not scenario["texts"]:
+        scenario["texts"] = [(0.0, "hi")]
+    schedule = scenario.pop("schedule")
+    run = await converse(tmp_path_factory.mktemp("sonic"), ready_timeout=0.6, schedule=schedule, **scenario)
+    for session in run.sessions:
+        assert session.violations == [], session.violations
+        check_sonic_input(session.events)
+    opened = [e["session"] for e in run.events("sonic_session_opened")]
+    closed = [e["session"] for e in run.events("sonic_session_closed")]
+    assert sorted(closed) == opened, "every session opened is closed once"
+    error = run.captured.error
+    if error is not None:
+        assert isinstance(error.__cause__, mg.ProviderError), error
+        assert re.search(r"node 'sonic' \(nova_sonic\): session \d+: ", str(error)), error
+    position = 0  # what the service took is the user's audio, in order, never twice
+    for session in run.sessions:
+        if session.audio:
+            at = run.sent.find(bytes(session.audio[:640]), position)
+            assert at >= position and run.sent[at : at + len(session.audio)] == bytes(session.audio)
+            position = at + len(session.audio)
+    ended_by_service = any(e["reason"] == "limit" for e in run.events("sonic_session_closed"))
+    if error is None and not ended_by_service and not isinstance(schedule, Cancel):
+        assert run.received == run.sent, "no audio lost or repeated"
+    barge_ins = len(run.events("sonic_barge_in"))
+    assert len(run.got("control")) == barge_ins
+    assert sum(isinstance(m, mg.Interrupt) for m in run.got("audio")) == barge_ins
