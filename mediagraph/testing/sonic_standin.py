@@ -3,7 +3,8 @@
 The real AWS SDK talks to it unchanged: point ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` at :attr:`SonicStandin.endpoint`
 and trust its throwaway CA with ``SSL_CERT_FILE`` (:meth:`SonicStandin.environment` gives both, and fake keys).
 It speaks HTTP/2 over TLS (ALPN ``h2``, which the SDK's CRT transport requires) and the AWS event-stream framing
-(:mod:`mediagraph.testing._sonic_wire`); the wire facts are in ``docs/notes/issue16-nova-sonic-research.md``.
+(:mod:`mediagraph.testing._sonic_wire`; the conversations are in :mod:`mediagraph.testing._sonic_conversation`); the
+wire facts are in ``docs/notes/issue16-nova-sonic-research.md``.
 
 Each request (one bidirectional stream) is a session that plays a :class:`SonicScript`: a conversation in
 which every ``turn_audio`` seconds of input audio, or every interactive user text block, is a user turn that gets
@@ -164,10 +165,10 @@ class SonicStandin:
     async def serve(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; ``task_status.started(endpoint)`` once listening. Connections and their streams
         run in this call's nursery; a broken connection ends only itself (noted in :attr:`errors`)."""
+        listeners = await trio.open_tcp_listeners(self._port, host="127.0.0.1")  # OSError: the port is taken
         async with trio.open_nursery() as nursery:
-            serve = functools.partial(trio.serve_tcp, self._connection, self._port, host="127.0.0.1")
-            listeners: list[trio.SocketListener] = await nursery.start(
-                functools.partial(serve, handler_nursery=nursery)
+            nursery.start_soon(
+                functools.partial(trio.serve_listeners, self._connection, listeners, handler_nursery=nursery)
             )
             self._endpoint = f"https://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
             task_status.started(self._endpoint)
@@ -298,14 +299,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"export {name}={shlex.quote(value)}", flush=True)
             print(f"# serving at {standin.endpoint}; Ctrl-C to stop", file=sys.stderr, flush=True)
 
+    status = 0
     try:
         trio.run(run)
-    except OSError as exc:
-        print(f"sonic_standin: cannot serve: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    return 0
+    except* OSError as group:  # the port is taken, or not ours to bind
+        print(f"sonic_standin: cannot serve: {group.exceptions[0]}", file=sys.stderr)
+        status = 1
+    except* KeyboardInterrupt:
+        pass
+    return status
 
 
 if __name__ == "__main__":
