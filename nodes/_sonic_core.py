@@ -17,7 +17,8 @@ messages out, in order.
   (soxr, one stream per run of one rate) to the 16 kHz mono int16 the service takes.
 - **History**: the configured turns, then the user's and the assistant's final texts in order (consecutive
   texts of one role joined), the last ``max_turns`` of them, starting with a user turn (the service wants the
-  history to start with the user: a placeholder turn is put first otherwise).
+  history to start with the user: a placeholder turn is put first otherwise, or, when the history is full, the
+  oldest assistant turn goes).
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ class SonicConversation:
     def history(self) -> tuple[Turn, ...]:
         """The turns a new session replays (see the module doc)."""
         turns = self.turns[-self.max_turns :]
-        if turns and turns[0].role == "assistant":
-            turns = [Turn("user", CONTINUED), *turns[: self.max_turns - 1]]
+        if turns and turns[0].role == "assistant":  # the oldest goes if there is no room for the placeholder
+            turns = [Turn("user", CONTINUED), *turns] if len(turns) < self.max_turns else turns[1:]
         return tuple(turns)
 
     # --- audio ----------------------------------------------------------------------------------------------

@@ -129,8 +129,8 @@ async def run(g: mg.Graph, actions: Sequence[tuple[float, str, Any]] = ()) -> mg
                     running.interrupt("out")
                 else:
                     await running.swap("out", arg, policy=what)
-            except mg.MediaGraphError as exc:  # the slot's input had ended: refused, clearly
-                if "nothing to" not in str(exc):
+            except mg.MediaGraphError as exc:  # the slot had ended, or its input had: refused, clearly
+                if "nothing to" not in str(exc) and "has ended (its input finished)" not in str(exc):
                     raise
         return await running.wait()
 
