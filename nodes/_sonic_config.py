@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 from collections.abc import Mapping, Sequence
@@ -15,14 +16,15 @@ import mediagraph as mg
 from ._sonic_client import missing_sdk
 from ._sonic_protocol import Turn
 
-__all__ = ["DEFAULT_INSTRUCTIONS", "MAX_HISTORY", "SESSION_LIMIT", "NovaSonicConfig"]
+__all__ = ["DEFAULT_INSTRUCTIONS", "MAX_HISTORY", "MAX_TOOLS", "SESSION_LIMIT", "NovaSonicConfig", "Tool"]
 
 _v = attrs.validators
 
 #: The service ends a session after 8 minutes; the node renews its sessions before that.
 SESSION_LIMIT: Final = 480.0
-#: The most history turns a graph may give.
+#: The most history turns a graph may give, and the most tools.
 MAX_HISTORY: Final = 200
+MAX_TOOLS: Final = 64
 DEFAULT_INSTRUCTIONS: Final = (
     "You are a friendly voice assistant. Answer in one or two short sentences, as people speak, without lists."
 )
@@ -53,6 +55,57 @@ def _history(value: Any) -> tuple[Turn, ...]:
             raise ValueError(f"history turn {i}: text must be a non-empty string, got {_quote(text)}")
         turns.append(Turn(role, text))
     return tuple(turns)
+
+
+def _schema(value: Any) -> str:
+    """A tool's JSON schema as canonical JSON text (given as a mapping or as JSON text)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"schema is not JSON: {exc}") from None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"schema must be a JSON schema object (a mapping), got {_quote(value)}")
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"schema is not JSON data: {exc}") from None
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Tool:
+    """A tool the assistant may call: ``name``, what it does (``description``, which the model reads) and the
+    JSON schema of its arguments (``schema``, kept as JSON text)."""
+
+    name: str = attrs.field(validator=_v.matches_re(r"[A-Za-z][A-Za-z0-9_-]{0,63}"))
+    description: str = attrs.field(default="", validator=_v.max_len(4000))
+    schema: str = attrs.field(default='{"type": "object"}', converter=_schema)
+
+    def spec(self) -> dict[str, Any]:
+        """As the input protocol takes it."""
+        return {"name": self.name, "description": self.description, "schema": json.loads(self.schema)}
+
+
+def _tools(value: Any) -> tuple[Tool, ...]:
+    """Tools from a list of ``{name, description, schema}`` mappings (or :class:`Tool`)."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+        raise ValueError(f"tools must be a list of {{name, description, schema}}, got {_quote(value)}")
+    if len(value) > MAX_TOOLS:
+        raise ValueError(f"{len(value)} tools, at most {MAX_TOOLS}")
+    tools: list[Tool] = []
+    for i, entry in enumerate(value):
+        if not isinstance(entry, Tool):
+            if not isinstance(entry, Mapping) or "name" not in entry or set(entry) - {"name", "description", "schema"}:
+                raise ValueError(f"tool {i}: expected {{name, description, schema}}, got {_quote(entry)}")
+            try:
+                entry = Tool(**entry)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"tool {i}: {exc}") from None
+        if any(t.name == entry.name for t in tools):
+            raise ValueError(f"tool {i}: a second tool named {entry.name!r}")
+        tools.append(entry)
+    return tuple(tools)
 
 
 def _endpoint(_: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
@@ -104,6 +157,9 @@ class NovaSonicConfig:
     voice: the voice id of the assistant's speech (``matthew``, ``tiffany``, ``amy``...).
     instructions: the system prompt.
     history: the conversation so far, ``[{role: user|assistant, text: ...}]``, sent before any audio.
+    tools: tools the assistant may call, ``[{name, description, schema}]`` (``schema``: the JSON schema of the
+        arguments). With tools, the node has an outlet ``tool_calls`` and a feedback inlet ``tool_results``:
+        link them to the node that runs the tools.
     renew_after: seconds after which a session is replaced by a new one (the conversation's history replayed,
         the user's audio going on in the new one without a gap); the service's own limit is 8 minutes.
     ready_timeout: seconds a session may take to open (the service's response headers); a session not ready
@@ -127,6 +183,7 @@ class NovaSonicConfig:
     voice: str = attrs.field(default="matthew", validator=_v.matches_re(r"[a-z][a-z_-]{1,39}"))
     instructions: str = attrs.field(default=DEFAULT_INSTRUCTIONS, validator=[_v.min_len(1), _v.max_len(20_000)])
     history: tuple[Turn, ...] = attrs.field(default=(), converter=_history)
+    tools: tuple[Tool, ...] = attrs.field(default=(), converter=_tools)
     renew_after: float = attrs.field(default=SESSION_LIMIT - 30, validator=[_v.gt(0), _v.le(SESSION_LIMIT)])
     ready_timeout: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(120)])
     close_timeout: float = attrs.field(default=3.0, validator=[_v.gt(0), _v.le(60)])

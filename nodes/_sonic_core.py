@@ -15,6 +15,8 @@ messages out, in order.
   ``control`` (the output reader reports it once per turn, and drops the cut block's later speech).
 - **The user's audio** (:class:`InputAudio`): frames of any rate and channel count, downmixed and resampled
   (soxr, one stream per run of one rate) to the 16 kHz mono int16 the service takes.
+- **A tool call** goes out on ``tool_calls`` as a :class:`ToolCall`; the node that runs the tool answers
+  with a :class:`ToolResult`.
 - **History**: the configured turns, then the user's and the assistant's final texts in order (consecutive
   texts of one role joined), the last ``max_turns`` of them, starting with a user turn (the service wants the
   history to start with the user: a placeholder turn is put first otherwise, or, when the history is full, the
@@ -24,8 +26,9 @@ messages out, in order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, final
+from typing import Any, Final, final
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 import soxr
@@ -36,12 +39,32 @@ from ._audio import map_channels
 from ._sonic_output import BargeIn, Out, Speech, Text, ToolUse, TurnEnd
 from ._sonic_protocol import INPUT_RATE, OUTPUT_RATE, Turn
 
-__all__ = ["CONTINUED", "Emit", "InputAudio", "SonicConversation"]
+__all__ = ["CONTINUED", "Emit", "InputAudio", "SonicConversation", "ToolCall", "ToolResult"]
 
 #: The user turn put first in a replayed history that would start with the assistant.
 CONTINUED: Final = "(The conversation continues.)"
 
-type Emit = tuple[str, mg.AudioFrame | mg.TextChunk | mg.Flush | mg.Interrupt]
+
+@final
+@attrs.frozen
+class ToolCall:
+    """The assistant asks for a tool: answer with a :class:`ToolResult` of the same ``tool_use_id``."""
+
+    tool_use_id: str
+    name: str
+    arguments: Any
+
+
+@final
+@attrs.frozen
+class ToolResult:
+    """A tool's answer to the :class:`ToolCall` of ``tool_use_id``: ``content`` is any JSON data."""
+
+    tool_use_id: str
+    content: Any
+
+
+type Emit = tuple[str, mg.AudioFrame | mg.TextChunk | mg.Flush | mg.Interrupt | ToolCall]
 
 
 @final
@@ -98,7 +121,7 @@ class SonicConversation:
             case TurnEnd():
                 return self._turn_end(out)
             case ToolUse():
-                return []
+                return [("tool_calls", ToolCall(out.tool_use_id, out.name, out.arguments))]
 
     def user_said(self, text: str) -> None:
         """A user's text turn (from the ``text`` inlet), for the history."""

@@ -25,6 +25,7 @@ then closed (bounded) and its asyncio tasks reaped. Credentials are the SDK's bu
 logs them, and error messages are scrubbed of the keys in the environment.
 
 Events: ``sonic_session_opened`` (session, history: turns replayed), ``sonic_ready`` (session, after: seconds),
+``sonic_tool_use`` (session, tool, tool_use_id), ``sonic_tool_result_dropped`` (tool_use_id, reason),
 ``sonic_barge_in`` (session), ``sonic_text`` (session, role, text: a final transcript of the user or of what the
 assistant said), ``sonic_session_closed`` (session, reason: renewed, limit, completed, failed or cancelled;
 clean; audio: seconds of the user's audio it took; error: the exception type, when failed).
@@ -47,16 +48,16 @@ import mediagraph as mg
 
 from ._outbox import Outbox
 from ._sonic_client import SonicStream
-from ._sonic_config import NovaSonicConfig
-from ._sonic_core import Emit, InputAudio, SonicConversation
-from ._sonic_output import BargeIn, Out, SonicOutput, SonicOutputError, Text
+from ._sonic_config import NovaSonicConfig, Tool
+from ._sonic_core import Emit, InputAudio, SonicConversation, ToolCall, ToolResult
+from ._sonic_output import BargeIn, Out, SonicOutput, SonicOutputError, Text, ToolUse
 from ._sonic_protocol import INPUT_RATE, SonicInput
 from ._speech_core import TextBuffer
 
 if TYPE_CHECKING:
     from mediagraph import AsyncioLoop
 
-__all__ = ["NovaSonic", "NovaSonicConfig"]
+__all__ = ["NovaSonic", "NovaSonicConfig", "Tool", "ToolCall", "ToolResult"]
 
 #: Items (audio chunks, text turns) read and not yet sent, above which the inlet readers wait.
 QUEUED: Final = 16
@@ -99,7 +100,8 @@ class NovaSonic(mg.Actor):
     48 kHz by default, a ``Flush`` after each segment), ``text`` (the assistant's text of each segment, sent
     before its audio, a ``Flush`` after it), ``user_text`` (the service's final transcript of each user turn,
     with a ``Flush``), ``control`` (an ``Interrupt`` at each barge-in, also sent in order on ``audio`` and
-    ``text``).
+    ``text``). With ``tools``: the outlet ``tool_calls`` (a :class:`ToolCall` each time the assistant calls a
+    tool) and the feedback inlet ``tool_results`` (the :class:`ToolResult` of each call).
 
     Raises:
         mg.ProviderError: a session failed (see the module doc); the message names the node, the session and
@@ -112,7 +114,7 @@ class NovaSonic(mg.Actor):
 
     @staticmethod
     def ports(config: NovaSonicConfig) -> mg.Ports:
-        return mg.Ports(
+        ports = mg.Ports(
             inlets=[
                 mg.InletSpec(name="audio", required=False),
                 mg.InletSpec(name="text", types=mg.TextChunk, required=False),
@@ -124,6 +126,13 @@ class NovaSonic(mg.Actor):
                 mg.OutletSpec(name="control", types=mg.Interrupt),
             ],
             one_of=[("audio", "text")],
+        )
+        if not config.tools:
+            return ports
+        return attrs.evolve(
+            ports,
+            inlets=[*ports.inlets, mg.InletSpec(name="tool_results", types=ToolResult, feedback=True)],
+            outlets=[*ports.outlets, mg.OutletSpec(name="tool_calls", types=ToolCall)],
         )
 
     def __init__(self, config: NovaSonicConfig) -> None:
@@ -148,6 +157,7 @@ class NovaSonic(mg.Actor):
         self._outbox = Outbox[Emit]()
         self._current: _Session | None = None
         self._switched = trio.Event()
+        self._tool_calls: dict[str, int] = {}  # tool use id -> the session that asked
         own: AsyncioLoop | None = None
         if cfg.loop is None:
             self._loop = own = mg.AsyncioLoop()
@@ -161,7 +171,11 @@ class NovaSonic(mg.Actor):
                     async with items:
                         inner.start_soon(self._read_audio, items.clone())
                         inner.start_soon(self._read_text, items.clone())
+                    tools = trio.CancelScope()  # the results' inlet ends only after the node (a cycle): cancelled
+                    if cfg.tools:
+                        inner.start_soon(self._read_tool_results, tools)
                     await self._converse(queue, inner)
+                    tools.cancel()
                 self._outbox.close()
         finally:
             with trio.CancelScope(shield=True):
@@ -210,16 +224,36 @@ class NovaSonic(mg.Actor):
     async def _write(self, kind: str, data: bytes | str) -> None:
         session = await self._live()
         async with session.lock:
-            events = session.input.audio(data) if isinstance(data, bytes) else session.input.text(data)
-            if isinstance(data, str):
-                self._conversation.user_said(data)
-            with trio.CancelScope() as session.sending:
-                await self._call(session, session.stream.send, events)
-                if isinstance(data, bytes):
+            if isinstance(data, bytes):
+                if await self._send_events(session, session.input.audio(data)):
                     session.audio += len(data)
-                return
-            if isinstance(data, bytes):  # the session ended while the SDK held this audio
-                session.unsent += len(data)
+                else:  # the session ended while the SDK held this audio
+                    session.unsent += len(data)
+            else:
+                self._conversation.user_said(data)
+                await self._send_events(session, session.input.text(data))
+
+    async def _send_events(self, session: _Session, events: list[dict[str, Any]]) -> bool:
+        """Send events to a session (its lock held); whether they went before it ended."""
+        with trio.CancelScope() as session.sending:
+            await self._call(session, session.stream.send, events)
+            return True
+        return False
+
+    async def _read_tool_results(self, scope: trio.CancelScope) -> None:
+        """Each tool's result to the session that asked for it (dropped, and logged, if it has ended)."""
+        with scope:
+            async for msg in self._io.inlets["tool_results"]:
+                if not isinstance(msg, ToolResult):
+                    continue
+                number = self._tool_calls.pop(msg.tool_use_id, None)
+                session = self._open.get(number) if number is not None else None
+                if session is None or session.closed or session.ended.is_set():
+                    why = "no such call" if number is None else "its session ended"
+                    self._io.log("sonic_tool_result_dropped", tool_use_id=msg.tool_use_id, reason=why)
+                    continue
+                async with session.lock:
+                    await self._send_events(session, session.input.tool_result(msg.tool_use_id, msg.content))
 
     async def _live(self) -> _Session:
         """The session to write to: the current one, or the next once it is open (its opening is bounded)."""
@@ -251,7 +285,11 @@ class NovaSonic(mg.Actor):
         history = self._conversation.history()
         stream = SonicStream(model=cfg.model, region=cfg.region, endpoint=cfg.endpoint, ca_file=_str(cfg.ca_file))
         sonic_input = SonicInput(
-            prompt=f"prompt-{number}", instructions=cfg.instructions, history=history, voice=cfg.voice
+            prompt=f"prompt-{number}",
+            instructions=cfg.instructions,
+            history=history,
+            voice=cfg.voice,
+            tools=[tool.spec() for tool in cfg.tools],
         )
         session = _Session(number=number, stream=stream, input=sonic_input, opened=io.time())
         self._open[number] = session
@@ -304,6 +342,11 @@ class NovaSonic(mg.Actor):
                 io.log("sonic_barge_in", session=session.number)
             elif isinstance(out, Text) and out.final:
                 io.log("sonic_text", session=session.number, role=out.role, text=out.text)
+            elif isinstance(out, ToolUse):
+                io.log("sonic_tool_use", session=session.number, tool=out.name, tool_use_id=out.tool_use_id)
+                if not self.config.tools:
+                    raise self._error(session, f"the service called tool {out.name!r}, but the node has no tools")
+                self._tool_calls[out.tool_use_id] = session.number
             emits += self._conversation.feed(out, now)
         return emits
 

@@ -12,9 +12,9 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, final
 
 import attrs
 import hypothesis.strategies as st
@@ -36,6 +36,11 @@ from mediagraph.testing import (
     read_vtt,
 )
 from mediagraph.testing.sonic_standin import SonicScript, SonicStandin, StandinSession
+
+if TYPE_CHECKING:
+    from nodes.nova_sonic import ToolCall, ToolResult
+else:
+    from mediagraph.nodes.nova_sonic import ToolCall, ToolResult
 
 #: Real seconds any one run may take before the test fails.
 BOUND = 30.0
@@ -69,6 +74,7 @@ async def converse(
     texts: Sequence[tuple[float, str]] = (),
     environment: pytest.MonkeyPatch | None = None,
     schedule: Schedule | None = None,
+    wire: Callable[[mg.Graph], None] | None = None,
     **params: Any,
 ) -> Run:
     """Run a graph of a 16 kHz tone of ``audio`` seconds (paced) and/or text turns into ``nova_sonic`` against a
@@ -96,6 +102,8 @@ async def converse(
         for outlet in SINKS:
             graph.add(outlet, "test_sink", config=SinkConfig(recorder=recorder))
             graph.link(f"sonic.{outlet}", f"{outlet}.in")
+        if wire is not None:
+            wire(graph)
         with trio.fail_after(BOUND):
             captured = await capture(graph, schedule=schedule)
         nursery.cancel_scope.cancel()
@@ -388,3 +396,70 @@ async def test_whatever_happens_when_nothing_breaks_the_protocol_hangs_or_leaks(
     barge_ins = len(run.events("sonic_barge_in"))
     assert len(run.got("control")) == barge_ins
     assert sum(isinstance(m, mg.Interrupt) for m in run.got("audio")) == barge_ins
+
+
+# --- tools -----------------------------------------------------------------------------------------------------
+
+
+@final
+@attrs.frozen
+class ClockConfig:
+    """The test's tool runner: answers every call with the time, or never (``silent``)."""
+
+    silent: bool = False
+
+
+@final
+@mg.node_type("sonic_test_clock", config=ClockConfig)
+class Clock(mg.Transform):
+    @staticmethod
+    def ports(config: ClockConfig) -> mg.Ports:
+        return mg.Ports(
+            inlets=[mg.InletSpec(name="calls", types=ToolCall)],
+            outlets=[mg.OutletSpec(name="results", types=ToolResult)],
+        )
+
+    def __init__(self, config: ClockConfig) -> None:
+        self.silent = config.silent
+
+    def start(self, io: mg.NodeIO) -> None:
+        self._emit = io.outlets["results"].emit
+
+    def process(self, inlet: str, msg: Any) -> None:
+        if isinstance(msg, ToolCall) and not self.silent:
+            self._emit(ToolResult(msg.tool_use_id, {"time": "noon", "asked": msg.arguments}))
+
+
+CLOCK = [{"name": "clock", "description": "the time now", "schema": {"type": "object", "properties": {}}}]
+
+
+async def test_a_tool_call_goes_to_the_tool_node_and_its_result_back_to_the_session(
+    tmp_path: Path, credentials: None
+) -> None:
+    def wire(graph: mg.Graph) -> None:
+        graph.add("clock", "sonic_test_clock")
+        graph.link("sonic.tool_calls", "clock.calls")
+        graph.link("clock.results", "sonic.tool_results")
+
+    script = SonicScript(turn_audio=0.3, reply_seconds=0.2, tool="clock")
+    run = await converse(tmp_path, script, audio=0.5, tools=CLOCK, wire=wire)
+    assert run.captured.error is None, run.captured.error
+    (uses,) = run.events("sonic_tool_use")
+    assert (uses["tool"], uses["tool_use_id"]) == ("clock", "tool-0")
+    said = [e["text"] for e in run.events("sonic_text") if e["role"] == "assistant"]
+    assert said == ['reply 0: {"time": "noon", "asked": {"turn": 0}}']
+    tool_spec = run.sessions[0].events[1]["event"]["promptStart"]["toolConfiguration"]["tools"][0]["toolSpec"]
+    assert tool_spec["name"] == "clock" and json.loads(tool_spec["inputSchema"]["json"])["type"] == "object"
+
+
+def test_tools_need_their_runner_linked_and_are_checked() -> None:
+    graph = mg.Graph("g")
+    graph.add("sonic", "nova_sonic", tools=CLOCK)
+    graph.add("typed", "text_source", script=[{"at": 0, "text": "hi"}])
+    graph.link("typed.text", "sonic.text")
+    with pytest.raises(mg.GraphDefinitionError, match="tool_results"):
+        graph.validate()
+    with pytest.raises(mg.GraphDefinitionError, match="a second tool named 'clock'"):
+        mg.Graph("g").add("sonic", "nova_sonic", tools=CLOCK * 2)
+    with pytest.raises(mg.GraphDefinitionError, match="schema is not JSON"):
+        mg.Graph("g").add("sonic", "nova_sonic", tools=[{"name": "x", "schema": "{nope"}])
