@@ -136,6 +136,8 @@ class AsyncioLoop:
             self._loop.call_soon_threadsafe(lambda: tasks[0].cancel())  # after start(): the loop runs them in order
             if not await _bounded(ended, self.cancel_timeout):
                 self.abandoned += 1
+                if session is not None:  # reaping the session cancels it again
+                    self._loop.call_soon_threadsafe(lambda: self._tagged.setdefault(session, set()).add(tasks[0]))
             raise
         return ended.result().result()
 
@@ -200,9 +202,11 @@ async def _wait(future: concurrent.futures.Future[Any]) -> None:
 
 async def _bounded(future: concurrent.futures.Future[Any], real_seconds: float) -> bool:
     """Wait (shielded) for ``future``, at most ``real_seconds`` of real time (not trio's clock, which may be
-    virtual); whether it is done."""
+    virtual); whether it is done. The waiting thread is its own (not one of trio's default pool, which the rest
+    of the graph may have filled), so the bound holds."""
     with trio.CancelScope(shield=True):
-        await trio.to_thread.run_sync(concurrent.futures.wait, [future], real_seconds)
+        limiter = trio.CapacityLimiter(1)
+        await trio.to_thread.run_sync(concurrent.futures.wait, [future], real_seconds, limiter=limiter)
     return future.done()
 
 

@@ -7,15 +7,21 @@ trio-free cores decide everything else: :class:`~._sonic_protocol.SonicInput` wr
 illegal order cannot be expressed), :class:`~._sonic_output.SonicOutput` reads the output events,
 :class:`~._sonic_core.SonicConversation` turns them into messages and keeps the history.
 
-Tasks, all in the node's nursery: two inlet readers (audio converted to 16 kHz mono, text turns) feed one
-bounded queue; the **writer** sends each item to the current session; each session has a **reader** that feeds
-the output through the conversation into one ordered outbox, sent by one **sender**; the **renewer** opens
+Tasks, all in the node's nursery: two inlet readers (audio converted to 16 kHz mono, text turns), started once
+the first session is ready, hand each item to the **writer** (unbuffered, so a failed node has taken at most
+one item per inlet that it did not send), which sends it to the current session, a send that stalls for
+``ready_timeout`` failing the node; each session has a **reader** that feeds the output through the
+conversation into one ordered outbox, sent by one **sender**; the **renewer** opens
 the next session when the current one is ``renew_after`` old or the service ended it at its limit
 (``ModelTimeoutException``), makes it current, and retires the old one in the background: its last events,
 the end of its input, the rest of its output, each bounded by ``close_timeout``. The writer takes the current
 session for each item, so every chunk of audio goes to exactly one session, in order: a planned renewal loses
 and repeats nothing. A session the service ended (at its limit) takes no more audio: what the writer had
 handed the SDK after the service's end is lost with it (counted in the close event's ``unsent``).
+
+Known limits: during a renewal the old session's reader goes on reading its output, so a reply it was still
+giving goes out, and if the new session answers before that reply's audio has all arrived, each chunk ends the
+other's segment; the history replayed to the new session leaves out a turn the old one is still giving.
 
 Failure: a session that is not ready within ``ready_timeout`` (the SDK's wait for the response headers never
 ends when the stream is reset first), an error status, an exception from the service, a protocol error, an
@@ -28,7 +34,8 @@ Events: ``sonic_session_opened`` (session, history: turns replayed), ``sonic_rea
 ``sonic_tool_use`` (session, tool, tool_use_id), ``sonic_tool_result_dropped`` (tool_use_id, reason),
 ``sonic_barge_in`` (session), ``sonic_text`` (session, role, text: a final transcript of the user or of what the
 assistant said), ``sonic_session_closed`` (session, reason: renewed, limit, completed, failed or cancelled;
-clean; audio: seconds of the user's audio it took; error: the exception type, when failed).
+clean; audio: seconds of the user's audio it took; unsent: seconds handed to the SDK after the service ended
+the session; stuck: its asyncio tasks that would not end when reaped; error: the exception type, when failed).
 """
 
 from __future__ import annotations
@@ -59,8 +66,6 @@ if TYPE_CHECKING:
 
 __all__ = ["NovaSonic", "NovaSonicConfig", "Tool", "ToolCall", "ToolResult"]
 
-#: Items (audio chunks, text turns) read and not yet sent, above which the inlet readers wait.
-QUEUED: Final = 16
 #: The service's exception at the end of a session's time.
 LIMIT_EXCEPTION: Final = "ModelTimeoutException"
 _SECRETS: Final = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
@@ -167,7 +172,10 @@ class NovaSonic(mg.Actor):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._outbox.drain, self._send)
                 async with trio.open_nursery() as inner:
-                    items, queue = trio.open_memory_channel[_Item](QUEUED)
+                    # Nothing is taken from the inlets before a session is ready: a node that fails (and is
+                    # restarted) before then has lost nothing; later, one item per inlet at most is in hand.
+                    self._current = await self._start(1, inner)
+                    items, queue = trio.open_memory_channel[_Item](0)
                     async with items:
                         inner.start_soon(self._read_audio, items.clone())
                         inner.start_soon(self._read_text, items.clone())
@@ -179,10 +187,12 @@ class NovaSonic(mg.Actor):
                 self._outbox.close()
         finally:
             with trio.CancelScope(shield=True):
-                for session in list(self._open.values()):
-                    await self._abandon(session, "failed" if session.error else "cancelled")
-                if own is not None:
-                    await trio.to_thread.run_sync(own.close)
+                try:
+                    for session in list(self._open.values()):
+                        await self._abandon(session, "failed" if session.error else "cancelled")
+                finally:
+                    if own is not None:
+                        await trio.to_thread.run_sync(own.close)
 
     # --- the inlets ------------------------------------------------------------------------------------------
 
@@ -209,7 +219,6 @@ class NovaSonic(mg.Actor):
     # --- the writer and the renewer ------------------------------------------------------------------------
 
     async def _converse(self, queue: trio.MemoryReceiveChannel[_Item], nursery: trio.Nursery) -> None:
-        self._current = await self._start(1, nursery)
         renewals = trio.CancelScope()
         nursery.start_soon(self._renew, nursery, renewals)
         async with queue:
@@ -222,21 +231,35 @@ class NovaSonic(mg.Actor):
             await self._retire(current, "completed")
 
     async def _write(self, kind: str, data: bytes | str) -> None:
-        session = await self._live()
-        async with session.lock:
-            if isinstance(data, bytes):
-                if await self._send_events(session, session.input.audio(data)):
-                    session.audio += len(data)
-                else:  # the session ended while the SDK held this audio
-                    session.unsent += len(data)
-            else:
-                self._conversation.user_said(data)
-                await self._send_events(session, session.input.text(data))
+        while True:
+            session = await self._live()
+            async with session.lock:
+                if session.ended.is_set() or session.closed:
+                    continue  # it ended while the writer waited for it: the next one takes this item
+                if isinstance(data, bytes):
+                    if await self._send_events(session, session.input.audio(data)):
+                        session.audio += len(data)
+                    else:  # the session ended while the SDK held this audio
+                        session.unsent += len(data)
+                else:
+                    self._conversation.user_said(data)
+                    await self._send_events(session, session.input.text(data))
+                return
 
     async def _send_events(self, session: _Session, events: list[dict[str, Any]]) -> bool:
-        """Send events to a session (its lock held); whether they went before it ended."""
+        """Send events to a session (its lock held); whether they went before it ended.
+
+        Raises:
+            mg.ProviderError: the SDK took nothing for ``ready_timeout`` (a stream that stalled unseen).
+        """
+        limit = self.config.ready_timeout
         with trio.CancelScope() as session.sending:
-            await self._call(session, session.stream.send, events)
+            try:
+                with trio.fail_after(limit):
+                    await self._call(session, session.stream.send, events)
+            except trio.TooSlowError:
+                session.error = "Stalled"
+                raise self._error(session, f"the service took no input for {limit} s") from None
             return True
         return False
 
@@ -248,11 +271,16 @@ class NovaSonic(mg.Actor):
                     continue
                 number = self._tool_calls.pop(msg.tool_use_id, None)
                 session = self._open.get(number) if number is not None else None
-                if session is None or session.closed or session.ended.is_set():
+                if session is None:
                     why = "no such call" if number is None else "its session ended"
                     self._io.log("sonic_tool_result_dropped", tool_use_id=msg.tool_use_id, reason=why)
                     continue
                 async with session.lock:
+                    if session.closed or session.ended.is_set():  # checked under the lock: it may have just ended
+                        self._io.log(
+                            "sonic_tool_result_dropped", tool_use_id=msg.tool_use_id, reason="its session ended"
+                        )
+                        continue
                     await self._send_events(session, session.input.tool_result(msg.tool_use_id, msg.content))
 
     async def _live(self) -> _Session:
@@ -321,6 +349,10 @@ class NovaSonic(mg.Actor):
                 while (event := await self._call(session, session.stream.receive)) is not None:
                     outs = session.output.feed(event)
                     await self._outbox.put(functools.partial(self._decide, session, outs))
+            except mg.ProviderError:  # raised by this node's own checks (in _decide): already says it all
+                self._stop(session)
+                session.error = "ProtocolError"
+                raise
             except Exception as exc:
                 self._stop(session)
                 session.error = type(exc).__name__
@@ -358,15 +390,23 @@ class NovaSonic(mg.Actor):
 
     async def _retire(self, session: _Session, reason: str) -> None:
         """Close a session cleanly (bounded), then release it."""
-        async with session.lock:
+        clean = False
+        with trio.move_on_after(self.config.close_timeout):
+            await session.lock.acquire()  # after the writer's send under way, if any
+        if not session.lock.locked():  # that send is stuck: it is given up (its audio counted unsent)
+            if session.sending is not None:
+                session.sending.cancel()
+            await session.lock.acquire()
+        try:
             session.closed = True
-            clean = False
             with trio.move_on_after(self.config.close_timeout):
                 if not session.ended.is_set():
                     await self._call(session, session.stream.send, session.input.close())
                     await self._call(session, session.stream.end_input)
                 await session.ended.wait()
                 clean = not session.limit
+        finally:
+            session.lock.release()
         await self._abandon(session, reason, clean=clean)
 
     async def _abandon(self, session: _Session, reason: str, *, clean: bool = False) -> list[str]:
@@ -380,7 +420,10 @@ class NovaSonic(mg.Actor):
             with trio.move_on_after(self.config.close_timeout):
                 with contextlib.suppress(Exception):
                     await self._call(session, session.stream.close)
-            reaped = await self._loop.reap(("nova_sonic", id(self), session.number))
+            try:
+                reaped = await self._loop.reap(("nova_sonic", id(self), session.number))
+            except mg.MediaGraphError as exc:  # the loop thread is blocked: say so, and go on closing
+                reaped = mg.Reaped(left=-1, errors=(str(exc),))
         fields: dict[str, Any] = {"error": session.error} if session.error else {}
         self._io.log(
             "sonic_session_closed",
@@ -389,6 +432,7 @@ class NovaSonic(mg.Actor):
             clean=clean,
             audio=round(session.audio / 2 / INPUT_RATE, 3),
             unsent=round(session.unsent / 2 / INPUT_RATE, 3),
+            stuck=reaped.left,
             **fields,
         )
         return [_scrub(e) for e in reaped.errors]
@@ -398,7 +442,9 @@ class NovaSonic(mg.Actor):
             return await self._loop.call(fn, *args)
 
     def _error(self, session: _Session, what: str) -> mg.ProviderError:
-        return mg.ProviderError(f"node {self._io.name!r} (nova_sonic): session {session.number}: {_scrub(what)}")
+        said = _scrub(what)  # before it is cut short: a key across the cut would leave its head
+        said = said if len(said) <= 400 else said[:397] + "..."
+        return mg.ProviderError(f"node {self._io.name!r} (nova_sonic): session {session.number}: {said}")
 
     async def _send(self, emit: Emit) -> None:
         port, msg = emit
@@ -407,7 +453,7 @@ class NovaSonic(mg.Actor):
 
 def _describe(exc: BaseException) -> str:
     message = str(exc).strip()
-    return f"{type(exc).__name__}: {message[:300]}" if message else type(exc).__name__
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _scrub(text: str) -> str:

@@ -5,6 +5,7 @@ each one no task of the node or the SDK is left and its loop thread is gone."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -38,8 +39,10 @@ from mediagraph.testing import (
 from mediagraph.testing.sonic_standin import SonicScript, SonicStandin, StandinSession
 
 if TYPE_CHECKING:
+    from nodes._sonic_client import SonicStream
     from nodes.nova_sonic import ToolCall, ToolResult
 else:
+    from mediagraph.nodes._sonic_client import SonicStream
     from mediagraph.nodes.nova_sonic import ToolCall, ToolResult
 
 #: Real seconds any one run may take before the test fails.
@@ -241,6 +244,20 @@ async def test_a_failure_fails_the_node_within_its_bound_naming_the_session_and_
     no_secrets(run)
 
 
+async def test_under_restart_a_failed_session_is_retried_and_the_conversation_goes_on(
+    tmp_path: Path, credentials: None
+) -> None:
+    scripts = [SonicScript(fail="status"), SonicScript(fail="reset"), SonicScript(reply_seconds=0.2)]
+    run = await converse(
+        tmp_path, scripts, texts=[(0.0, "hi")], ready_timeout=2.0, supervision=mg.Restart(max_restarts=3, backoff=0.1)
+    )
+    assert run.captured.error is None, run.captured.error
+    assert [s.outcome for s in run.standin.sessions][-1] == "completed"
+    assert [e["reason"] for e in run.events("sonic_session_closed")] == ["failed", "failed", "completed"]
+    assert [e.fields.get("error") for e in run.captured.log.of("node_restarting")][:2] != [None, None]
+    assert texts(run.got("text")) == ["reply 0"]
+
+
 async def test_a_slow_ready_within_the_deadline_is_only_slow(tmp_path: Path, credentials: None) -> None:
     run = await converse(tmp_path, SonicScript(ready_delay=0.5, turn_audio=0.3, reply_seconds=0.2), audio=0.5)
     assert run.captured.error is None, run.captured.error
@@ -380,6 +397,7 @@ async def test_whatever_happens_when_nothing_breaks_the_protocol_hangs_or_leaks(
     opened = [e["session"] for e in run.events("sonic_session_opened")]
     closed = [e["session"] for e in run.events("sonic_session_closed")]
     assert sorted(closed) == opened, "every session opened is closed once"
+    assert all(e["stuck"] == 0 for e in run.events("sonic_session_closed")), "no asyncio task outlives its session"
     error = run.captured.error
     if error is not None:
         assert isinstance(error.__cause__, mg.ProviderError), error
@@ -463,3 +481,44 @@ def test_tools_need_their_runner_linked_and_are_checked() -> None:
         mg.Graph("g").add("sonic", "nova_sonic", tools=CLOCK * 2)
     with pytest.raises(mg.GraphDefinitionError, match="schema is not JSON"):
         mg.Graph("g").add("sonic", "nova_sonic", tools=[{"name": "x", "schema": "{nope"}])
+
+
+# --- regressions -----------------------------------------------------------------------------------------------
+
+
+async def test_a_send_that_stalls_fails_the_node_in_bounded_time_even_while_renewing(
+    tmp_path: Path, credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream that stalls unseen (no reset, no end) blocks the SDK's send; the renewal's close of the old
+    session waited for the writer's lock forever, and the node never ended."""
+    original = SonicStream.send
+    stalled: list[SonicStream] = []
+    sent: dict[int, int] = {}
+
+    async def send(self: SonicStream, events: list[dict[str, Any]]) -> None:
+        if not stalled:
+            stalled.append(self)
+        sent[id(self)] = sent.get(id(self), 0) + sum("audioInput" in e["event"] for e in events)
+        if self is stalled[0] and sent[id(self)] > 10:
+            await asyncio.Event().wait()  # session 1's send never returns
+        await original(self, events)
+
+    monkeypatch.setattr(SonicStream, "send", send)
+    t0 = trio.current_time()
+    run = await converse(tmp_path, SonicScript(turn_audio=5.0), audio=4.0, renew_after=0.4, ready_timeout=2.0)
+    assert trio.current_time() - t0 < 8
+    assert run.captured.error is not None
+    assert "session 1: the service took no input for 2.0 s" in str(run.captured.error)
+    closed = {e["session"]: e for e in run.events("sonic_session_closed")}
+    assert closed[1]["error"] == "Stalled" and closed[1]["reason"] == "failed"
+
+
+async def test_a_tool_call_from_the_service_without_tools_fails_once_naming_the_tool(
+    tmp_path: Path, credentials: None
+) -> None:
+    run = await converse(tmp_path, SonicScript(turn_audio=0.3, tool="clock"), audio=0.5)
+    assert run.captured.error is not None
+    message = str(run.captured.error.__cause__)
+    assert message == "node 'sonic' (nova_sonic): session 1: the service called tool 'clock', but the node has no tools"
+    (closed,) = run.events("sonic_session_closed")
+    assert (closed["reason"], closed["error"]) == ("failed", "ProtocolError")
