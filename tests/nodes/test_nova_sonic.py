@@ -6,6 +6,7 @@ each one no task of the node or the SDK is left and its loop thread is gone."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, final
 
 import attrs
@@ -40,10 +42,14 @@ from mediagraph.testing.sonic_standin import SonicScript, SonicStandin, StandinS
 
 if TYPE_CHECKING:
     from nodes._sonic_client import SonicStream
-    from nodes.nova_sonic import ToolCall, ToolResult
+    from nodes._sonic_core import SonicConversation
+    from nodes._sonic_protocol import SonicInput
+    from nodes.nova_sonic import NovaSonic, NovaSonicConfig, ToolCall, ToolResult, _Session
 else:
     from mediagraph.nodes._sonic_client import SonicStream
-    from mediagraph.nodes.nova_sonic import ToolCall, ToolResult
+    from mediagraph.nodes._sonic_core import SonicConversation
+    from mediagraph.nodes._sonic_protocol import SonicInput
+    from mediagraph.nodes.nova_sonic import NovaSonic, NovaSonicConfig, ToolCall, ToolResult, _Session
 
 #: Real seconds any one run may take before the test fails.
 BOUND = 30.0
@@ -522,3 +528,69 @@ async def test_a_tool_call_from_the_service_without_tools_fails_once_naming_the_
     assert message == "node 'sonic' (nova_sonic): session 1: the service called tool 'clock', but the node has no tools"
     (closed,) = run.events("sonic_session_closed")
     assert (closed["reason"], closed["error"]) == ("failed", "ProtocolError")
+
+
+@final
+class _SlowStream:
+    """A stream whose every send takes 0.3 s; its input's end ends the session's output."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.ended: trio.Event | None = None
+
+    async def send(self, events: list[dict[str, Any]]) -> None:
+        self.sent += [next(iter(e["event"])) for e in events]
+        await trio.sleep(0.3)
+
+    async def end_input(self) -> None:
+        assert self.ended is not None
+        self.ended.set()
+
+    async def close(self) -> None:
+        pass
+
+
+@final
+class _DirectLoop:
+    """Runs the 'asyncio' calls right in trio (the stream above is trio code)."""
+
+    def session(self, tag: object) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await fn(*args)
+
+    async def reap(self, tag: object) -> mg.Reaped:
+        return mg.Reaped(0, ())
+
+
+async def test_a_tool_result_for_a_session_being_closed_is_dropped_not_sent_into_it(autojump_clock: Any) -> None:
+    """White box: the result waited for the session's lock behind its close (itself behind a send under way),
+    then went into the closed input (SonicOrderError, not even a ProviderError)."""
+    log: list[tuple[str, dict[str, Any]]] = []
+    results_tx, results_rx = trio.open_memory_channel[Any](4)
+    node = NovaSonic(NovaSonicConfig(tools=CLOCK, close_timeout=0.5))
+    node._io = SimpleNamespace(  # type: ignore[assignment]
+        name="sonic", inlets={"tool_results": results_rx}, time=trio.current_time, log=lambda e, **f: log.append((e, f))
+    )
+    node._loop = _DirectLoop()  # type: ignore[assignment]
+    node._conversation = SonicConversation()
+    node._switched = trio.Event()
+    stream = _SlowStream()
+    sonic_input = SonicInput(prompt="p", tools=[t.spec() for t in node.config.tools])
+    sonic_input.open()
+    session = _Session(number=1, stream=stream, input=sonic_input)  # type: ignore[arg-type]
+    stream.ended = session.ended
+    node._open[1] = node._current = session
+    node._tool_calls = {"tool-0": 1}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node._read_tool_results, trio.CancelScope())
+        nursery.start_soon(node._write, "audio", b"\0" * 640)  # holds the lock for 0.3 s
+        await trio.sleep(0.05)
+        nursery.start_soon(node._retire, session, "renewed")  # waits for the lock
+        await trio.sleep(0.05)
+        await results_tx.send(ToolResult("tool-0", {"t": 1}))  # waits for the lock, behind the close
+        await trio.sleep(2)
+        nursery.cancel_scope.cancel()
+    assert "toolResult" not in stream.sent
+    assert ("sonic_tool_result_dropped", {"tool_use_id": "tool-0", "reason": "its session ended"}) in log
