@@ -48,6 +48,7 @@ from ._frames import (
 from ._graph import FailGraph, Graph, Isolate, LinkSpec, NodeHandle, NodeSpec, PortRef, Restart, Supervision
 from ._inlet import Inlet
 from ._limits import mask as mask_secrets
+from ._limits import quote
 from ._node import (
     Actor,
     NodeType,
@@ -167,6 +168,7 @@ __all__ = [
     "node_types",
     "open_runtime",
     "parse_graph",
+    "quote",
     "register_action_type",
     "register_resource_type",
     "resource_types",

@@ -30,15 +30,10 @@ DEFAULT_INSTRUCTIONS: Final = (
 )
 
 
-def _quote(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _history(value: Any) -> tuple[Turn, ...]:
     """Turns from a list of ``{role: user|assistant, text: TEXT}`` mappings (or :class:`Turn`)."""
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
-        raise ValueError(f"history must be a list of {{role: user|assistant, text: TEXT}}, got {_quote(value)}")
+        raise ValueError(f"history must be a list of {{role: user|assistant, text: TEXT}}, got {mg.quote(value)}")
     if len(value) > MAX_HISTORY:
         raise ValueError(f"history has {len(value)} turns, at most {MAX_HISTORY}")
     turns: list[Turn] = []
@@ -47,12 +42,12 @@ def _history(value: Any) -> tuple[Turn, ...]:
             turns.append(entry)
             continue
         if not isinstance(entry, Mapping) or set(entry) != {"role", "text"}:
-            raise ValueError(f"history turn {i}: expected {{role: user|assistant, text: TEXT}}, got {_quote(entry)}")
+            raise ValueError(f"history turn {i}: expected {{role: user|assistant, text: TEXT}}, got {mg.quote(entry)}")
         role, text = entry["role"], entry["text"]
         if role not in ("user", "assistant"):
-            raise ValueError(f"history turn {i}: role must be user or assistant, got {_quote(role)}")
+            raise ValueError(f"history turn {i}: role must be user or assistant, got {mg.quote(role)}")
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"history turn {i}: text must be a non-empty string, got {_quote(text)}")
+            raise ValueError(f"history turn {i}: text must be a non-empty string, got {mg.quote(text)}")
         turns.append(Turn(role, text))
     return tuple(turns)
 
@@ -65,7 +60,7 @@ def _schema(value: Any) -> str:
         except json.JSONDecodeError as exc:
             raise ValueError(f"schema is not JSON: {exc}") from None
     if not isinstance(value, Mapping):
-        raise ValueError(f"schema must be a JSON schema object (a mapping), got {_quote(value)}")
+        raise ValueError(f"schema must be a JSON schema object (a mapping), got {mg.quote(value)}")
     try:
         return json.dumps(value, sort_keys=True)
     except (TypeError, ValueError) as exc:
@@ -90,14 +85,14 @@ class Tool:
 def _tools(value: Any) -> tuple[Tool, ...]:
     """Tools from a list of ``{name, description, schema}`` mappings (or :class:`Tool`)."""
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
-        raise ValueError(f"tools must be a list of {{name, description, schema}}, got {_quote(value)}")
+        raise ValueError(f"tools must be a list of {{name, description, schema}}, got {mg.quote(value)}")
     if len(value) > MAX_TOOLS:
         raise ValueError(f"{len(value)} tools, at most {MAX_TOOLS}")
     tools: list[Tool] = []
     for i, entry in enumerate(value):
         if not isinstance(entry, Tool):
             if not isinstance(entry, Mapping) or "name" not in entry or set(entry) - {"name", "description", "schema"}:
-                raise ValueError(f"tool {i}: expected {{name, description, schema}}, got {_quote(entry)}")
+                raise ValueError(f"tool {i}: expected {{name, description, schema}}, got {mg.quote(entry)}")
             try:
                 entry = Tool(**entry)
             except (TypeError, ValueError) as exc:
@@ -111,7 +106,7 @@ def _tools(value: Any) -> tuple[Tool, ...]:
 def _endpoint(_: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
     if value is not None and not re.fullmatch(r"https://[^\s/?#]+(:\d+)?/?", value):
         raise ValueError(
-            f"endpoint {_quote(value)}: expected https://HOST[:PORT] (the service streams over HTTP/2, which its "
+            f"endpoint {mg.quote(value)}: expected https://HOST[:PORT] (the service streams over HTTP/2, which its "
             "client speaks over TLS only)"
         )
 

@@ -29,11 +29,6 @@ class Line(NamedTuple):
     text: str
 
 
-def _quote(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _script(value: Any) -> tuple[Line, ...]:
     """The script from a list of ``{at: SECONDS, text: TEXT}`` mappings (or :class:`Line`), in time order."""
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
@@ -46,15 +41,15 @@ def _script(value: Any) -> tuple[Line, ...]:
         if isinstance(entry, Sequence) and not isinstance(entry, str | bytes) and len(entry) == 2:
             entry = {"at": entry[0], "text": entry[1]}
         if not isinstance(entry, Mapping):
-            raise ValueError(f"{where}: expected a mapping {{at: SECONDS, text: TEXT}}, got {_quote(entry)}")
+            raise ValueError(f"{where}: expected a mapping {{at: SECONDS, text: TEXT}}, got {mg.quote(entry)}")
         unknown = sorted(map(str, set(entry) - {"at", "text"}))
         if unknown:
-            raise ValueError(f"{where}: unknown key {_quote(unknown[0])} (known: at, text)")
+            raise ValueError(f"{where}: unknown key {mg.quote(unknown[0])} (known: at, text)")
         at, text = entry.get("at"), entry.get("text")
         if isinstance(at, bool) or not isinstance(at, int | float) or not 0 <= at <= 1e6:
-            raise ValueError(f"{where}: 'at' must be seconds between 0 and 1e6, got {_quote(at)}")
+            raise ValueError(f"{where}: 'at' must be seconds between 0 and 1e6, got {mg.quote(at)}")
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{where}: 'text' must be a non-empty string, got {_quote(text)}")
+            raise ValueError(f"{where}: 'text' must be a non-empty string, got {mg.quote(text)}")
         if lines and at < lines[-1].at:
             raise ValueError(f"{where}: at {at} comes before the previous entry's {lines[-1].at} (keep time order)")
         lines.append(Line(at=float(at), text=text))
