@@ -41,6 +41,7 @@ from ._events import EventLog
 from ._inspect import describe, overview
 from ._limits import scrub
 from ._runtime import GraphResult, RunningGraph, open_runtime
+from ._sound import device_table, play_graph
 from ._yaml import GraphFile, Override, load_graph
 
 __all__ = ["command", "main"]
@@ -120,6 +121,17 @@ def _override(text: str) -> Override:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _device(text: str) -> str | int:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a device name or index, got an empty string")
+    return int(text) if text.isdigit() else text
+
+
+def _devices_of(args: argparse.Namespace) -> dict[str, str | int]:
+    chosen = {"output": args.output_device, "input": getattr(args, "input_device", None)}
+    return {direction: device for direction, device in chosen.items() if device is not None}
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -150,8 +162,22 @@ def _parser() -> argparse.ArgumentParser:
             default=[],
             help="override a node parameter; VALUE is a YAML scalar (repeatable)",
         )
+        devices(p)
         p.set_defaults(command=command)
         return p
+
+    def devices(p: argparse.ArgumentParser, *, inputs: bool = True) -> None:
+        p.add_argument(
+            "--output-device",
+            metavar="NAME",
+            type=_device,
+            help="play every speaker of the graph (slot children and swap targets included) on this device: "
+            "'virtual', 'default', or a name, part of one or index as 'mediagraph devices' lists them",
+        )
+        if inputs:
+            p.add_argument(
+                "--input-device", metavar="NAME", type=_device, help="record every mic of the graph from this device"
+            )
 
     def output_dirs(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -187,6 +213,13 @@ def _parser() -> argparse.ArgumentParser:
             "the graph's own code runs before 'run'",
         )
     draw.add_argument("-o", "--output", metavar="OUT", type=Path, required=True, help="the diagram to write")
+    listing = "list the sound devices PortAudio sees (outputs and inputs, the defaults marked)"
+    sub.add_parser("devices", help=listing, description=listing).set_defaults(command=_devices)
+    play = sub.add_parser("play", help="play a media file (a recording, any file FFmpeg reads) on a sound device")
+    play.add_argument("file", metavar="FILE", type=Path, help="the media file")
+    play.add_argument("--duration", metavar="SECONDS", type=_seconds, help="stop after this many seconds")
+    devices(play, inputs=False)
+    play.set_defaults(command=_play)
     nodes = sub.add_parser("nodes", help="list node and resource types, or describe one")
     nodes.add_argument("type", metavar="TYPE", nargs="?", help="a node or resource type to describe")
     nodes.set_defaults(command=_nodes)
@@ -197,7 +230,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    gf = load_graph(args.file, overrides=args.set, output_dirs=args.output_dirs, import_code=args.import_plugins)
+    gf = load_graph(
+        args.file,
+        overrides=args.set,
+        output_dirs=args.output_dirs,
+        import_code=args.import_plugins,
+        devices=_devices_of(args),
+    )
     g = gf.graph
     actions = len(gf.schedule)
     print(
@@ -212,7 +251,7 @@ def _draw(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     suffix = out.suffix.lower()
     if suffix not in DIAGRAMS:
         parser.error(f"cannot draw {str(out)!r}: the output must end with {', '.join(DIAGRAMS)}")
-    gf = load_graph(args.file, overrides=args.set, import_code=args.import_plugins)
+    gf = load_graph(args.file, overrides=args.set, import_code=args.import_plugins, devices=_devices_of(args))
     if suffix == ".mmd":
         return _write(out, to_mermaid(gf.graph))
     dot_text = to_dot(gf.graph)
@@ -260,24 +299,41 @@ def _nodes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 # --- run -------------------------------------------------------------------------------------------------
 
 
+def _devices(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    print(device_table())
+    return EXIT_OK
+
+
+def _play(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    device = args.output_device if args.output_device is not None else "default"
+    graph = play_graph(args.file, device)
+    gf = GraphFile(path=args.file, graph=graph, schedule=(), resources={}, locations={})
+    return _start(gf, clock="real", duration=args.duration, events_path=None)
+
+
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    gf = load_graph(args.file, overrides=args.set, output_dirs=args.output_dirs)
-    virtual = args.clock == "virtual"
+    gf = load_graph(args.file, overrides=args.set, output_dirs=args.output_dirs, devices=_devices_of(args))
+    return _start(gf, clock=args.clock, duration=args.duration, events_path=args.events)
+
+
+def _start(gf: GraphFile, *, clock: str, duration: float | None, events_path: Path | None) -> int:
+    """Run a loaded graph with the command line's display, events file and signal handling; its exit status."""
+    virtual = clock == "virtual"
     if virtual:
         check_devices(gf)
     events: IO[str] | None = None
-    if args.events is not None:
+    if events_path is not None:
         try:  # line-buffered: every event reaches the file as it happens, so a killed run keeps its log
-            events = open(args.events, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed below
+            events = open(events_path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed below
             events = scrubbed(events, gf.secrets)
         except OSError as exc:
-            _error(f"mediagraph: error: cannot write the events file {args.events}: {exc.strerror}")
+            _error(f"mediagraph: error: cannot write the events file {events_path}: {exc.strerror}")
             return EXIT_ERROR
     try:
         live = not virtual and sys.stderr.isatty()
         stderr = scrubbed(sys.stderr, gf.secrets)
         display: Display = LiveStatus(stderr) if live else PlainLog(stderr)
-        run = functools.partial(_run_graph, gf, duration=args.duration, events=events, display=display)
+        run = functools.partial(_run_graph, gf, duration=duration, events=events, display=display)
         try:
             return _interrupted() or (run_virtual(run) if virtual else trio.run(run))
         except (MediaGraphError, BaseExceptionGroup) as exc:  # a resource that failed to open, say

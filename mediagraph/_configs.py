@@ -9,11 +9,12 @@ names the parameter. ``mediagraph._dump`` is the inverse.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, final
 
 import attrs
@@ -21,7 +22,15 @@ import attrs
 from ._errors import GraphDefinitionError
 from ._limits import MAX_INT, closest, quote
 
-__all__ = ["ResourceRef", "ResourceSpec", "building_resources", "config_from_mapping", "resolve_ref"]
+__all__ = [
+    "ResourceRef",
+    "ResourceSpec",
+    "building_resources",
+    "config_from_mapping",
+    "device_overrides",
+    "overriding_devices",
+    "resolve_ref",
+]
 
 
 @final
@@ -53,6 +62,24 @@ class ResourceRef:
 building_resources: contextvars.ContextVar[Mapping[str, ResourceSpec]] = contextvars.ContextVar(
     "building_resources", default=types.MappingProxyType({})
 )
+
+
+#: Sound devices every config built meanwhile uses, by direction (``input``, ``output``): a field declared
+#: ``attrs.field(metadata={"device": "output"})`` (a speaker's ``device``) takes the output's, whatever the
+#: mapping says; so ``--output-device`` reaches slot children and swap targets as they are built.
+device_overrides: contextvars.ContextVar[Mapping[str, str | int]] = contextvars.ContextVar(
+    "device_overrides", default=types.MappingProxyType({})
+)
+
+
+@contextlib.contextmanager
+def overriding_devices(devices: Mapping[str, str | int]) -> Iterator[None]:
+    """Within the block, configs built take these devices (see :data:`device_overrides`)."""
+    token = device_overrides.set(types.MappingProxyType(dict(devices)))
+    try:
+        yield
+    finally:
+        device_overrides.reset(token)
 
 
 def _accepts_ref(tp: Any) -> bool:
@@ -165,6 +192,11 @@ def _build[C](cls: type[C], data: Mapping[str, Any], where: str) -> C:
             want = _type_name(field.type)
             raise GraphDefinitionError(f"{where}: parameter {key!r} must be {want}, got {got}", param=key)
         kwargs[key] = coerced
+    devices = device_overrides.get()
+    for field in fields.values():
+        direction = field.metadata.get("device")
+        if direction in devices:
+            kwargs[field.name] = devices[direction]
     try:
         return cls(**kwargs)
     except GraphDefinitionError as exc:  # a converter that builds a nested config (a processor, a slot's child)

@@ -40,12 +40,13 @@ from __future__ import annotations
 
 import functools
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import attrs
 
 from . import _limits, _paths
+from ._configs import overriding_devices
 from ._dump import dump_graph, to_mapping
 from ._errors import GraphDefinitionError
 from ._graph import Graph
@@ -73,6 +74,7 @@ def load_graph(
     overrides: Sequence[Override] = (),
     output_dirs: Sequence[Path] | None = None,
     import_code: bool = True,
+    devices: Mapping[str, str | int] | None = None,
 ) -> GraphFile:
     """Read a YAML graph file, build its graph and validate it; nothing runs.
 
@@ -83,6 +85,8 @@ def load_graph(
             (see ``mediagraph._paths``); ``None``: not confined. The command line always confines.
         import_code: whether configs may import code the file names (a plugin class); see
             :func:`mediagraph.may_import_code`. ``mediagraph check`` and ``draw`` say no unless asked.
+        devices: sound devices by direction (``{"output": "pulse"}``) that every device parameter of that
+            direction takes, in every node, slot child and swap target (``--output-device``).
 
     Raises:
         GraphDefinitionError: the file cannot be read, passes a limit (size, aliases, nesting, numbers),
@@ -100,6 +104,7 @@ def load_graph(
         output_dirs=output_dirs,
         inputs=(path,),
         import_code=import_code,
+        devices=devices or {},
     )
 
 
@@ -140,11 +145,12 @@ def _load(
     output_dirs: Sequence[Path] | None,
     inputs: Sequence[Path],
     import_code: bool,
+    devices: Mapping[str, str | int] | None = None,
 ) -> GraphFile:
     """Load with every secret the file and the overrides name kept out of the error, if one is raised."""
     given = frozenset(o.value for o in overrides if isinstance(o.value, str) and _limits.is_secret(o.param))
     try:
-        with importing_code(import_code):
+        with importing_code(import_code), overriding_devices(devices or {}):
             gf = _build(text, base, default_name=default_name, overrides=overrides)
             _paths.check_paths(gf.paths, inputs=inputs, output_dirs=output_dirs)
             return attrs.evolve(gf, secrets=text.secrets | given)

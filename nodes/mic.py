@@ -37,6 +37,11 @@ _v = attrs.validators
 def _device_ok(_: object, attribute: attrs.Attribute[Any], value: str | int) -> None:
     if value == "" or (isinstance(value, int) and value < 0):
         raise ValueError(f"{attribute.name} must be a device name or an index >= 0, got {value!r}")
+    if value == "virtual":
+        raise ValueError(
+            f"{attribute.name} 'virtual': a mic has no virtual device (a speaker has); for recorded input use a "
+            "file_source node"
+        )
 
 
 @final
@@ -52,7 +57,7 @@ class MicConfig:
         counted as overruns.
     """
 
-    device: str | int = attrs.field(default="default", validator=_device_ok)
+    device: str | int = attrs.field(default="default", validator=_device_ok, metadata={"device": "input"})
     sample_rate: int = attrs.field(default=48000, validator=[_v.ge(8000), _v.le(384000)])
     channels: int = attrs.field(default=1, validator=[_v.ge(1), _v.le(8)])
     frame_ms: float = attrs.field(

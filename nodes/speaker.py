@@ -90,7 +90,7 @@ class SpeakerConfig:
         (0: every block the device plays).
     """
 
-    device: str | int = attrs.field(default="virtual", validator=_device_ok)
+    device: str | int = attrs.field(default="virtual", validator=_device_ok, metadata={"device": "output"})
     sample_rate: int = attrs.field(default=48000, validator=[_v.ge(8000), _v.le(384000)])
     channels: int = attrs.field(default=1, validator=[_v.ge(1), _v.le(8)])
     block_ms: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(200)])
