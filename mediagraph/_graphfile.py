@@ -23,24 +23,48 @@ __all__ = ["GraphFile", "Override"]
 @final
 @attrs.frozen(kw_only=True)
 class Override:
-    """A ``--set NODE.PARAM=VALUE`` from the command line; ``origin`` (the argument) locates its errors."""
+    """A ``--set`` from the command line; ``origin`` (the argument) locates its errors.
+
+    ``NODE.PARAM=VALUE`` sets a node's parameter; ``NODE.PARAM.KEY...=VALUE`` a key inside a parameter whose
+    value is a mapping (a processor's, a slot child's: ``out.child.block_ms=20``); ``resources.NAME.PARAM...``
+    a resource's. ``path`` holds the keys after ``param``.
+    """
 
     node: str
     param: str
     value: Any
     origin: str
+    path: tuple[str, ...] = ()
+    resource: bool = False
+
+    @property
+    def dotted(self) -> str:
+        """The parameter as written after the node: ``child.block_ms``."""
+        return ".".join((self.param, *self.path))
+
+    @property
+    def leaf(self) -> str:
+        """The last key: what the value is for (a secret's name, say)."""
+        return self.path[-1] if self.path else self.param
 
     @classmethod
     def parse(cls, text: str) -> Override:
-        """Parse ``NODE.PARAM=VALUE``; the value is a YAML scalar (``880``, ``true``, ``out/a.wav``).
+        """Parse ``NODE.PARAM[.KEY...]=VALUE`` or ``resources.NAME.PARAM[.KEY...]=VALUE``; the value is YAML
+        (``880``, ``true``, ``out/a.wav``, ``{type: speaker}``).
 
         Raises:
             ValueError: not of that form; the message says why.
         """
         target, sep, raw = text.partition("=")
-        node, dot, param = target.strip().partition(".")
-        if not sep or not dot or not node.isidentifier() or not param.isidentifier():
-            raise ValueError(f"expected NODE.PARAM=VALUE, got {_limits.quote(text)}")
+        parts = target.strip().split(".")
+        resource = parts[0] == "resources" and len(parts) >= 3
+        if resource:
+            parts = parts[1:]
+        if not sep or len(parts) < 2 or not all(part.isidentifier() for part in parts) or len(parts) > 8:
+            raise ValueError(
+                f"expected NODE.PARAM=VALUE (or NODE.PARAM.KEY=VALUE, resources.NAME.PARAM=VALUE), "
+                f"got {_limits.quote(text)}"
+            )
         try:
             value = _limits.safe_load(raw, filename="--set") if raw.strip() else raw
         except GraphDefinitionError as exc:
@@ -49,7 +73,9 @@ class Override:
             raise ValueError(
                 f"{_limits.quote(text)}: the value is not valid YAML ({_limits.cut(str(exc), 300)})"
             ) from None
-        return cls(node=node, param=param, value=value, origin=f"--set {text}")
+        return cls(
+            node=parts[0], param=parts[1], path=tuple(parts[2:]), value=value, origin=f"--set {text}", resource=resource
+        )
 
 
 @final

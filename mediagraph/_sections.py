@@ -105,12 +105,39 @@ def _type_name(text: YamlText, entries: Mapping[str, Entry], key_node: Node, wha
 # --- resources and nodes ---------------------------------------------------------------------------------
 
 
-def parse_resources(text: YamlText, node: Node, graph: Graph, base: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """Add the ``resources:`` section to ``graph``; returns name -> config and name -> location."""
+def _apply(text: YamlText, params: dict[str, _Param], o: Override) -> None:
+    """Put a ``--set`` into the parameters: the whole value, or one key inside a mapping value (the file's,
+    copied; relative paths in it still resolve against the file's folder)."""
+    given = params.get(o.param)
+    if not o.path:
+        params[o.param] = _Param(o.value, o.origin, o.origin, Path.cwd())
+        return
+    merged = _set_in(text, given.value if given is not None else {}, o.path, o.value, o, o.param)
+    params[o.param] = _Param(merged, o.origin, o.origin, given.base if given is not None else Path.cwd())
+
+
+def _set_in(text: YamlText, mapping: Any, path: Sequence[str], value: Any, o: Override, at: str) -> dict[str, Any]:
+    if not isinstance(mapping, Mapping):
+        text.fail(o.origin, f"{o.node}.{at} is {kind(mapping)}, not a mapping with keys to set")
+    out = dict(mapping)
+    key, rest = path[0], path[1:]
+    out[key] = _set_in(text, out.get(key, {}), rest, value, o, f"{at}.{key}") if rest else value
+    return out
+
+
+def parse_resources(
+    text: YamlText, node: Node | None, graph: Graph, base: Path, overrides: Sequence[Override] = ()
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Add the ``resources:`` section to ``graph``, its ``--set resources.NAME...`` overrides applied; returns
+    name -> config and name -> location."""
     known = resource_types()
     configs: dict[str, Any] = {}
     locations: dict[str, str] = {}
-    for name, (key_node, value_node) in text.mapping(node, "'resources'").items():
+    section = text.mapping(node, "'resources'") if node is not None else {}
+    for o in overrides:
+        if o.resource and o.node not in section:
+            text.fail(o.origin, f"unknown resource {quote(o.node)}{closest(o.node, section)}")
+    for name, (key_node, value_node) in section.items():
         if not name.isidentifier():
             text.fail(key_node, f"resource name {quote(name)} must be an identifier (letters, digits, _)")
         entries = text.mapping(value_node, f"resource {quote(name)}")
@@ -119,10 +146,16 @@ def parse_resources(text: YamlText, node: Node, graph: Graph, base: Path) -> tup
         if rt is None:
             hint = closest(type_name, known) or " (no resource types are installed)"
             text.fail(entries["type"][1], f"resource {quote(name)}: unknown resource type {quote(type_name)}{hint}")
+        params = _params(text, entries, base, ("type",))
+        for o in overrides:
+            if o.resource and o.node == name:
+                if o.param == "type":
+                    text.fail(o.origin, "--set cannot change a resource's 'type'")
+                _apply(text, params, o)
         config = _config(
             text,
             rt.config,
-            _params(text, entries, base, ("type",)),
+            params,
             graph,
             where=f"resource {quote(name)} ({rt.name})",
             entry_at=text.at(key_node),
@@ -145,12 +178,12 @@ def parse_nodes(
     if not nodes:
         text.fail(section[0], "'nodes' is empty: a graph needs at least one node")
     for o in overrides:
-        if o.node not in nodes:
+        if not o.resource and o.node not in nodes:
             text.fail(o.origin, f"unknown node {quote(o.node)}{closest(o.node, nodes)}")
     locations: dict[str, str] = {}
     paths: list[_paths.DeclaredPath] = []
     for name, (key_node, value_node) in nodes.items():
-        mine = [o for o in overrides if o.node == name]
+        mine = [o for o in overrides if o.node == name and not o.resource]
         paths += _parse_node(text, graph, name, (key_node, value_node), mine, base)
         locations[name] = text.at(key_node)
     return locations, paths
@@ -177,7 +210,7 @@ def _parse_node(
     for o in overrides:
         if o.param in NODE_KEYS:
             text.fail(o.origin, f"--set cannot change a node's {quote(o.param)}")
-        params[o.param] = _Param(o.value, o.origin, o.origin, cwd)
+        _apply(text, params, o)
     config = _config(
         text, nt.config, params, graph, where=f"node {quote(name)} ({nt.name})", entry_at=text.at(key_node)
     )

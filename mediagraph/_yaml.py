@@ -148,7 +148,7 @@ def _load(
     devices: Mapping[str, str | int] | None = None,
 ) -> GraphFile:
     """Load with every secret the file and the overrides name kept out of the error, if one is raised."""
-    given = frozenset(o.value for o in overrides if isinstance(o.value, str) and _limits.is_secret(o.param))
+    given = frozenset(o.value for o in overrides if isinstance(o.value, str) and _limits.is_secret(o.leaf))
     try:
         with importing_code(import_code), overriding_devices(devices or {}):
             gf = _build(text, base, default_name=default_name, overrides=overrides)
@@ -178,9 +178,8 @@ def _build(text: YamlText, base: Path, *, default_name: str, overrides: Sequence
         if not isinstance(name, str) or not name:
             text.fail(top["graph"][1], f"the graph's name must be a string, got {kind(name)}")
     graph = Graph(name)
-    resources, resource_locations = (
-        parse_resources(text, top["resources"][1], graph, base) if "resources" in top else ({}, {})
-    )
+    section = top["resources"][1] if "resources" in top else None
+    resources, resource_locations = parse_resources(text, section, graph, base, overrides)
     if "nodes" not in top:
         text.fail(root, "no 'nodes:' section: a graph needs at least one node")
     locations, paths = parse_nodes(text, top["nodes"], graph, overrides, base)

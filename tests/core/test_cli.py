@@ -537,7 +537,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
         assert ran.returncode == 2, case
         assert ran.stderr.startswith("usage: mediagraph"), case
         assert sorted(p.name for p in folders[case].iterdir()) == ["g.yaml"], case
-    assert "argument --set: expected NODE.PARAM=VALUE, got 't'" in runs["malformed --set"].stderr
+    assert "argument --set: expected NODE.PARAM=VALUE (or NODE.PARAM.KEY=VALUE" in runs["malformed --set"].stderr
     assert "cannot draw 'g.txt': the output must end with .mmd, .dot, .svg, .png" in runs["unknown diagram"].stderr
     message = "unknown node or resource type 'tone_sorce' (did you mean 'tone_source'"
     assert message in runs["unknown type"].stderr

@@ -238,7 +238,51 @@ def test_overrides_replace_file_values() -> None:
     assert (config.frequency, config.paced, config.duration) == (880.0, False, 3.0)
 
 
-@pytest.mark.parametrize("text", ["tone", "tone.frequency", "tone.frequency:1", "1tone.x=1", "tone.a.b=1"])
+NESTED = """\
+resources:
+  voice: {type: espeak}
+  gain: {type: gain, db: 3}
+nodes:
+  tone: {type: tone_source, duration: 3}
+  loud: {type: frame_processor, processor: {type: gain, db: -6}}
+  out: {type: slot, child: {type: speaker, block_ms: 10}}
+links:
+  - tone.audio -> loud.audio
+  - loud.audio -> out.audio
+"""
+
+
+def test_overrides_reach_into_nested_parameters_and_resources() -> None:
+    overrides = [
+        Override.parse("loud.processor.db=-12"),
+        Override.parse("out.child.block_ms=20"),
+        Override.parse("out.child.device=pulse"),
+        Override.parse("resources.gain.db=1.5"),
+    ]
+    gf = load(NESTED, overrides=overrides)
+    assert gf.graph.nodes["loud"].config.processor.db == -12
+    child = gf.graph.nodes["out"].config.child
+    assert (child.type, child.config.block_ms, child.config.device) == ("speaker", 20, "pulse")
+    assert gf.graph.resources["gain"].config.db == 1.5
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("out.child.block_ms=-5", "--set out.child.block_ms=-5: error: node 'out' (slot): slot child (speaker):"),
+        ("loud.processor.dbb=1", "processor 'gain': unknown parameter 'dbb' (did you mean 'db'?)"),
+        ("tone.duration.x=1", "--set tone.duration.x=1: error: tone.duration is int 3, not a mapping"),
+        ("resources.gian.db=1", "--set resources.gian.db=1: error: unknown resource 'gian' (did you mean 'gain'?)"),
+        ("resources.gain.type=espeak", "--set cannot change a resource's 'type'"),
+    ],
+)
+def test_a_nested_override_s_error_points_at_the_argument(override: str, message: str) -> None:
+    with pytest.raises(mg.GraphDefinitionError) as caught:
+        load(NESTED, overrides=[Override.parse(override)])
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["tone", "tone.frequency", "tone.frequency:1", "1tone.x=1", "tone..b=1", "tone.a-b=1"])
 def test_malformed_overrides(text: str) -> None:
     with pytest.raises(ValueError, match="NODE.PARAM=VALUE"):
         Override.parse(text)
