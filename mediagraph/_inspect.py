@@ -1,15 +1,17 @@
 """What ``mediagraph nodes`` shows: the installed types, and one type's ports and parameters, as plain text.
 
 :func:`overview` lists every node type, resource type and schedule action with its summary;
-:func:`describe` shows one type: its ports (as declared with the default parameters) and its parameters
-(type, default, and the description from the config's ``Args:`` docstring).
+:func:`describe` shows one type or action: a node type's ports (as declared with the default parameters,
+and with the parameters its examples give, which add or change ports) and its parameters (type, default, and
+the description from the config's ``Args:`` docstring); a schedule action's form and keys. Docstring markup
+(double backquotes, ``:class:`` roles) is shown as plain text.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
@@ -18,7 +20,7 @@ import attrs
 from ._actions import action_types
 from ._frames import AudioFrame
 from ._limits import closest
-from ._node import node_types, resource_types
+from ._node import NodeType, node_types, resource_types
 from ._ports import InletSpec, OutletSpec, Ports, SameAs
 
 __all__ = ["describe", "overview"]
@@ -31,7 +33,7 @@ def overview() -> str:
             _listing("node types", {name: nt.summary for name, nt in node_types().items()}),
             _listing("resource types", {name: rt.summary for name, rt in resource_types().items()}),
             _listing("schedule actions", {name: a.summary for name, a in action_types().items()}),
-            "\n`mediagraph nodes TYPE` shows a type's ports and parameters.",
+            "\n`mediagraph nodes NAME` shows a type's ports and parameters, or an action's form.",
         ]
     )
 
@@ -44,15 +46,27 @@ def describe(name: str) -> str:
     """
     nodes = node_types()
     resources = resource_types()
+    actions = action_types()
     if name in nodes:
         nt = nodes[name]
         title = f"{nt.name}: {nt.summary}" if nt.summary else nt.name
-        return "\n".join([title, _ports(nt.config, nt.ports), _params(nt.config)])
+        return plain("\n".join([title, _node_ports(nt), _params(nt.config)]))
     if name in resources:
         rt = resources[name]
         title = f"{rt.name} (resource): {rt.summary}" if rt.summary else f"{rt.name} (resource)"
-        return "\n".join([title, _params(rt.config)])
-    raise LookupError(f"unknown node or resource type {name!r}{closest(name, [*nodes, *resources])}")
+        return plain("\n".join([title, _params(rt.config)]))
+    if name in actions:
+        at = actions[name]
+        keys = ", ".join(["at", at.name, *at.params])
+        return plain(f"{at.name} (schedule action): {at.summary}\nkeys of its schedule entry: {keys}")
+    known = [*nodes, *resources, *actions]
+    raise LookupError(f"unknown node type, resource type or action {name!r}{closest(name, known)}")
+
+
+def plain(text: str) -> str:
+    """Docstring markup as plain text: ````x```` -> ``x``, ``:class:`~a.B``` -> ``B``."""
+    text = re.sub(r":\w+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
 
 
 def _listing(title: str, items: Mapping[str, str]) -> str:
@@ -75,11 +89,23 @@ def _format(port: InletSpec | OutletSpec) -> str:
     return str(port.format) if port.format is not None else "any format"
 
 
-def _ports(config: type, ports: Callable[[Any], Ports]) -> str:
+def _node_ports(nt: NodeType) -> str:
+    """The ports with the default parameters, then with each example's, then the notes."""
+    parts: list[str] = []
     try:
-        declared = ports(config())
+        parts.append(_ports(nt.ports(nt.config()), "ports (default parameters):"))
     except (TypeError, ValueError):
-        return "ports: they depend on the parameters (some have no default)"
+        if not nt.examples and not nt.port_notes:
+            parts.append("ports: they depend on the parameters (some have no default)")
+    for label, params in nt.examples.items():
+        config = nt.make_config(params, where=f"example {label!r} of {nt.name}")
+        parts.append(_ports(nt.ports(config), f"ports with {label}:"))
+    if nt.port_notes:
+        parts.append(f"ports: {nt.port_notes}")
+    return "\n".join(parts)
+
+
+def _ports(declared: Ports, title: str) -> str:
     lines: list[str] = []
     inlets: list[InletSpec] = list(declared.inlets)
     if inlets:
@@ -88,11 +114,11 @@ def _ports(config: type, ports: Callable[[Any], Ports]) -> str:
             flags = ["required" if p.required else "optional"]
             flags.append("feedback, unbounded" if p.feedback else f"mailbox {p.capacity}, {p.overflow.value}")
             rows.append([p.name, p.type_names, _format(p), ", ".join(flags)])
-        lines += ["inlets:", *_table(rows)]
+        lines += [" inlets:", *_table(rows)]
     outlets: list[OutletSpec] = list(declared.outlets)
     if outlets:
-        lines += ["outlets:", *_table([[p.name, p.type_names, _format(p)] for p in outlets])]
-    return "\n".join(lines or ["ports: none"]) + "\n(ports as declared with the default parameters)"
+        lines += [" outlets:", *_table([[p.name, p.type_names, _format(p)] for p in outlets])]
+    return "\n".join([title, *lines] if lines else [f"{title} none"])
 
 
 def _type_name(tp: Any) -> str:

@@ -127,6 +127,9 @@ class NodeType:
         ports: the node's ports for a given config.
         summary: one line for ``mediagraph nodes``.
         uses_device: whether a node of this config holds a real device (refused under a virtual clock).
+        examples: parameters, by a label, whose ports ``mediagraph nodes TYPE`` shows besides the defaults':
+            those that add or change ports, or that the defaults lack (``{"processor: gain": {...}}``).
+        port_notes: what the ports depend on, in words, where examples cannot show it (a file's streams).
     """
 
     name: str
@@ -135,6 +138,8 @@ class NodeType:
     ports: Callable[[Any], Ports]
     summary: str = ""
     uses_device: Callable[[Any], bool] = lambda _config: False
+    examples: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    port_notes: str = ""
 
     def make_config(
         self, params: Mapping[str, Any], *, where: str, resources: Mapping[str, ResourceSpec] | None = None
@@ -164,10 +169,16 @@ class _Described(Protocol):
 
 
 def node_type[T: _Described](
-    name: str, *, config: type, uses_device: Callable[[Any], bool] | None = None
+    name: str,
+    *,
+    config: type,
+    uses_device: Callable[[Any], bool] | None = None,
+    examples: Mapping[str, Mapping[str, Any]] | None = None,
+    port_notes: str = "",
 ) -> Callable[[type[T]], type[T]]:
     """Class decorator registering a node type; the class takes its config as its only argument and
-    declares ``ports(config)`` as a static method. The first docstring line becomes the summary."""
+    declares ``ports(config)`` as a static method. The first docstring line becomes the summary;
+    ``examples`` and ``port_notes`` are as :class:`NodeType` says."""
 
     def decorate(cls: type[T]) -> type[T]:
         doc = (cls.__doc__ or "").strip().splitlines()
@@ -179,6 +190,8 @@ def node_type[T: _Described](
                 ports=cls.ports,
                 summary=doc[0] if doc else "",
                 uses_device=uses_device or (lambda _config: False),
+                examples=dict(examples or {}),
+                port_notes=port_notes,
             )
         )
         return cls

@@ -66,7 +66,12 @@ __all__ = ["ChildSpec", "SlotConfig", "SwapPolicy"]
 
 
 @final
-@node_type("slot", config=SlotConfig)
+@node_type(
+    "slot",
+    config=SlotConfig,
+    examples={"child: {type: speaker}": {"child": {"type": "speaker"}}, "like: null_sink": {"like": "null_sink"}},
+    port_notes="those of its child's type (or of 'like' for an empty slot)",
+)
 class Slot(Actor):
     """Holds a swappable child behind fixed ports; swap it with ``RunningGraph.swap``."""
 

@@ -236,7 +236,12 @@ def _ends_with_eos(path: Path) -> bool:
 
 
 @final
-@mg.node_type("file_source", config=FileSourceConfig)
+@mg.node_type(
+    "file_source",
+    config=FileSourceConfig,
+    port_notes="outlet audio (AudioFrame, the file's rate and channels, or sample_rate/channels); outlet video "
+    "(VideoFrame) too when the file has a video stream",
+)
 class FileSource(mg.Source):
     """Audio (and video) from a media file, in fixed-length frames with exact consecutive timestamps.
 

@@ -90,7 +90,15 @@ class FrameProcessorConfig:
 
 
 @final
-@mg.node_type("frame_processor", config=FrameProcessorConfig)
+@mg.node_type(
+    "frame_processor",
+    config=FrameProcessorConfig,
+    examples={
+        "processor: {type: gain, db: 6}": {"processor": {"type": "gain", "db": 6}},
+        "processor: {type: apm, echo_cancellation: true}": {"processor": {"type": "apm", "echo_cancellation": True}},
+        "processor: {type: resample, sample_rate: 16000}": {"processor": {"type": "resample", "sample_rate": 16000}},
+    },
+)
 class FrameProcessorNode(mg.Transform):
     """Runs a processor on every audio frame: noise suppression, echo cancellation, gain, resampling, plugins.
 

@@ -49,7 +49,7 @@ def _device_ok(_: object, attribute: attrs.Attribute[Any], value: str | int) -> 
 class MicConfig:
     """Args:
     device: a PortAudio input device: a name, part of one (``pulse``, ``default``), or an index, as
-        ``python -m sounddevice`` lists them.
+        ``mediagraph devices`` lists them.
     sample_rate: Hz to record at.
     channels: channel count to record.
     frame_ms: length of each frame (and of the device's blocks), in milliseconds.

@@ -96,7 +96,7 @@ class _Session:
 
 
 @final
-@mg.node_type("nova_sonic", config=NovaSonicConfig)
+@mg.node_type("nova_sonic", config=NovaSonicConfig, examples={"tools: [{name: clock}]": {"tools": [{"name": "clock"}]}})
 class NovaSonic(mg.Actor):
     """A conversation with Nova Sonic: the user's audio and text in, the assistant's speech and text out.
 

@@ -73,7 +73,7 @@ class RecorderConfig:
 
 
 @final
-@mg.node_type("recorder", config=RecorderConfig)
+@mg.node_type("recorder", config=RecorderConfig, examples={"path: call.mp4": {"path": "call.mp4"}})
 class ConversationRecorder(mg.Actor):
     """Records what was heard (``user``) and played (``agent``) as one stereo 48 kHz file, optional video.
 

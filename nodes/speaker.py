@@ -70,7 +70,7 @@ def _stall_ok(_: object, attribute: attrs.Attribute[Any], value: float | None) -
 class SpeakerConfig:
     """Args:
     device: ``virtual`` (graph clock, no sound card) or a PortAudio output device: a name, part of one
-        (``pulse``, ``default``), or an index, as ``python -m sounddevice`` lists them.
+        (``pulse``, ``default``), or an index, as ``mediagraph devices`` lists them.
     sample_rate: Hz the device plays at; the inlet accepts only this rate.
     channels: channel count the device plays; the inlet accepts only this count.
     block_ms: how much the device consumes at a time.

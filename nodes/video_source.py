@@ -86,7 +86,11 @@ class VideoSourceConfig:
 
 
 @final
-@mg.node_type("video_source", config=VideoSourceConfig)
+@mg.node_type(
+    "video_source",
+    config=VideoSourceConfig,
+    examples={"audio: true, audio_back: true (a stand-in avatar)": {"audio": True, "audio_back": True}},
+)
 class VideoSource(mg.Actor):
     """A test pattern with each frame's index and media time burned in, or a stand-in avatar driven by audio.
 

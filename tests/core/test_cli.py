@@ -539,7 +539,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
         assert sorted(p.name for p in folders[case].iterdir()) == ["g.yaml"], case
     assert "argument --set: expected NODE.PARAM=VALUE (or NODE.PARAM.KEY=VALUE" in runs["malformed --set"].stderr
     assert "cannot draw 'g.txt': the output must end with .mmd, .dot, .svg, .png" in runs["unknown diagram"].stderr
-    message = "unknown node or resource type 'tone_sorce' (did you mean 'tone_source'"
+    message = "unknown node type, resource type or action 'tone_sorce' (did you mean 'tone_source'"
     assert message in runs["unknown type"].stderr
 
 
