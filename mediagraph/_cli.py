@@ -33,7 +33,7 @@ import trio
 from . import __version__, _startup
 from ._actions import run_schedule
 from ._clock import run_virtual
-from ._display import Display, LiveStatus, PlainLog, write_event
+from ._display import Display, LiveStatus, PlainLog, Verbosity, expected_length, write_event
 from ._draw import to_dot, to_mermaid
 from ._edges import check_devices, located_errors, scrubbed
 from ._errors import GraphDefinitionError, MediaGraphError, NodeFailedError
@@ -179,6 +179,26 @@ def _parser() -> argparse.ArgumentParser:
                 "--input-device", metavar="NAME", type=_device, help="record every mic of the graph from this device"
             )
 
+    def verbosity(p: argparse.ArgumentParser) -> None:
+        quiet = p.add_mutually_exclusive_group()
+        quiet.add_argument(
+            "-q",
+            "--quiet",
+            action="store_const",
+            dest="verbosity",
+            const=Verbosity.QUIET,
+            help="show only failures, warnings and the end",
+        )
+        quiet.add_argument(
+            "-v",
+            "--verbose",
+            action="store_const",
+            dest="verbosity",
+            const=Verbosity.VERBOSE,
+            help="show every event (the frequent ones too)",
+        )
+        p.set_defaults(verbosity=Verbosity.NORMAL)
+
     def output_dirs(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--output-dir",
@@ -194,8 +214,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = file_command("run", "run a graph until its sources end, --duration passes, or a stop action", _run)
     output_dirs(run)
+    verbosity(run)
     run.add_argument("--duration", metavar="SECONDS", type=_seconds, help="stop gracefully after this graph time")
-    run.add_argument("--events", metavar="FILE.jsonl", type=Path, help="write the event log as JSON lines")
+    run.add_argument(
+        "--events", metavar="FILE.jsonl", type=Path, help="write the event log as JSON lines ('-': to standard output)"
+    )
     run.add_argument(
         "--clock",
         choices=("real", "virtual"),
@@ -219,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument("file", metavar="FILE", type=Path, help="the media file")
     play.add_argument("--duration", metavar="SECONDS", type=_seconds, help="stop after this many seconds")
     devices(play, inputs=False)
+    verbosity(play)
     play.set_defaults(command=_play)
     nodes = sub.add_parser("nodes", help="list node and resource types, or describe one")
     nodes.add_argument("type", metavar="TYPE", nargs="?", help="a node or resource type to describe")
@@ -308,21 +332,23 @@ def _play(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     device = args.output_device if args.output_device is not None else "default"
     graph = play_graph(args.file, device)
     gf = GraphFile(path=args.file, graph=graph, schedule=(), resources={}, locations={})
-    return _start(gf, clock="real", duration=args.duration, events_path=None)
+    return _start(gf, clock="real", duration=args.duration, events_path=None, verbosity=args.verbosity)
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     gf = load_graph(args.file, overrides=args.set, output_dirs=args.output_dirs, devices=_devices_of(args))
-    return _start(gf, clock=args.clock, duration=args.duration, events_path=args.events)
+    return _start(gf, clock=args.clock, duration=args.duration, events_path=args.events, verbosity=args.verbosity)
 
 
-def _start(gf: GraphFile, *, clock: str, duration: float | None, events_path: Path | None) -> int:
+def _start(gf: GraphFile, *, clock: str, duration: float | None, events_path: Path | None, verbosity: Verbosity) -> int:
     """Run a loaded graph with the command line's display, events file and signal handling; its exit status."""
     virtual = clock == "virtual"
     if virtual:
         check_devices(gf)
     events: IO[str] | None = None
-    if events_path is not None:
+    if events_path == Path("-"):
+        events = scrubbed(sys.stdout, gf.secrets)
+    elif events_path is not None:
         try:  # line-buffered: every event reaches the file as it happens, so a killed run keeps its log
             events = open(events_path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed below
             events = scrubbed(events, gf.secrets)
@@ -332,7 +358,10 @@ def _start(gf: GraphFile, *, clock: str, duration: float | None, events_path: Pa
     try:
         live = not virtual and sys.stderr.isatty()
         stderr = scrubbed(sys.stderr, gf.secrets)
-        display: Display = LiveStatus(stderr) if live else PlainLog(stderr)
+        total = expected_length(gf.graph, duration)
+        display: Display = (
+            LiveStatus(stderr, verbosity, total) if live else PlainLog(stderr, verbosity, total, progress=not virtual)
+        )
         run = functools.partial(_run_graph, gf, duration=duration, events=events, display=display)
         try:
             return _interrupted() or (run_virtual(run) if virtual else trio.run(run))
@@ -344,7 +373,7 @@ def _start(gf: GraphFile, *, clock: str, duration: float | None, events_path: Pa
                 _error(scrub(line, gf.secrets))
             return EXIT_ERROR
     finally:
-        if events is not None:
+        if events is not None and events_path != Path("-"):
             events.close()
 
 
@@ -368,7 +397,7 @@ async def _run_graph(gf: GraphFile, *, duration: float | None, events: IO[str] |
             return early
         async with open_runtime() as runtime:
             try:
-                running = await runtime.start(gf.graph, log=log)
+                running = await runtime.start(gf.graph, log=log, meter=isinstance(display, LiveStatus))
             except NodeFailedError as exc:  # a node could not be built from its config
                 failure = exc
             else:

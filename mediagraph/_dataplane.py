@@ -21,7 +21,7 @@ import trio
 from ._configs import ResourceRef
 from ._contract import PLAYBACK_TYPES, PlaybackContract
 from ._errors import MediaGraphError
-from ._frames import EndOfStream, PlaybackProgress, PlaybackStarted
+from ._frames import AudioFrame, EndOfStream, PlaybackProgress, PlaybackStarted
 from ._graph import Graph, PortRef
 from ._inlet import Inlet
 from ._limits import closest
@@ -131,11 +131,12 @@ class Outlet:
     ends the outlet; the inlets it feeds end when all their links have.
     """
 
-    __slots__ = ("_reach", "_sends", "emit", "links", "name", "node")
+    __slots__ = ("_reach", "_sends", "emit", "last_audio", "links", "name", "node")
 
     def __init__(self, node: str, name: str) -> None:
         self.node = node
         self.name = name
+        self.last_audio: AudioFrame | None = None  # kept only when the graph is metered
         self.links: list[Link] = []
         self._reach: list[Mailbox] = []
         self._sends = 0
@@ -151,9 +152,10 @@ class Outlet:
     def _closed(self, msg: Any) -> None:
         raise MediaGraphError(f"outlet {self.node}.{self.name} is closed; cannot send {type(msg).__name__}")
 
-    def wire(self) -> None:
+    def wire(self, *, meter: bool = False) -> None:
         """Called by the runtime once every link of the graph exists: ``emit`` goes straight to the links, and
-        ``send`` waits on the blocking mailboxes they reach."""
+        ``send`` waits on the blocking mailboxes they reach. Metered, ``emit`` first keeps each audio frame in
+        ``last_audio`` (for a level meter; unmetered, nothing is added to the path)."""
         self._reach = [mb for link in self.links for mb in link.reach()]
         if len(self.links) == 1:
             self.emit = self.links[0].push
@@ -165,6 +167,15 @@ class Outlet:
                     push(msg)
 
             self.emit = fan_out
+        if meter:
+            inner = self.emit
+
+            def metered(msg: Any) -> None:
+                if type(msg) is AudioFrame:
+                    self.last_audio = msg
+                inner(msg)
+
+            self.emit = metered
 
     @property
     def sent(self) -> int:
@@ -238,7 +249,7 @@ class PlaybackOutlet(Outlet):
         self._push: Callable[[Any], None] = self._discard
         self.emit = self._checked
 
-    def wire(self) -> None:
+    def wire(self, *, meter: bool = False) -> None:
         self.emit = self._discard
         super().wire()
         self._push, self.emit = self.emit, self._checked

@@ -1,35 +1,97 @@
-"""What a run shows while it runs: a line per event, or a live status per node on a terminal.
+"""What a run shows while it runs: a line per event, or a live status table on a terminal.
 
-A :class:`Display` is told every event as the run records it and runs beside the graph until it ends:
-:class:`PlainLog` writes a stamped line per event (for logs, pipes and the virtual clock), :class:`LiveStatus`
-redraws a status line per node in place and prints the notable events above it. :func:`write_event` writes
-the ``--events`` file (every event, as JSON lines).
+A :class:`Display` is told every event as the run records it and runs beside the graph until it ends.
+:class:`PlainLog` writes a stamped line per event (for logs, pipes and the virtual clock) and, on the real
+clock, a progress line every few seconds so a long run is never silent. :class:`LiveStatus` (a terminal; drawn
+with ``rich``) keeps a table under the events that matter: the graph time against the total (and the time
+left), and per node its state, messages in and out, rate, mailbox and the level of the audio it sends. How
+much is shown is a :class:`Verbosity`. :func:`write_event` writes the ``--events`` stream (every event, as JSON
+lines).
+
+Numbers in event lines are rounded to the millisecond (``at=5.01``, not ``at=5.009999999999948``).
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import math
+import os
 import shutil
-from typing import IO, Protocol, final
+import sys
+from collections.abc import Mapping
+from typing import IO, Any, Final, Protocol, final
 
+import numpy as np
 import trio
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
 from ._events import Event
+from ._graph import Graph
 from ._runtime import RunningGraph
 
 __all__ = [
+    "NOTABLE",
+    "PROGRESS_PERIOD",
     "QUIET_EVENTS",
     "STATUS_PERIOD",
     "Display",
     "LiveStatus",
     "PlainLog",
+    "Verbosity",
     "describe_event",
+    "expected_length",
+    "levels",
     "stamp",
     "write_event",
 ]
 
-#: How often the live status is redrawn, in seconds.
-STATUS_PERIOD = 0.25
+#: How often the live status is redrawn, and a plain log says how far the run is, in seconds.
+STATUS_PERIOD: Final = 0.25
+PROGRESS_PERIOD: Final = 5.0
+
+#: Events too frequent for a line each (several a second per sink); ``-v`` and ``--events`` show them.
+QUIET_EVENTS: Final = frozenset({"playback_progress", "words_released", "video_out"})
+
+#: The events a terminal's live status prints above its table (with every warning and failure).
+NOTABLE: Final = frozenset(
+    {
+        "graph_finished",
+        "node_restarted",
+        "cleanup_timeout",
+        "schedule_action",
+        "schedule_action_failed",
+        "stop_requested",
+        "cancel_requested",
+        "recording_started",
+        "recording_finished",
+        "playback_started",
+        "playback_finished",
+        "swap_started",
+        "swap_finished",
+        "swap_failed",
+        "interrupt_after_end",
+        "mic_overrun",
+        "sonic_session_opened",
+        "sonic_session_closed",
+        "sonic_barge_in",
+    }
+)
+
+
+@final
+class Verbosity(enum.IntEnum):
+    """``-q``: failures, warnings and the end only; normal; ``-v``: every event."""
+
+    QUIET = 0
+    NORMAL = 1
+    VERBOSE = 2
+
+
+def _important(event: Event) -> bool:
+    return event.event == "graph_finished" or event.event.endswith("_warning") or event.fields.get("reason") == "failed"
 
 
 class Display(Protocol):
@@ -43,8 +105,12 @@ class Display(Protocol):
 
 
 def write_event(stream: IO[str], event: Event) -> None:
-    """One event as a line of JSON (the ``--events`` file)."""
+    """One event as a line of JSON (the ``--events`` stream)."""
     stream.write(json.dumps(event.to_json(), default=str) + "\n")
+
+
+def _value(value: Any) -> str:
+    return str(round(value, 3)) if isinstance(value, float) and math.isfinite(value) else str(value)
 
 
 def describe_event(e: Event) -> str:
@@ -63,14 +129,14 @@ def describe_event(e: Event) -> str:
         case "node_restarted":
             return f"{e.node}: restarted (attempt {f.get('attempt')}) after {f.get('error')}"
         case "schedule_action":
-            return f"schedule: {f.get('action')} (at {f.get('at')} s)"
+            return f"schedule: {f.get('action')} (at {_value(f.get('at'))} s)"
         case "stop_requested":
             return f"stopping gracefully ({f.get('by')})"
         case "cancel_requested":
             return f"cancelling ({f.get('by')})"
         case event if event.endswith("_warning"):
             return f"{e.node or 'graph'}: warning: {f.get('message', '')}"
-    details = " ".join(f"{k}={v}" for k, v in f.items())
+    details = " ".join(f"{k}={_value(v)}" for k, v in f.items())
     return f"{e.node or 'graph'}: {e.event} {details}".rstrip()
 
 
@@ -78,23 +144,76 @@ def stamp(e: Event) -> str:
     return f"[{e.t:9.3f}s] {describe_event(e)}"
 
 
-#: Events too frequent for a line each on the terminal (several a second per sink); ``--events`` keeps them.
-QUIET_EVENTS = frozenset({"playback_progress", "words_released", "video_out"})
+def levels(running: RunningGraph) -> dict[str, float]:
+    """The peak level (dBFS) of the last audio frame each node sent, for a graph started with ``meter=True``."""
+    out: dict[str, float] = {}
+    for name, node in running.nodes.items():
+        peaks = [
+            float(np.abs(o.last_audio.samples).max(initial=0))
+            for o in node.outlets.values()
+            if o.last_audio is not None
+        ]
+        if peaks:
+            out[name] = 20 * math.log10(max(max(peaks), 1.0) / 32768)
+    return out
+
+
+def expected_length(graph: Graph, duration: float | None) -> float | None:
+    """How long a run of ``graph`` should last in graph seconds, if it can be told: ``duration``, or sooner the
+    longest of its sources, when every source's config says how long it plays (a ``media_seconds`` property:
+    a tone's duration, a file's length; ``None`` for endless)."""
+    fed = {link.dst.node for link in graph.links}
+    lengths = [getattr(spec.config, "media_seconds", None) for name, spec in graph.nodes.items() if name not in fed]
+    known = [x for x in lengths if isinstance(x, int | float)]
+    longest = max(known) if known and len(known) == len(lengths) else None
+    if duration is None:
+        return longest
+    return duration if longest is None else min(duration, longest)
+
+
+def _progress(t: float, total: float | None) -> str:
+    if total is None:
+        return f"{t:.1f} s"
+    done = min(t / total, 1.0) if total > 0 else 1.0
+    return f"{t:.1f} s / {total:.1f} s ({done:.0%}), {max(total - t, 0):.1f} s left"
 
 
 @final
 class PlainLog:
-    """A line on stderr per event (but the frequent ones): for logs, pipes, and the virtual clock."""
+    """A line per event (but the frequent ones), and a progress line every ``PROGRESS_PERIOD`` seconds.
 
-    def __init__(self, stream: IO[str]) -> None:
+    Args:
+        stream: where the lines go (stderr).
+        verbosity: how much is shown.
+        total: the run's expected length in graph seconds, if known.
+        progress: write the progress lines (the real clock; a virtual run is over in a blink).
+    """
+
+    def __init__(
+        self,
+        stream: IO[str],
+        verbosity: Verbosity = Verbosity.NORMAL,
+        total: float | None = None,
+        progress: bool = True,
+    ) -> None:
         self.stream = stream
+        self.verbosity = verbosity
+        self.total = total
+        self.progress = progress
 
     def on_event(self, event: Event) -> None:
-        if event.event not in QUIET_EVENTS:
+        if self.verbosity is Verbosity.VERBOSE or (
+            event.event not in QUIET_EVENTS if self.verbosity is Verbosity.NORMAL else _important(event)
+        ):
             print(stamp(event), file=self.stream, flush=True)
 
     async def run(self, running: RunningGraph) -> None:
-        pass
+        if not self.progress or self.verbosity is Verbosity.QUIET:
+            return
+        while True:
+            await trio.sleep(PROGRESS_PERIOD)
+            t = running.time()
+            print(f"[{t:9.3f}s] progress: {_progress(t, self.total)}", file=self.stream, flush=True)
 
     def close(self) -> None:
         pass
@@ -102,25 +221,45 @@ class PlainLog:
 
 @final
 class LiveStatus:
-    """A status line per node, redrawn in place on a terminal; notable events print above it."""
+    """A status table on a terminal, redrawn in place; the events that matter print above it.
 
-    NOTABLE = frozenset(
-        {"graph_finished", "node_restarted", "cleanup_timeout", "schedule_action", "stop_requested", "cancel_requested"}
-    )  # and every *_warning event
+    Args:
+        stream: the terminal (stderr).
+        verbosity: ``QUIET`` prints only failures, warnings and the end above the table; ``VERBOSE`` every event.
+        total: the run's expected length in graph seconds, if known (the header then shows the time left).
+        outputs: node name -> the file it writes, shown under the table.
+    """
 
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
+    def __init__(
+        self,
+        stream: IO[str],
+        verbosity: Verbosity = Verbosity.NORMAL,
+        total: float | None = None,
+        outputs: Mapping[str, str] | None = None,
+    ) -> None:
+        self.console = Console(file=stream, highlight=False, force_terminal=True, width=_columns())
+        self.verbosity = verbosity
+        self.total = total
+        self.outputs = dict(outputs or {})
         self.running: RunningGraph | None = None
-        self.drawn = 0
         self.seen: dict[str, tuple[float, int]] = {}
         self.rates: dict[str, float] = {}
+        self.live = Live(console=self.console, auto_refresh=False, transient=False, redirect_stderr=False)
 
     def on_event(self, event: Event) -> None:
-        if event.event in self.NOTABLE or event.event.endswith("_warning") or event.fields.get("reason") == "failed":
-            self.redraw(above=stamp(event))
+        if event.event == "recording_started" and event.node is not None:
+            self.outputs[event.node] = str(event.fields.get("path"))
+        shown = {
+            Verbosity.QUIET: _important(event),
+            Verbosity.NORMAL: event.event in NOTABLE or _important(event),
+            Verbosity.VERBOSE: True,
+        }[self.verbosity]
+        if shown:
+            self.console.print(stamp(event), markup=False, highlight=False, soft_wrap=True)  # the terminal wraps it
 
     async def run(self, running: RunningGraph) -> None:
         self.running = running
+        self.live.start()
         while True:
             now = trio.current_time()
             for name, stats in running.statistics().items():
@@ -129,40 +268,45 @@ class LiveStatus:
                 if now > then:
                     self.rates[name] = (frames - before) / (now - then)
                 self.seen[name] = (now, frames)
-            self.redraw()
+            self.live.update(self.table(), refresh=True)
             await trio.sleep(STATUS_PERIOD)
 
     def close(self) -> None:
-        self.rates.clear()
-        self.redraw()
+        if self.running is not None:
+            self.rates.clear()
+            self.live.update(self.table(), refresh=True)
+        self.live.stop()
 
-    def lines(self) -> list[str]:
+    def table(self) -> Table:
         running = self.running
-        if running is None:
-            return []
-        stats = running.statistics()
-        width = max(map(len, stats), default=0)
-        terminal = shutil.get_terminal_size()
-        room = max(terminal.lines - 2, 2)
-        lines = [f"graph {running.name!r}  t={trio.current_time() - running.t0:.2f}s"]
-        for name, s in list(stats.items())[: room - 1]:
-            rate = f"{self.rates[name]:8.1f}/s" if name in self.rates else " " * 10
-            extra = (f"  dropped {s.dropped}" if s.dropped else "") + (f"  restarts {s.restarts}" if s.restarts else "")
-            lines.append(
-                f"  {name:<{width}}  {s.state:<8}  in {s.frames_in:>8}  out {s.frames_out:>8}  {rate}"
-                f"  mailbox {s.queued}/{s.peak_mailbox}{extra}"
-            )
-        if len(stats) > room - 1:
-            lines.append(f"  ... and {len(stats) - room + 1} more nodes")
-        return [line[: terminal.columns - 1] for line in lines]  # a wrapped line would break the redraw
+        assert running is not None
+        title = f"graph {running.name!r}  {_progress(running.time(), self.total)}"
+        table = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
+        for column in ("node", "state", "in", "out", "rate/s", "mailbox", "level"):
+            table.add_column(column, justify="left" if column in ("node", "state", "level") else "right")
+        meter = levels(running)
+        for name, s in running.statistics().items():
+            rate = f"{self.rates[name]:.1f}" if name in self.rates else ""
+            state = s.state + (f" ({s.restarts} restarts)" if s.restarts else "")
+            mailbox = f"{s.queued}/{s.peak_mailbox}" + (f" dropped {s.dropped}" if s.dropped else "")
+            table.add_row(name, state, str(s.frames_in), str(s.frames_out), rate, mailbox, _meter(meter.get(name)))
+        if self.outputs:
+            table.caption = "  ".join(f"{node} -> {path}" for node, path in self.outputs.items())
+            table.caption_justify = "left"
+        return table
 
-    def redraw(self, above: str | None = None) -> None:
-        # Up to the first line of the block, clear to the end of the screen, then write it all in one go.
-        out = f"\x1b[{self.drawn}F\x1b[J" if self.drawn else ""
-        if above is not None:
-            out += above + "\n"
-        lines = self.lines()
-        out += "".join(line + "\n" for line in lines)
-        self.drawn = len(lines)
-        self.stream.write(out)
-        self.stream.flush()
+
+def _columns() -> int:
+    """The width of the terminal stderr is (the stream the display writes to is wrapped: secrets masked)."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return shutil.get_terminal_size().columns
+
+
+def _meter(db: float | None, width: int = 10) -> str:
+    """``-12 dB ███████░░░`` (from -60 dB to 0)."""
+    if db is None:
+        return ""
+    filled = max(0, min(width, round((db + 60) / 60 * width)))
+    return f"{max(db, -99):4.0f} dB " + "█" * filled + "░" * (width - filled)

@@ -73,8 +73,10 @@ class RunningGraph:
         quiet: frozenset[str] = frozenset(),
         t0: float | None = None,
         resources: _Resources | None = None,
+        meter: bool = False,
     ) -> None:
         validated = graph.validate()
+        self.meter = meter
         self.graph = graph
         self.name = graph.name
         self.log = log
@@ -114,7 +116,7 @@ class RunningGraph:
             self.links.append(link)
         for node in self.nodes.values():
             for outlet in node.outlets.values():
-                outlet.wire()
+                outlet.wire(meter=meter)
 
     def __repr__(self) -> str:
         state = self.result.reason if self.result else ("cancelling" if self.supervisor.cancelling else "running")
@@ -237,6 +239,7 @@ class RunningGraph:
             cleanup_timeout=self.supervisor.cleanup_timeout,
             prefix=f"{self.prefix}{prefix}",
             quiet=quiet,
+            meter=self.meter,
             t0=self.t0,
             resources=self.resources,
         )
@@ -358,6 +361,7 @@ class Runtime:
         pace: bool = True,
         log: EventLog | None = None,
         cleanup_timeout: float = 5.0,
+        meter: bool = False,
     ) -> RunningGraph:
         """Validate ``graph``, start every node (sinks first) and return once all are listening.
 
@@ -366,6 +370,8 @@ class Runtime:
             pace: drive paced sources from the shared pacer (else each sleeps in its own task).
             log: the event log to record into (a new one by default).
             cleanup_timeout: seconds each node's shielded cleanup may take.
+            meter: keep the last audio frame each outlet sent (``Outlet.last_audio``), for a level meter; off,
+                it costs nothing.
 
         Raises:
             GraphDefinitionError: the graph is invalid; nothing was started.
@@ -376,6 +382,7 @@ class Runtime:
             log=log if log is not None else EventLog(),
             pacer=self._pacer if pace else None,
             cleanup_timeout=cleanup_timeout,
+            meter=meter,
         )
         self.graphs.append(running)
         await self._nursery.start(running._run)

@@ -138,6 +138,11 @@ class FileSourceConfig:
         rate = self.sample_rate or self.media.sample_rate
         return round(rate * self.frame_ms / 1000)
 
+    @property
+    def media_seconds(self) -> float | None:
+        """How long it plays (``None``: endless, looping, or a file that does not say), for the progress."""
+        return None if self.loop else self.media.duration
+
 
 @final
 class _Pass:

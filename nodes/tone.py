@@ -45,6 +45,11 @@ class ToneConfig:
     duration: float | None = attrs.field(default=None, validator=_v.optional(_v.ge(0)))
     paced: bool = True
 
+    @property
+    def media_seconds(self) -> float | None:
+        """How long it plays (``None``: endless), for the command line's progress."""
+        return self.duration
+
 
 def _render(
     frequency: float, amplitude: float, rate: int, channels: int, start: int, count: int

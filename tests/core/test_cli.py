@@ -7,13 +7,17 @@ of a distribution found on ``PYTHONPATH``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
+import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import textwrap
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -376,13 +380,25 @@ def test_events_are_on_disk_as_they_happen(tmp_path: Path, spawn: Any) -> None:
     assert {e["node"] for e in log if e["event"] == "node_started"} == {"tone", "pass", "sink"}
 
 
-def test_live_status_on_a_terminal(tmp_path: Path) -> None:
-    graph = write(tmp_path, ENDLESS)
+RECORDED = """\
+# a tone played and recorded
+nodes:
+  tone: {type: tone_source, duration: 1.0}
+  out: {type: speaker}
+  recorder: {type: recorder, path: out/tone.wav}
+links:
+  - tone.audio -> out.audio
+  - tone.audio -> recorder.agent
+  - out.playback -> recorder.playback
+"""
+
+
+def on_a_terminal(tmp_path: Path, *args: str) -> str:
+    """What ``mediagraph`` writes to a pseudo-terminal (its stderr), escape sequences removed."""
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))  # 40 lines of 200 columns
     try:
-        proc = subprocess.Popen(
-            [*COMMAND, "run", str(graph), "--duration", "0.6"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=follower
-        )
+        proc = subprocess.Popen([*COMMAND, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=follower)
         os.close(follower)
         chunks = []
         while True:
@@ -398,15 +414,37 @@ def test_live_status_on_a_terminal(tmp_path: Path) -> None:
     finally:
         os.close(leader)
     screen = b"".join(chunks).decode()
-    assert "\x1b[" in screen  # redrawn in place
-    assert "mailbox 0/" in screen
-    assert "stopping gracefully (duration)" in screen
-    last = screen.rsplit("\x1b[J", 1)[-1]
-    assert [line.split()[:2] for line in last.splitlines()[1:]] == [
-        ["tone", "finished"],
-        ["pass", "finished"],
-        ["sink", "finished"],
-    ]
+    assert "\x1b[" in screen  # drawn in place
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen).replace("\r", "")
+
+
+def test_live_status_on_a_terminal_has_headers_position_levels_and_the_recording(tmp_path: Path) -> None:
+    graph = write(tmp_path, RECORDED)
+    screen = on_a_terminal(tmp_path, "run", str(graph))
+    lines = screen.splitlines()
+    assert any(line.split() == ["node", "state", "in", "out", "rate/s", "mailbox", "level"] for line in lines), screen
+    assert re.search(r"graph 'g'  0\.\d s / 1\.0 s \(\d+%\), 0\.\d s left", screen), screen
+    assert f"recorder -> {tmp_path / 'out' / 'tone.wav'}" in screen
+    assert re.search(r"^tone +\w+ .* -\d+ dB █+", screen, re.MULTILINE), "the tone's level"
+    assert "recorder: recording_started path=" in screen and "out: playback_started" in screen  # events that matter
+    rows = [line.split()[:2] for line in lines if line.split()[:1] in (["tone"], ["out"], ["recorder"])]
+    last = [row for row in rows if row[1:] != ["->"]][-3:]
+    assert last == [["tone", "finished"], ["out", "finished"], ["recorder", "finished"]]
+
+
+def test_quiet_and_verbose_and_events_on_standard_output(tmp_path: Path) -> None:
+    graph = write(tmp_path, RECORDED)
+    quiet = mediagraph("run", graph, "-q", "--clock", "virtual", "--events", "-", cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr.splitlines() == ["[    1.000s] graph 'g' finished: completed"]
+    events = [json.loads(line) for line in quiet.stdout.splitlines()]
+    assert events[0]["event"] == "graph_started" and events[-1]["event"] == "graph_finished"
+    assert not (tmp_path / "-").exists()
+    verbose = mediagraph("run", graph, "-v", "--clock", "virtual", cwd=tmp_path)
+    assert "playback_progress" in verbose.stderr
+    normal = mediagraph("run", graph, "--clock", "virtual", cwd=tmp_path)
+    assert "playback_progress" not in normal.stderr and "recording_started" in normal.stderr
+    assert re.search(r"playback_finished .* at=1\.0\b", normal.stderr), "times rounded to the millisecond"
 
 
 # --- bad input -------------------------------------------------------------------------------------------
