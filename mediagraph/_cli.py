@@ -16,41 +16,29 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import math
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, NoReturn, final
+from typing import NoReturn
 
-import attrs
-import trio
-
-from . import __version__, _startup
-from ._actions import run_schedule
-from ._clock import run_virtual
-from ._display import Display, LiveStatus, PlainLog, Verbosity, expected_length, write_event
+from . import __version__
+from ._cli_run import EXIT_ERROR, EXIT_OK, SIGNAL_EXIT, error, interrupted, start
+from ._display import Verbosity
 from ._draw import to_dot, to_mermaid
-from ._edges import check_devices, located_errors, scrubbed
-from ._errors import GraphDefinitionError, MediaGraphError, NodeFailedError
-from ._events import EventLog
+from ._errors import GraphDefinitionError, MediaGraphError
 from ._inspect import describe, overview
-from ._limits import scrub
-from ._runtime import GraphResult, RunningGraph, open_runtime
+from ._plugins import import_plugin
 from ._sound import device_table, play_graph
 from ._yaml import GraphFile, Override, load_graph
 
 __all__ = ["command", "main"]
 
-EXIT_OK = 0
-EXIT_ERROR = 1
 EXIT_USAGE = 2
-#: The exit status of a run stopped by a signal: 128 + the signal's number, as shells report it.
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 DIAGRAMS = (".mmd", ".dot", ".svg", ".png")
 
 
@@ -63,22 +51,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        status: int = _interrupted() or args.command(args, parser)
+        for name in getattr(args, "plugins", ()):
+            import_plugin(name, Path.cwd(), location=f"--plugin {name}")
+        status: int = interrupted() or args.command(args, parser)
     except GraphDefinitionError as exc:
-        _error(str(exc) if exc.location else f"mediagraph: error: {exc}")
+        error(str(exc) if exc.location else f"mediagraph: error: {exc}")
         return EXIT_ERROR
     except MediaGraphError as exc:
-        _error(f"mediagraph: error: {exc}")
+        error(f"mediagraph: error: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:  # Ctrl-C before the graph started, when the signal guard is not installed
-        _error("mediagraph: interrupted (SIGINT) before the graph started")
+        error("mediagraph: interrupted (SIGINT) before the graph started")
         return SIGNAL_EXIT[signal.SIGINT]
     except BrokenPipeError:  # whoever read the output went away (`mediagraph nodes | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return 128 + signal.SIGPIPE  # as a shell reports a process the pipe signal ended
     if args.command is _run:  # a signal once the graph ran is the run's business (it returned its status)
         return status
-    return _interrupted() or status
+    return interrupted() or status
 
 
 def command() -> NoReturn:
@@ -96,19 +86,6 @@ def command() -> NoReturn:
         with contextlib.suppress(OSError):  # the reader went away (a closed pipe): what is left reaches nobody
             stream.flush()
     os._exit(status)
-
-
-def _interrupted() -> int | None:
-    """The exit status for a signal recorded before the graph started (see ``_startup``), with one line."""
-    signum = _startup.pending()
-    if signum is None:
-        return None
-    _error(f"mediagraph: interrupted ({signal.Signals(signum).name}) before the graph started")
-    return SIGNAL_EXIT[signal.Signals(signum)]
-
-
-def _error(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- arguments -------------------------------------------------------------------------------------------
@@ -163,8 +140,20 @@ def _parser() -> argparse.ArgumentParser:
             help="override a node parameter; VALUE is a YAML scalar (repeatable)",
         )
         devices(p)
+        plugins(p)
         p.set_defaults(command=command)
         return p
+
+    def plugins(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--plugin",
+            metavar="MODULE",
+            action="append",
+            default=[],
+            dest="plugins",
+            help="import your own node types first: a .py file (relative to the current directory) or a module "
+            "name (repeatable)",
+        )
 
     def devices(p: argparse.ArgumentParser, *, inputs: bool = True) -> None:
         p.add_argument(
@@ -246,6 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     play.set_defaults(command=_play)
     nodes = sub.add_parser("nodes", help="list node and resource types, or describe one")
     nodes.add_argument("type", metavar="TYPE", nargs="?", help="a node or resource type to describe")
+    plugins(nodes)
     nodes.set_defaults(command=_nodes)
     return parser
 
@@ -283,7 +273,7 @@ def _draw(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _write(out, dot_text)
     dot = shutil.which("dot")
     if dot is None:
-        _error(
+        error(
             f"mediagraph: error: writing {suffix} needs Graphviz's 'dot' program, which is not installed; "
             "install Graphviz, or draw to a .dot or .mmd file"
         )
@@ -292,7 +282,7 @@ def _draw(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         [dot, f"-T{suffix[1:]}", "-o", str(out)], input=dot_text, text=True, capture_output=True, check=False
     )
     if done.returncode != 0:
-        _error(f"mediagraph: error: dot failed ({done.returncode}): {done.stderr.strip()}")
+        error(f"mediagraph: error: dot failed ({done.returncode}): {done.stderr.strip()}")
         return EXIT_ERROR
     return EXIT_OK
 
@@ -301,7 +291,7 @@ def _write(path: Path, text: str) -> int:
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        _error(f"mediagraph: error: cannot write {path}: {exc.strerror}")
+        error(f"mediagraph: error: cannot write {path}: {exc.strerror}")
         return EXIT_ERROR
     return EXIT_OK
 
@@ -332,116 +322,12 @@ def _play(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     device = args.output_device if args.output_device is not None else "default"
     graph = play_graph(args.file, device)
     gf = GraphFile(path=args.file, graph=graph, schedule=(), resources={}, locations={})
-    return _start(gf, clock="real", duration=args.duration, events_path=None, verbosity=args.verbosity)
+    return start(gf, clock="real", duration=args.duration, events_path=None, verbosity=args.verbosity)
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     gf = load_graph(args.file, overrides=args.set, output_dirs=args.output_dirs, devices=_devices_of(args))
-    return _start(gf, clock=args.clock, duration=args.duration, events_path=args.events, verbosity=args.verbosity)
-
-
-def _start(gf: GraphFile, *, clock: str, duration: float | None, events_path: Path | None, verbosity: Verbosity) -> int:
-    """Run a loaded graph with the command line's display, events file and signal handling; its exit status."""
-    virtual = clock == "virtual"
-    if virtual:
-        check_devices(gf)
-    events: IO[str] | None = None
-    if events_path == Path("-"):
-        events = scrubbed(sys.stdout, gf.secrets)
-    elif events_path is not None:
-        try:  # line-buffered: every event reaches the file as it happens, so a killed run keeps its log
-            events = open(events_path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed below
-            events = scrubbed(events, gf.secrets)
-        except OSError as exc:
-            _error(f"mediagraph: error: cannot write the events file {events_path}: {exc.strerror}")
-            return EXIT_ERROR
-    try:
-        live = not virtual and sys.stderr.isatty()
-        stderr = scrubbed(sys.stderr, gf.secrets)
-        total = expected_length(gf.graph, duration)
-        display: Display = (
-            LiveStatus(stderr, verbosity, total) if live else PlainLog(stderr, verbosity, total, progress=not virtual)
-        )
-        run = functools.partial(_run_graph, gf, duration=duration, events=events, display=display)
-        try:
-            return _interrupted() or (run_virtual(run) if virtual else trio.run(run))
-        except (MediaGraphError, BaseExceptionGroup) as exc:  # a resource that failed to open, say
-            lines = located_errors(exc, gf)
-            if lines is None:
-                raise
-            for line in lines:
-                _error(scrub(line, gf.secrets))
-            return EXIT_ERROR
-    finally:
-        if events is not None and events_path != Path("-"):
-            events.close()
-
-
-@final
-@attrs.define
-class _Stopping:
-    signal: int | None = None
-
-
-async def _run_graph(gf: GraphFile, *, duration: float | None, events: IO[str] | None, display: Display) -> int:
-    log = EventLog()
-    if events is not None:
-        log.listen(functools.partial(write_event, events))
-    log.listen(display.on_event)
-    stopping = _Stopping()
-    failure: NodeFailedError | None = None
-    result: GraphResult | None = None
-    with trio.open_signal_receiver(*SIGNAL_EXIT) as signals:
-        early = _interrupted()  # recorded since the last look, before this receiver took over
-        if early is not None:
-            return early
-        async with open_runtime() as runtime:
-            try:
-                running = await runtime.start(gf.graph, log=log, meter=isinstance(display, LiveStatus))
-            except NodeFailedError as exc:  # a node could not be built from its config
-                failure = exc
-            else:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_watch_signals, signals, running, stopping)
-                    nursery.start_soon(run_schedule, gf.schedule, running)
-                    if duration is not None:
-                        nursery.start_soon(_stop_after, running, duration)
-                    nursery.start_soon(display.run, running)
-                    try:
-                        result = await running.wait()
-                    except NodeFailedError as exc:
-                        failure = exc
-                    nursery.cancel_scope.cancel()
-    display.close()
-    if failure is not None:
-        _error(scrub(f"mediagraph: error: {failure}", gf.secrets))
-        return EXIT_ERROR
-    assert result is not None
-    for name, cause in result.isolated.items():
-        message = f"node {name!r} failed (isolated, the graph went on): {type(cause).__name__}: {cause}"
-        _error(scrub(f"mediagraph: error: {message}", gf.secrets))
-    if stopping.signal is not None:
-        return SIGNAL_EXIT[signal.Signals(stopping.signal)]
-    return EXIT_ERROR if result.isolated else EXIT_OK
-
-
-async def _watch_signals(signals: AsyncIterator[int], running: RunningGraph, stopping: _Stopping) -> None:
-    """The first SIGINT/SIGTERM/SIGHUP stops the graph gracefully, the next one cancels it."""
-    async for signum in signals:
-        name = signal.Signals(signum).name
-        if stopping.signal is None:
-            stopping.signal = signum
-            running.record(None, "stop_requested", by=name)
-            running.stop()
-        else:
-            running.record(None, "cancel_requested", by=name)
-            running.cancel()
-
-
-async def _stop_after(running: RunningGraph, duration: float) -> None:
-    await trio.sleep_until(running.t0 + duration)
-    running.record(None, "stop_requested", by="duration")
-    running.stop()
+    return start(gf, clock=args.clock, duration=args.duration, events_path=args.events, verbosity=args.verbosity)
 
 
 if __name__ == "__main__":

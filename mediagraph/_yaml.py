@@ -44,6 +44,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import attrs
+from yaml.nodes import Node
 
 from . import _limits, _paths
 from ._configs import overriding_devices
@@ -52,9 +53,10 @@ from ._errors import GraphDefinitionError
 from ._graph import Graph
 from ._graphfile import GraphFile, Override
 from ._limits import closest
-from ._node import importing_code
+from ._node import importing_code, may_import_code
+from ._plugins import import_plugin
 from ._sections import check_graph, parse_links, parse_nodes, parse_resources, parse_schedule
-from ._yamltext import YamlText, kind
+from ._yamltext import Entry, YamlText, kind
 
 __all__ = [
     "GraphFile",
@@ -65,7 +67,7 @@ __all__ = [
     "to_mapping",
 ]
 
-SECTIONS: typing.Final = ("graph", "resources", "nodes", "links", "schedule")
+SECTIONS: typing.Final = ("graph", "plugins", "resources", "nodes", "links", "schedule")
 
 
 def load_graph(
@@ -178,6 +180,36 @@ def _build(text: YamlText, base: Path, *, default_name: str, overrides: Sequence
         if not isinstance(name, str) or not name:
             text.fail(top["graph"][1], f"the graph's name must be a string, got {kind(name)}")
     graph = Graph(name)
+    skipped = _plugins(text, top["plugins"][1], base) if "plugins" in top else []
+    try:
+        return _sections(text, top, root, graph, base, overrides)
+    except GraphDefinitionError as exc:
+        if not skipped:
+            raise
+        note = f" (the file's plugins, {', '.join(skipped)}, were not imported: --import-plugins imports them)"
+        raise GraphDefinitionError(
+            exc.message + note, location=exc.location, node=exc.node, param=exc.param, link=exc.link
+        ) from exc
+
+
+def _plugins(text: YamlText, node: Node, base: Path) -> list[str]:
+    """Import the ``plugins:`` section's files and modules (if code may be imported); those not imported."""
+    skipped: list[str] = []
+    for item in text.sequence(node, "'plugins'"):
+        name = text.value(item)
+        if not isinstance(name, str) or not name:
+            text.fail(item, f"a plugin is a .py file or a module name, got {kind(name)}")
+        if may_import_code():
+            import_plugin(name, base, location=text.at(item))
+        else:
+            skipped.append(name)
+    return skipped
+
+
+def _sections(
+    text: YamlText, top: Mapping[str, Entry], root: Node, graph: Graph, base: Path, overrides: Sequence[Override]
+) -> GraphFile:
+    """The resources, nodes, links and schedule sections read into ``graph``."""
     section = top["resources"][1] if "resources" in top else None
     resources, resource_locations = parse_resources(text, section, graph, base, overrides)
     if "nodes" not in top:
