@@ -224,7 +224,14 @@ def _parser() -> argparse.ArgumentParser:
             help="import the code the graph names (plugin classes) to check it too; by default nothing of "
             "the graph's own code runs before 'run'",
         )
-    draw.add_argument("-o", "--output", metavar="OUT", type=Path, required=True, help="the diagram to write")
+    draw.add_argument(
+        "-o", "--output", metavar="OUT", type=Path, required=True, help="the diagram to write ('-': standard output)"
+    )
+    draw.add_argument(
+        "--format",
+        choices=[d[1:] for d in DIAGRAMS],
+        help="the diagram's format (default: the output's extension; mmd on standard output)",
+    )
     listing = "list the sound devices PortAudio sees (outputs and inputs, the defaults marked)"
     sub.add_parser("devices", help=listing, description=listing).set_defaults(command=_devices)
     play = sub.add_parser("play", help="play a media file (a recording, any file FFmpeg reads) on a sound device")
@@ -232,6 +239,7 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument("--duration", metavar="SECONDS", type=_seconds, help="stop after this many seconds")
     devices(play, inputs=False)
     verbosity(play)
+    plugins(play)
     play.set_defaults(command=_play)
     nodes = sub.add_parser("nodes", help="list node and resource types, or describe one")
     nodes.add_argument("type", metavar="TYPE", nargs="?", help="a node or resource type to describe")
@@ -262,13 +270,14 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _draw(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out: Path = args.output
-    suffix = out.suffix.lower()
+    stdout = str(out) == "-"
+    suffix = f".{args.format}" if args.format else (".mmd" if stdout else out.suffix.lower())
     if suffix not in DIAGRAMS:
-        parser.error(f"cannot draw {str(out)!r}: the output must end with {', '.join(DIAGRAMS)}")
+        parser.error(f"cannot draw {str(out)!r}: the output must end with {', '.join(DIAGRAMS)} (or give --format)")
     gf = load_graph(args.file, overrides=args.set, import_code=args.import_plugins, devices=_devices_of(args))
     if suffix == ".mmd":
-        return _write(out, to_mermaid(gf.graph))
-    dot_text = to_dot(gf.graph)
+        return _write(out, to_mermaid(gf.graph, gf.schedule))
+    dot_text = to_dot(gf.graph, gf.schedule)
     if suffix == ".dot":
         return _write(out, dot_text)
     dot = shutil.which("dot")
@@ -278,16 +287,20 @@ def _draw(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "install Graphviz, or draw to a .dot or .mmd file"
         )
         return EXIT_ERROR
-    done = subprocess.run(
-        [dot, f"-T{suffix[1:]}", "-o", str(out)], input=dot_text, text=True, capture_output=True, check=False
-    )
+    target = [] if stdout else ["-o", str(out)]
+    done = subprocess.run([dot, f"-T{suffix[1:]}", *target], input=dot_text.encode(), capture_output=True, check=False)
     if done.returncode != 0:
-        error(f"mediagraph: error: dot failed ({done.returncode}): {done.stderr.strip()}")
+        error(f"mediagraph: error: dot failed ({done.returncode}): {done.stderr.decode(errors='replace').strip()}")
         return EXIT_ERROR
+    if stdout:
+        sys.stdout.buffer.write(done.stdout)
     return EXIT_OK
 
 
 def _write(path: Path, text: str) -> int:
+    if str(path) == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:

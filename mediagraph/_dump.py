@@ -23,10 +23,10 @@ from ._graph import Graph, Isolate, Restart
 from ._node import resource_types
 from ._slot_config import ChildSpec
 
-__all__ = ["dump_graph", "to_mapping"]
+__all__ = ["dump_graph", "non_default", "to_mapping"]
 
 
-def _non_default(config: Any) -> dict[str, Any]:
+def non_default(config: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field in attrs.fields(type(config)):
         if not field.init:  # computed from the others (a file source's probed media info)
@@ -49,7 +49,7 @@ def _value(value: Any) -> Any:
     if isinstance(value, ResourceRef):
         return value.name
     if isinstance(value, ChildSpec):
-        return {"type": value.type, **_non_default(value.config)}
+        return {"type": value.type, **non_default(value.config)}
     if isinstance(value, Mapping):
         return {key: _value(v) for key, v in value.items()}
     if isinstance(value, list | tuple):
@@ -57,22 +57,22 @@ def _value(value: Any) -> Any:
     if attrs.has(type(value)):
         names = [rt.name for rt in resource_types().values() if rt.config is type(value)]
         if len(names) == 1:  # an inline resource: named by its type like under `resources:`
-            return {"type": names[0], **_non_default(value)}
+            return {"type": names[0], **non_default(value)}
         return {field.name: _value(getattr(value, field.name)) for field in attrs.fields(type(value))}
     return value
 
 
 def to_mapping(graph: Graph) -> dict[str, Any]:
     """The graph as the mapping a graph file holds (parameters left at their default are omitted)."""
-    resources = {name: {"type": spec.type, **_non_default(spec.config)} for name, spec in graph.resources.items()}
+    resources = {name: {"type": spec.type, **non_default(spec.config)} for name, spec in graph.resources.items()}
     nodes: dict[str, Any] = {}
     for name, spec in graph.nodes.items():
-        entry: dict[str, Any] = {"type": spec.type.name, **_non_default(spec.config)}
+        entry: dict[str, Any] = {"type": spec.type.name, **non_default(spec.config)}
         match spec.supervision:
             case Isolate():
                 entry["supervision"] = "isolate"
             case Restart() as restart if restart != Restart():
-                entry["supervision"] = {"restart": _non_default(restart)}
+                entry["supervision"] = {"restart": non_default(restart)}
             case Restart():
                 entry["supervision"] = "restart"
         nodes[name] = entry

@@ -620,11 +620,25 @@ def test_draw_mermaid_and_dot(tmp_path: Path) -> None:
     assert [ran.returncode for ran in runs.values()] == [0, 0]
     mermaid = (tmp_path / "fan.mmd").read_text()
     assert mermaid.startswith("flowchart LR\n")
-    assert 'n_tone["tone<br/><small>tone_source</small>"]' in mermaid
+    assert 'n_tone["tone<br/><small>tone_source</small><br/><small>frequency=220.0</small>' in mermaid
     assert 'n_left -->|"audio<br/>16000 Hz, 1 ch"| n_sink' in mermaid
+    assert 'schedule["schedule<br/><small>at 2.5 s: stop mode=graceful</small>"]' in mermaid
     dot = (tmp_path / "fan.dot").read_text()
     assert dot.startswith('digraph "fan_out_fan_in" {')
     assert '"tone" -> "right" [label="audio\\n16000 Hz, 1 ch"];' in dot
+
+
+def test_draw_shows_what_a_slot_holds_resources_and_their_users_and_writes_to_standard_output(
+    tmp_path: Path,
+) -> None:
+    graph = str(GRAPHS / "talking_agent.yaml")
+    runs = mediagraph_all({fmt: (["draw", graph, "-o", "-", "--format", fmt], tmp_path) for fmt in ("mmd", "dot")})
+    mermaid, dot = runs["mmd"].stdout, runs["dot"].stdout
+    assert 'n_out["out<br/><small>slot</small><br/><small>holds: speaker</small>"]' in mermaid
+    assert 'r_voice[("voice<br/><small>resource: espeak</small>")]' in mermaid and "r_voice -.- n_tts" in mermaid
+    assert "at 9.6 s: swap slot=out, child=speaker, policy=cut" in mermaid
+    assert '"resource voice" -> "tts" [style=dotted, arrowhead=none];' in dot
+    assert list(tmp_path.iterdir()) == [], "nothing written but to standard output"
 
 
 def test_draw_svg_needs_graphviz(tmp_path: Path) -> None:

@@ -522,7 +522,7 @@ def test_mermaid_and_dot_are_escaped() -> None:
     assert len(mermaid) == 5
     assert [line.split()[0] for line in mermaid[1:]] == [
         "%%",
-        'n_tone["tone<br/><small>tone_source</small>"]',
+        'n_tone["tone<br/><small>tone_source</small><br/><small>duration=1.0</small>"]',
         'n_sink["sink<br/><small>null_sink</small>"]',
         "n_tone",
     ]
