@@ -1,5 +1,6 @@
 """Property-test an ordering invariant of your own graph with hypothesis and ``mediagraph.testing``.
 
+    pip install 'mediagraph[testing]'     # hypothesis, which the testing kit's strategies use
     python examples/property_test.py
 
 Hypothesis generates when to interrupt and when to hot-swap the speaker behind a slot; each schedule runs on
@@ -12,8 +13,12 @@ from __future__ import annotations
 
 import trio
 import trio.testing
-from hypothesis import given, settings
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # the base install has no hypothesis
+    raise SystemExit("this example needs hypothesis: pip install 'mediagraph[testing]'") from None
 
 import mediagraph as mg
 from mediagraph.testing import check_lifecycle, check_playback

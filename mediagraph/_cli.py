@@ -28,7 +28,7 @@ from typing import NoReturn
 
 from . import __version__
 from ._cli_run import EXIT_ERROR, EXIT_OK, SIGNAL_EXIT, error, interrupted, start
-from ._display import Verbosity
+from ._display import Verbosity, endless_sources
 from ._draw import to_dot, to_mermaid
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._inspect import describe, overview
@@ -265,6 +265,14 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         f"{args.file}: ok: graph {g.name!r}, {len(g.nodes)} nodes, {len(g.links)} links, "
         f"{actions} scheduled action{'' if actions == 1 else 's'}"
     )
+    endless = endless_sources(g)
+    if endless and not any(item.name == "stop" for item in gf.schedule):
+        named = ", ".join(f"{name!r} ({g.nodes[name].type.name})" for name in endless)
+        error(
+            f"{args.file}: warning: the graph never ends on its own ({named} "
+            f"{'never ends' if len(endless) == 1 else 'never end'}): stop it with Ctrl-C, "
+            "--duration SECONDS or a stop action in its schedule"
+        )
     return EXIT_OK
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "PlainLog",
     "Verbosity",
     "describe_event",
+    "endless_sources",
     "expected_length",
     "levels",
     "stamp",
@@ -169,6 +170,17 @@ def expected_length(graph: Graph, duration: float | None) -> float | None:
     if duration is None:
         return longest
     return duration if longest is None else min(duration, longest)
+
+
+def endless_sources(graph: Graph) -> list[str]:
+    """The sources whose config says they never end on their own (``media_seconds`` is ``None``: a tone with
+    no duration, a looping file, a mic)."""
+    fed = {link.dst.node for link in graph.links}
+    return [
+        name
+        for name, spec in graph.nodes.items()
+        if name not in fed and hasattr(spec.config, "media_seconds") and spec.config.media_seconds is None
+    ]
 
 
 def _progress(t: float, total: float | None) -> str:

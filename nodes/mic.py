@@ -65,6 +65,11 @@ class MicConfig:
     )
     queue_frames: int = attrs.field(default=50, validator=_v.ge(1))
 
+    @property
+    def media_seconds(self) -> float | None:
+        """A live device never ends on its own (``None``), for the command line's progress and ``check``."""
+        return None
+
 
 @final
 @mg.node_type("mic", config=MicConfig, uses_device=lambda c: True)

@@ -641,6 +641,19 @@ def test_draw_shows_what_a_slot_holds_resources_and_their_users_and_writes_to_st
     assert list(tmp_path.iterdir()) == [], "nothing written but to standard output"
 
 
+def test_check_warns_about_a_graph_that_never_ends(tmp_path: Path) -> None:
+    endless = write(tmp_path, "# endless\nnodes:\n  t: tone_source\n  s: null_sink\nlinks: [t.audio -> s.audio]\n")
+    warned = mediagraph("check", endless, cwd=tmp_path)
+    assert warned.returncode == 0
+    assert warned.stderr == (
+        f"{endless}: warning: the graph never ends on its own ('t' (tone_source) never ends): stop it with "
+        "Ctrl-C, --duration SECONDS or a stop action in its schedule\n"
+    )
+    stopped = write(tmp_path, endless.read_text() + "schedule:\n  - {at: 5, stop: graceful}\n", "h.yaml")
+    assert mediagraph("check", stopped, cwd=tmp_path).stderr == ""
+    assert mediagraph("check", GRAPHS / "tone_demo.yaml", cwd=tmp_path).stderr == ""
+
+
 def test_draw_svg_needs_graphviz(tmp_path: Path) -> None:
     graph = GRAPHS / "tone_demo.yaml"
     no_graphviz = {**os.environ, "PATH": str(tmp_path / "empty")}
