@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
+from ._actions import action_types
 from ._cli_run import EXIT_ERROR, EXIT_OK, SIGNAL_EXIT, error, interrupted, start
 from ._display import Verbosity, endless_sources
 from ._draw import to_dot, to_mermaid
 from ._errors import GraphDefinitionError, MediaGraphError
 from ._inspect import describe, overview
+from ._node import node_types, resource_types
 from ._plugins import import_plugin
 from ._sound import device_table, play_graph
 from ._yaml import GraphFile, Override, load_graph
@@ -49,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments (default: ``sys.argv[1:]``).
     """
     parser = _parser()
+    if argv is None and "_ARGCOMPLETE" in os.environ:  # a shell asking for completions: answer, then exit
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     args = parser.parse_args(argv)
     try:
         for name in getattr(args, "plugins", ()):
@@ -96,6 +102,11 @@ def _override(text: str) -> Override:
         return Override.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _names(**_: object) -> list[str]:
+    """What ``mediagraph nodes`` can describe, for shell completion."""
+    return [*node_types(), *resource_types(), *action_types()]
 
 
 def _device(text: str) -> str | int:
@@ -242,7 +253,8 @@ def _parser() -> argparse.ArgumentParser:
     plugins(play)
     play.set_defaults(command=_play)
     nodes = sub.add_parser("nodes", help="list node and resource types, or describe one")
-    nodes.add_argument("type", metavar="TYPE", nargs="?", help="a node or resource type to describe")
+    described = nodes.add_argument("type", metavar="TYPE", nargs="?", help="a node or resource type to describe")
+    described.completer = _names  # type: ignore[attr-defined]  # argcomplete's hook
     plugins(nodes)
     nodes.set_defaults(command=_nodes)
     return parser

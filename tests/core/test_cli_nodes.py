@@ -3,6 +3,7 @@ their ports, resource types, schedule actions), in plain text."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -37,3 +38,23 @@ def test_every_listed_name_is_described_in_plain_text_with_its_ports(tmp_path: P
             assert "they depend on the parameters" not in out, name
         if name in sections["schedule actions"]:
             assert out.startswith(f"{name} (schedule action): ") and "keys of its schedule entry: at, " in out
+
+
+def test_the_shell_completes_commands_options_and_type_names(tmp_path: Path) -> None:
+    """What bash asks through argcomplete (``eval "$(register-python-argcomplete mediagraph)"``)."""
+
+    def complete(line: str) -> list[str]:
+        out = tmp_path / "completions"
+        env = os.environ | {
+            "_ARGCOMPLETE": "1",
+            "COMP_LINE": line,
+            "COMP_POINT": str(len(line)),
+            "_ARGCOMPLETE_STDOUT_FILENAME": str(out),
+        }
+        subprocess.run(COMMAND, env=env, capture_output=True, timeout=60, check=True)
+        return sorted(word.strip() for word in out.read_text().split("\v"))
+
+    assert complete("mediagraph no") == ["nodes"]
+    assert complete("mediagraph nodes nov") == ["nova_sonic"]
+    assert complete("mediagraph nodes sw") == ["swap"]
+    assert complete("mediagraph run --output-d") == ["--output-device", "--output-dir"]
