@@ -1,4 +1,5 @@
-"""The recorder's file: a 48 kHz stereo recording (plus H.264 video in MP4) that survives a killed process.
+"""The recorder's and the file sink's files: audio (48 kHz stereo for the recorder; any rate and channel count
+a format takes for ``file_sink``), plus H.264 video in MP4, that survive a killed process.
 
 Theory of operation. A recording is written under an in-progress name next to its own, ``NAME.part``
 (``call.ogg`` is written as ``call.ogg.part``), and renamed to ``NAME`` (atomically, in the same folder) only
@@ -9,6 +10,8 @@ only by a complete one. What reaches the disk while recording is readable at any
 - **Ogg/Opus**: a page at least every 250 ms, each handed to the OS as soon as it is muxed.
 - **WAV**: 16-bit PCM written as it comes, the header's sizes rewritten after each write (a killed file's
   header counts what is there: the data always precedes the header that counts it).
+- **FLAC** (``file_sink`` only): each frame handed to the OS as soon as it is muxed; the header's totals are
+  written when finalized (a killed file's header says "length unknown", which decoders accept).
 - **MP4**: fragmented (an empty ``moov``, then a ``moof``/``mdat`` fragment at least every 250 ms, each handed
   to the OS when complete), so the file is playable up to its last complete fragment.
 
@@ -37,9 +40,9 @@ import numpy.typing as npt
 
 import mediagraph as mg
 
-__all__ = ["FORMATS", "Format", "Recording", "SubtitleFile", "open_part", "subtitles_path"]
+__all__ = ["FORMATS", "SINK_FORMATS", "Format", "Recording", "SubtitleFile", "open_part", "subtitles_path"]
 
-#: The file's sample rate.
+#: The recorder's sample rate (a recording's, unless given).
 RATE: Final = 48000
 _MP4_FRAGMENT_US: Final = 250_000
 
@@ -47,13 +50,28 @@ _MP4_FRAGMENT_US: Final = 250_000
 @final
 @attrs.frozen(kw_only=True)
 class Format:
+    """Args:
+    container, codec, options: what PyAV opens and adds.
+    video: MP4: H.264 video may be added.
+    rates: the sample rates the codec takes (``None``: any).
+    channel_counts: the channel counts the codec takes.
+    """
+
     container: str
     codec: str
     options: dict[str, str] = attrs.field(factory=dict)
     video: bool = False
+    rates: tuple[int, ...] | None = None
+    channel_counts: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
 
 
-_OGG = Format(container="ogg", codec="libopus", options={"page_duration": "250000", "flush_packets": "1"})
+_OGG = Format(
+    container="ogg",
+    codec="libopus",
+    options={"page_duration": "250000", "flush_packets": "1"},
+    rates=(8000, 12000, 16000, 24000, 48000),
+    channel_counts=(1, 2, 5, 6, 7, 8),  # libopus refuses FFmpeg's unnamed 3- and 4-channel layouts
+)
 FORMATS: Final = {
     ".ogg": _OGG,
     ".opus": _OGG,
@@ -69,6 +87,8 @@ FORMATS: Final = {
         video=True,
     ),
 }
+#: What ``file_sink`` writes: the recorder's formats, and FLAC.
+SINK_FORMATS: Final = {**FORMATS, ".flac": Format(container="flac", codec="flac", options={"flush_packets": "1"})}
 
 
 def part_name(path: Path) -> Path:
@@ -165,10 +185,12 @@ def _write_all(file: io.FileIO, data: bytes | memoryview) -> None:
 
 @final
 class _Wav:
-    """16-bit stereo PCM; the header's sizes are rewritten after each write, so the file is always valid."""
+    """16-bit PCM; the header's sizes are rewritten after each write, so the file is always valid."""
 
-    def __init__(self, file: io.FileIO) -> None:
+    def __init__(self, file: io.FileIO, rate: int, channels: int) -> None:
         self._file = file
+        self._rate = rate
+        self._channels = channels
         self.samples = 0
         self.pictures = 0
         self.waiting_for_video = False
@@ -176,7 +198,8 @@ class _Wav:
 
     def _header(self, data: int) -> None:
         data = min(data, 0xFFFFFFFF - 36)  # a WAV counts at most 4 GiB; readers then read to the end
-        fmt = struct.pack("<HHIIHH", 1, 2, RATE, RATE * 4, 4, 16)
+        block = 2 * self._channels
+        fmt = struct.pack("<HHIIHH", 1, self._channels, self._rate, self._rate * block, block, 16)
         header = b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
         header += b"data" + struct.pack("<I", data)
         if self._file.tell():  # rewrite it in place; the file's position stays at its end
@@ -187,35 +210,38 @@ class _Wav:
     def write_audio(self, samples: npt.NDArray[np.int16]) -> None:
         _write_all(self._file, np.ascontiguousarray(samples, dtype="<i2").tobytes())
         self.samples += len(samples)
-        self._header(self.samples * 4)
+        self._header(self.samples * 2 * self._channels)
 
     def write_video(self, picture: mg.VideoFrame) -> None:
         raise TypeError("a WAV recording has no video")  # the recorder has no video inlet for it
 
     def close(self) -> None:
-        self._header(self.samples * 4)
+        self._header(self.samples * 2 * self._channels)
 
 
 @final
 class _Av:
-    """Ogg/Opus or fragmented MP4 (AAC, plus H.264 once the first picture comes, if video is wanted)."""
+    """Ogg/Opus, FLAC or fragmented MP4 (AAC, plus H.264 once the first picture comes, if video is wanted)."""
 
-    def __init__(self, file: io.FileIO, fmt: Format, *, video: bool) -> None:
+    def __init__(self, file: io.FileIO, fmt: Format, *, video: bool, rate: int, channels: int) -> None:
+        self._rate = rate
+        self._layout = {1: "mono", 2: "stereo"}.get(channels) or f"{channels}c"
         self.samples = 0
         self.pictures = 0
         # bitexact: no random Ogg serial number, no version strings; the same input, the same bytes.
         options = {**fmt.options, "fflags": "+bitexact"}
         self._container = av.open(file, "w", format=fmt.container, options=options)
-        self._audio = typing.cast(av.AudioStream, self._container.add_stream(fmt.codec, rate=RATE, layout="stereo"))
+        self._audio = typing.cast(av.AudioStream, self._container.add_stream(fmt.codec, rate=rate, layout=self._layout))
         self._video: av.VideoStream | None = None
         self.waiting_for_video = video  # the muxer needs every stream before the first packet
         self._last_pts = -1
 
     def write_audio(self, samples: npt.NDArray[np.int16]) -> None:
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples).reshape(1, -1), format="s16", layout="stereo")
-        frame.sample_rate = RATE
+        flat = np.ascontiguousarray(samples).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(flat, format="s16", layout=self._layout)
+        frame.sample_rate = self._rate
         frame.pts = self.samples
-        frame.time_base = Fraction(1, RATE)
+        frame.time_base = Fraction(1, self._rate)
         self.samples += len(samples)
         for packet in self._audio.encode(frame):
             self._container.mux(packet)
@@ -257,8 +283,11 @@ class Recording:
     """One recording file, written under its in-progress name (see the module's docstring).
 
     Args:
-        path: the final path; its extension picks the format (one of :data:`FORMATS`).
+        path: the final path; its extension picks the format (one of :data:`FORMATS`) unless ``fmt`` is given.
         video: an MP4 recording waits for its first picture before it writes anything.
+        fmt: the format (``file_sink``: one of :data:`SINK_FORMATS`).
+        rate, channels: the audio's (48 kHz stereo, the recorder's, by default); samples written are int16
+            arrays of shape ``(n, channels)``.
 
     Raises:
         mg.ProviderError: the file cannot be created (see :func:`open_part`) or written; the message names it.
@@ -268,14 +297,20 @@ class Recording:
     holds) must then be called. After a write failed, only :meth:`abandon` is.
     """
 
-    def __init__(self, path: Path, *, video: bool) -> None:
+    def __init__(
+        self, path: Path, *, video: bool, fmt: Format | None = None, rate: int = RATE, channels: int = 2
+    ) -> None:
         self.path = path
         self.part = part_name(path)
         self.failed: str | None = None  # why writing failed, if it did
-        fmt = FORMATS[path.suffix.lower()]
+        fmt = fmt or FORMATS[path.suffix.lower()]
         self._file = open_part(path)
         try:
-            self._encoder: _Encoder = _Wav(self._file) if fmt.container == "wav" else _Av(self._file, fmt, video=video)
+            self._encoder: _Encoder = (
+                _Wav(self._file, rate, channels)
+                if fmt.container == "wav"
+                else _Av(self._file, fmt, video=video, rate=rate, channels=channels)
+            )
         except (OSError, av.FFmpegError) as exc:
             self._file.close()
             self.part.unlink(missing_ok=True)
