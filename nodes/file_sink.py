@@ -92,7 +92,7 @@ class FileSinkConfig:
 @mg.node_type(
     "file_sink",
     config=FileSinkConfig,
-    examples={"path: out.flac, sample_rate: 16000, channels: 1": {"path": "out.flac", "sample_rate": 16000}},
+    examples={"path: out.wav": {"path": "out.wav"}},
 )
 class FileSink(mg.Actor):
     """Writes one audio stream to a file (WAV, Ogg/Opus, FLAC or MP4), at its own rate and channel count.
