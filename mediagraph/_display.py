@@ -68,6 +68,9 @@ NOTABLE: Final = frozenset(
         "cancel_requested",
         "recording_started",
         "recording_finished",
+        "file_sink_started",
+        "file_sink_total",
+        "file_sink_failed",
         "playback_started",
         "playback_finished",
         "swap_started",
@@ -145,17 +148,15 @@ def stamp(e: Event) -> str:
     return f"[{e.t:9.3f}s] {describe_event(e)}"
 
 
-def levels(running: RunningGraph) -> dict[str, float]:
-    """The peak level (dBFS) of the last audio frame each node sent, for a graph started with ``meter=True``."""
-    out: dict[str, float] = {}
+def levels(running: RunningGraph) -> dict[str, dict[str, float]]:
+    """Per node, per audio outlet: the peak level (dBFS) of the last frame it sent (a graph started with
+    ``meter=True``)."""
+    out: dict[str, dict[str, float]] = {}
     for name, node in running.nodes.items():
-        peaks = [
-            float(np.abs(o.last_audio.samples).max(initial=0))
-            for o in node.outlets.values()
-            if o.last_audio is not None
-        ]
-        if peaks:
-            out[name] = 20 * math.log10(max(max(peaks), 1.0) / 32768)
+        for port, outlet in node.outlets.items():
+            if outlet.last_audio is not None:
+                peak = float(np.abs(outlet.last_audio.samples).max(initial=0))
+                out.setdefault(name, {})[port] = 20 * math.log10(max(peak, 1.0) / 32768)
     return out
 
 
@@ -259,7 +260,7 @@ class LiveStatus:
         self.live = Live(console=self.console, auto_refresh=False, transient=False, redirect_stderr=False)
 
     def on_event(self, event: Event) -> None:
-        if event.event == "recording_started" and event.node is not None:
+        if event.event in ("recording_started", "file_sink_started") and event.node is not None:
             self.outputs[event.node] = str(event.fields.get("path"))
         shown = {
             Verbosity.QUIET: _important(event),
@@ -301,7 +302,9 @@ class LiveStatus:
             rate = f"{self.rates[name]:.1f}" if name in self.rates else ""
             state = s.state + (f" ({s.restarts} restarts)" if s.restarts else "")
             mailbox = f"{s.queued}/{s.peak_mailbox}" + (f" dropped {s.dropped}" if s.dropped else "")
-            table.add_row(name, state, str(s.frames_in), str(s.frames_out), rate, mailbox, _meter(meter.get(name)))
+            ports = meter.get(name, {})
+            level = "  ".join(_meter(db, port if len(ports) > 1 else "") for port, db in ports.items())
+            table.add_row(name, state, str(s.frames_in), str(s.frames_out), rate, mailbox, level)
         if self.outputs:
             table.caption = "  ".join(f"{node} -> {path}" for node, path in self.outputs.items())
             table.caption_justify = "left"
@@ -316,9 +319,7 @@ def _columns() -> int:
         return shutil.get_terminal_size().columns
 
 
-def _meter(db: float | None, width: int = 10) -> str:
-    """``-12 dB ███████░░░`` (from -60 dB to 0)."""
-    if db is None:
-        return ""
+def _meter(db: float, port: str = "", width: int = 10) -> str:
+    """``-12 dB ███████░░░`` (from -60 dB to 0), after the port's name when given."""
     filled = max(0, min(width, round((db + 60) / 60 * width)))
-    return f"{max(db, -99):4.0f} dB " + "█" * filled + "░" * (width - filled)
+    return (f"{port} " if port else "") + f"{max(db, -99):4.0f} dB " + "█" * filled + "░" * (width - filled)

@@ -641,6 +641,21 @@ def test_draw_shows_what_a_slot_holds_resources_and_their_users_and_writes_to_st
     assert list(tmp_path.iterdir()) == [], "nothing written but to standard output"
 
 
+def test_a_file_sink_writes_one_stream_at_its_own_rate_from_the_command_line(tmp_path: Path) -> None:
+    graph = write(
+        tmp_path,
+        "# a tone to a FLAC file\nnodes:\n  tone: {type: tone_source, sample_rate: 16000, duration: 0.5}\n"
+        "  out: {type: file_sink, path: out/tone.flac}\nlinks: [tone.audio -> out.audio]\n",
+    )
+    ran = mediagraph("run", graph, "--clock", "virtual", "--events", "ev.jsonl", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    (total,) = [e for e in events(tmp_path / "ev.jsonl") if e["event"] == "file_sink_total"]
+    assert (total["sample_rate"], total["channels"], total["samples"]) == (16000, 1, 8000)
+    assert (tmp_path / "out" / "tone.flac").stat().st_size > 0
+    outside = mediagraph("check", graph, "--set", "out.path=../elsewhere.flac", cwd=tmp_path)
+    assert outside.returncode == 1 and "out.path" in outside.stderr
+
+
 def test_check_warns_about_a_graph_that_never_ends(tmp_path: Path) -> None:
     endless = write(tmp_path, "# endless\nnodes:\n  t: tone_source\n  s: null_sink\nlinks: [t.audio -> s.audio]\n")
     warned = mediagraph("check", endless, cwd=tmp_path)
