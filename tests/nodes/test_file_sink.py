@@ -5,11 +5,10 @@ readable while written and finalized however the run ends, and errors that name 
 from __future__ import annotations
 
 import errno
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -309,19 +308,6 @@ async def test_a_full_disk_fails_naming_the_file_and_keeps_what_was_written(
     assert not out.exists()
     got, rate, _, _ = read(part)
     assert len(got) > rate // 10, "what reached the disk is readable"
-
-
-@pytest.fixture
-def read_only_folder(tmp_path: Path) -> Iterator[Path]:
-    """A folder this process cannot write in: a read-only one, or, for root (who writes anywhere), /sys."""
-    if os.geteuid() == 0:
-        yield Path("/sys")
-        return
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o555)
-    yield folder
-    folder.chmod(0o755)
 
 
 async def test_an_unwritable_folder_fails_at_start_naming_the_file(

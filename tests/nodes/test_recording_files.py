@@ -4,10 +4,9 @@ written through a symbolic link, and failures that say what went wrong and never
 from __future__ import annotations
 
 import errno
-import os
 import shutil
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -128,19 +127,6 @@ async def test_a_folder_at_the_path_is_named(tmp_path: Path, autojump_clock: tri
     (tmp_path / "call.ogg").mkdir()
     message, _ = await failed(tone_graph(tmp_path / "call.ogg", duration=0.1))
     assert message == f"cannot create recording '{tmp_path / 'call.ogg'}': it is a folder"
-
-
-@pytest.fixture
-def read_only_folder(tmp_path: Path) -> Iterator[Path]:
-    """A folder this process cannot write in: a read-only one, or, for root (who writes anywhere), /sys."""
-    if os.geteuid() == 0:
-        yield Path("/sys")
-        return
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o555)
-    yield folder
-    folder.chmod(0o755)
 
 
 async def test_a_read_only_folder_fails_at_start_and_never_logs_recording_finished(
