@@ -71,6 +71,7 @@ CORES = [
     "nodes/_av_core.py",
     "nodes/_avatar.py",
     "nodes/_conversation.py",
+    "nodes/_livekit_playout.py",
     "nodes/_pattern.py",
     "nodes/_playout.py",
     "nodes/_processors.py",

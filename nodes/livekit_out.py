@@ -1,0 +1,218 @@
+"""``livekit_out``: audio into a LiveKit audio track, with playback events from what the track really played.
+
+Theory of operation. The node feeds an ``rtc.AudioSource`` (``livekit.rtc``, asyncio code, run on an asyncio
+loop thread: the graph's ``asyncio`` resource or the node's own) through a ``rtc.LocalAudioTrack``. The
+source's native queue (``queue_ms``) drains in real time, which paces the node: ``capture_frame`` returns once
+a frame fits. What has played is what was handed to the source less what it still holds; the trio-free
+:class:`~._livekit_playout.Playout` keeps that count, and an observer task turns it into playback events every
+``POLL`` seconds, so a transcript synchronizer or a recorder above this node follows the audio that left, as
+it does above a speaker. An ``Interrupt`` cancels the capture in flight, clears the source's queue (nothing
+queued is sent after it) and finishes the segment at the position played.
+
+The ``monitor`` outlet, when linked, carries what the track delivers, read back through an ``rtc.AudioStream``
+(10 ms frames, timestamps counted from the first; silence while nothing plays): what a room would receive.
+
+Not done yet (issue 18): publishing the track into a room through a ``livekit_room`` resource. Until then the
+track stays local: this node is the playout half of a room output, tested through its monitor.
+
+Real time only: the source drains on the wall clock, so the node refuses the virtual clock.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Final, final
+
+import attrs
+import numpy as np
+import trio
+import trio.lowlevel
+
+import mediagraph as mg
+
+from ._livekit_playout import Playout
+
+if TYPE_CHECKING:
+    from mediagraph import AsyncioLoop
+
+__all__ = ["LivekitOut", "LivekitOutConfig"]
+
+_v = attrs.validators
+
+#: How often what has played is read from the source, in seconds.
+POLL: Final = 0.01
+PLAYBACK_TYPES: Final = (mg.PlaybackStarted, mg.PlaybackProgress, mg.PlaybackFinished)
+
+
+def _loop(_: object, attribute: attrs.Attribute[Any], loop: mg.ResourceRef | None) -> None:
+    if loop is not None and loop.type != "asyncio":
+        raise ValueError(f"loop: resource {loop.name!r} is a {loop.type}, not an asyncio loop")
+
+
+@final
+@attrs.frozen(kw_only=True)
+class LivekitOutConfig:
+    """Args:
+    sample_rate: the track's rate (the inlet takes only this rate).
+    channels: the track's channel count (the inlet takes only this count).
+    queue_ms: how much audio the source holds before ``capture_frame`` waits (and the most an interrupt cuts
+        that was already handed over).
+    progress_ms: a ``playback_progress`` event each time a segment has played this much more (0: at every poll).
+    track_name: the track's name.
+    loop: the name of an ``asyncio`` resource to run ``livekit.rtc`` on; none: a loop thread of the node's own.
+    """
+
+    sample_rate: int = attrs.field(default=48000, validator=[_v.ge(8000), _v.le(192_000)])
+    channels: int = attrs.field(default=1, validator=[_v.ge(1), _v.le(2)])
+    queue_ms: int = attrs.field(default=100, validator=[_v.ge(10), _v.le(5000)])
+    progress_ms: float = attrs.field(default=100.0, validator=[_v.ge(0), _v.le(60000)])
+    track_name: str = attrs.field(default="mediagraph", validator=[_v.min_len(1), _v.max_len(200)])
+    loop: mg.ResourceRef | None = attrs.field(default=None, validator=_loop)
+
+
+@final
+@mg.node_type("livekit_out", config=LivekitOutConfig)
+class LivekitOut(mg.Actor):
+    """Feeds a LiveKit audio track in real time; playback events from what it really played.
+
+    Inlet ``audio`` (the config's rate and channels; ``Flush`` ends a segment, ``Interrupt`` cuts it).
+    Outlets ``playback`` (``PlaybackStarted``, ``PlaybackProgress``, ``PlaybackFinished``, as a speaker's) and
+    ``monitor`` (what the track delivers).
+
+    Raises:
+        mg.ProviderError: ``livekit.rtc`` failed, or the graph runs on the virtual clock.
+
+    Cancellation: unfinished segments get no ``playback_finished``; the track's objects are closed, bounded.
+    Resource handling: a ``loop`` resource is the graph's; otherwise the node's own loop thread is closed.
+    """
+
+    @staticmethod
+    def ports(config: LivekitOutConfig) -> mg.Ports:
+        fmt = mg.AudioFormat(sample_rate=config.sample_rate, channels=config.channels)
+        return mg.Ports(
+            inlets=[mg.InletSpec(name="audio", format=fmt)],
+            outlets=[mg.OutletSpec(name="playback", types=PLAYBACK_TYPES), mg.OutletSpec(name="monitor", format=fmt)],
+        )
+
+    def __init__(self, config: LivekitOutConfig) -> None:
+        self.config = config
+        self.frames = 0
+
+    def __repr__(self) -> str:
+        return f"<LivekitOut {self.config.track_name!r} frames={self.frames}>"
+
+    async def run(self, io: mg.NodeIO) -> None:
+        self._io = io
+        cfg = self.config
+        if math.isfinite(getattr(trio.lowlevel.current_clock(), "autojump_threshold", math.inf)):
+            raise mg.ProviderError(
+                f"node {io.name!r} (livekit_out): a LiveKit source plays in real time; run it on the real clock"
+            )
+        self._playout = Playout(cfg.sample_rate, progress_interval=cfg.progress_ms / 1000)
+        self._emit = io.outlets["playback"].emit
+        own: AsyncioLoop | None = None
+        if cfg.loop is None:
+            self._loop = own = mg.AsyncioLoop()
+        else:
+            self._loop = io.resource(cfg.loop)
+        self._capture: trio.CancelScope | None = None
+        self._ended = False  # the input has ended
+        self._played_out = trio.Event()  # ... and all of it has played
+        try:
+            self._source, self._stream = await self._loop.call(self._open)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._observe)
+                if io.outlets["monitor"].linked:
+                    nursery.start_soon(self._monitor)
+                await self._write()
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                if getattr(self, "_stream", None) is not None:
+                    with trio.move_on_after(2):
+                        await self._loop.call(self._close)
+                if own is not None:
+                    await trio.to_thread.run_sync(own.close)
+
+    async def _open(self) -> tuple[Any, Any]:  # on the asyncio loop: the SDK binds it as it builds
+        from livekit import rtc
+
+        cfg = self.config
+        source = rtc.AudioSource(cfg.sample_rate, cfg.channels, queue_size_ms=cfg.queue_ms)
+        track = rtc.LocalAudioTrack.create_audio_track(cfg.track_name, source)
+        stream = rtc.AudioStream(track, sample_rate=cfg.sample_rate, num_channels=cfg.channels)
+        return source, stream
+
+    async def _close(self) -> None:
+        await self._stream.aclose()
+        await self._source.aclose()
+
+    async def _clear(self) -> None:
+        self._source.clear_queue()
+
+    # --- the writer, the observer, the monitor -------------------------------------------------------------
+
+    async def _write(self) -> None:
+        from livekit import rtc
+
+        io, cfg = self._io, self.config
+        async for msg in io.inlets["audio"]:
+            if isinstance(msg, mg.AudioFrame):
+                n = msg.samples_per_channel
+                frame = rtc.AudioFrame(msg.samples.tobytes(), cfg.sample_rate, cfg.channels, n)
+                self._playout.submit(n, msg.timestamp / cfg.sample_rate)
+                self.frames += 1
+                with trio.CancelScope() as self._capture:
+                    await self._loop.call(self._source.capture_frame, frame)
+                self._capture = None
+            elif isinstance(msg, mg.Interrupt):
+                await self._interrupt()
+            elif isinstance(msg, mg.Flush):
+                self._send(self._playout.flush(io.time()))
+        self._send(self._playout.end(io.time()))
+        async with trio.open_nursery() as nursery:  # a barge-in while the rest plays out still cuts it
+            nursery.start_soon(self._late_interrupts)
+            await self._drain()
+            nursery.cancel_scope.cancel()
+
+    async def _late_interrupts(self) -> None:
+        with self._io.inlets["audio"].after_end() as late:
+            async for msg in late:
+                if isinstance(msg, mg.Interrupt):
+                    await self._interrupt()
+
+    async def _interrupt(self) -> None:
+        if self._capture is not None:
+            self._capture.cancel()  # its frame is dropped with the queue anyway
+        queued = self._source.queued_duration
+        await self._loop.call(self._clear)
+        self._send(self._playout.interrupt(queued, self._io.time()))
+
+    async def _drain(self) -> None:
+        """Until what was handed over has played (bounded: the queue drains in real time)."""
+        self._ended = True
+        with trio.move_on_after(self.config.queue_ms / 1000 + 1.0):
+            await self._played_out.wait()
+        self._send(self._playout.observe(0.0, self._io.time()))
+
+    async def _observe(self) -> None:
+        while True:
+            await trio.sleep(POLL)
+            self._send(self._playout.observe(self._source.queued_duration, self._io.time()))
+            if self._ended and not self._playout.pending:
+                self._played_out.set()
+
+    async def _monitor(self) -> None:
+        cfg, out = self.config, self._io.outlets["monitor"]
+        frames = self._stream.__aiter__()
+        position = 0
+        while True:
+            event = await self._loop.call(frames.__anext__)
+            data = np.frombuffer(event.frame.data, dtype=np.int16).reshape(-1, cfg.channels)
+            frame = mg.AudioFrame(samples=data, sample_rate=cfg.sample_rate, channels=cfg.channels, timestamp=position)
+            await out.send(frame)
+            position += len(data)
+
+    def _send(self, events: list[mg.PlaybackEvent]) -> None:
+        for event in events:
+            self._emit(event)
