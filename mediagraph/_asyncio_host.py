@@ -173,6 +173,27 @@ class AsyncioLoop:
         errors = [t.exception() for t in tasks if t.done() and not t.cancelled()]
         return Reaped(left, tuple(f"{type(e).__name__}: {e}" for e in errors if e is not None))
 
+    def finish(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> bool:
+        """From synchronous code (a resource's ``close``): run the coroutine ``fn(*args)`` on the loop and wait
+        for it, blocking, at most ``cancel_timeout`` seconds; whether it ended (its error, if any, is kept in
+        ``errors``; one that does not end in time is cancelled and counted in ``abandoned``)."""
+        if self._closed:
+            return False
+
+        async def run() -> Any:
+            return await fn(*args)
+
+        future: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(run(), self._loop)
+        try:
+            future.result(timeout=self.cancel_timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            self.abandoned += 1
+            return False
+        except Exception as exc:
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+        return True
+
     def close(self) -> None:
         """Cancel every task left, stop the loop and join its thread (each bounded by ``cancel_timeout``)."""
         if self._closed:

@@ -61,9 +61,10 @@ def start(gf: GraphFile, *, clock: str, duration: float | None, events_path: Pat
             error(f"mediagraph: error: cannot write the events file {events_path}: {exc.strerror}")
             return EXIT_ERROR
     try:
-        live = not virtual and sys.stderr.isatty()
+        # The live table redraws the terminal: not when the events go to that same terminal too.
+        live = not virtual and sys.stderr.isatty() and not (events_path == Path("-") and sys.stdout.isatty())
         stderr = scrubbed(sys.stderr, gf.secrets)
-        total = expected_length(gf.graph, duration)
+        total = expected_length(gf.graph, duration, [item.at for item in gf.schedule if item.name == "stop"])
         display: Display = (
             LiveStatus(stderr, verbosity, total) if live else PlainLog(stderr, verbosity, total, progress=not virtual)
         )

@@ -19,7 +19,7 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import IO, Any, Final, Protocol, final
 
 import numpy as np
@@ -160,10 +160,13 @@ def levels(running: RunningGraph) -> dict[str, dict[str, float]]:
     return out
 
 
-def expected_length(graph: Graph, duration: float | None) -> float | None:
-    """How long a run of ``graph`` should last in graph seconds, if it can be told: ``duration``, or sooner the
-    longest of its sources, when every source's config says how long it plays (a ``media_seconds`` property:
-    a tone's duration, a file's length; ``None`` for endless)."""
+def expected_length(graph: Graph, duration: float | None, stops: Sequence[float] = ()) -> float | None:
+    """How long a run of ``graph`` should last in graph seconds, if it can be told: ``duration`` or the first
+    of ``stops`` (the schedule's stop actions), or sooner the longest of its sources, when every source's
+    config says how long it plays (a ``media_seconds`` property: a tone's duration, a file's length; ``None``
+    for endless)."""
+    if stops:
+        duration = min([*stops, *([duration] if duration is not None else [])])
     fed = {link.dst.node for link in graph.links}
     lengths = [getattr(spec.config, "media_seconds", None) for name, spec in graph.nodes.items() if name not in fed]
     known = [x for x in lengths if isinstance(x, int | float)]
@@ -250,7 +253,9 @@ class LiveStatus:
         total: float | None = None,
         outputs: Mapping[str, str] | None = None,
     ) -> None:
-        self.console = Console(file=stream, highlight=False, force_terminal=True, width=_columns())
+        self.console = Console(
+            file=stream, highlight=False, force_terminal=True, width=_size().columns, height=_size().lines
+        )
         self.verbosity = verbosity
         self.total = total
         self.outputs = dict(outputs or {})
@@ -291,35 +296,54 @@ class LiveStatus:
         self.live.stop()
 
     def table(self) -> Table:
+        """The table, fitted to the terminal: no cell wraps; on a narrow one the level is a number only; on a
+        short one the rows that do not fit become one "+N more" row, so the header and the files written show."""
         running = self.running
         assert running is not None
+        width, height = self.console.width, self.console.height
         title = f"graph {running.name!r}  {_progress(running.time(), self.total)}"
         table = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
-        for column in ("node", "state", "in", "out", "rate/s", "mailbox", "level"):
-            table.add_column(column, justify="left" if column in ("node", "state", "level") else "right")
+        widths = {"state": 9, "in": 5, "out": 5, "rate/s": 6, "mailbox": 5, "level": 7}  # the least each takes
+        table.add_column("node", no_wrap=True, overflow="ellipsis", max_width=max(10, width // 3))
+        for column, least in widths.items():
+            table.add_column(
+                column,
+                justify="left" if column in ("state", "level") else "right",
+                no_wrap=True,
+                overflow="ellipsis",
+                min_width=least,
+            )
         meter = levels(running)
-        for name, s in running.statistics().items():
+        bar = 10 if width >= 90 else 0
+        stats = list(running.statistics().items())
+        room = max(1, height - 4 - (2 if self.outputs else 0))  # title, header, caption, the cursor's line
+        shown = stats if len(stats) <= room else stats[: room - 1]
+        for name, s in shown:
             rate = f"{self.rates[name]:.1f}" if name in self.rates else ""
             state = s.state + (f" ({s.restarts} restarts)" if s.restarts else "")
             mailbox = f"{s.queued}/{s.peak_mailbox}" + (f" dropped {s.dropped}" if s.dropped else "")
             ports = meter.get(name, {})
-            level = "  ".join(_meter(db, port if len(ports) > 1 else "") for port, db in ports.items())
+            level = "  ".join(_meter(db, port if len(ports) > 1 else "", bar) for port, db in ports.items())
             table.add_row(name, state, str(s.frames_in), str(s.frames_out), rate, mailbox, level)
+        if len(shown) < len(stats):
+            table.add_row(f"+{len(stats) - len(shown)} more", "", "", "", "", "", "")
         if self.outputs:
             table.caption = "  ".join(f"{node} -> {path}" for node, path in self.outputs.items())
             table.caption_justify = "left"
         return table
 
 
-def _columns() -> int:
-    """The width of the terminal stderr is (the stream the display writes to is wrapped: secrets masked)."""
+def _size() -> os.terminal_size:
+    """The size of the terminal stderr is (the stream the display writes to is wrapped: secrets masked)."""
     try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
+        return os.get_terminal_size(sys.stderr.fileno())
     except (OSError, ValueError):
-        return shutil.get_terminal_size().columns
+        return shutil.get_terminal_size()
 
 
 def _meter(db: float, port: str = "", width: int = 10) -> str:
-    """``-12 dB ███████░░░`` (from -60 dB to 0), after the port's name when given."""
+    """``-12 dB ███████░░░`` (from -60 dB to 0; the bar ``width`` characters, none for 0), after the port's
+    name when given."""
     filled = max(0, min(width, round((db + 60) / 60 * width)))
-    return (f"{port} " if port else "") + f"{max(db, -99):4.0f} dB " + "█" * filled + "░" * (width - filled)
+    bar = " " + "█" * filled + "░" * (width - filled) if width else ""
+    return (f"{port} " if port else "") + f"{max(db, -99):4.0f} dB" + bar

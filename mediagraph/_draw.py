@@ -136,7 +136,7 @@ def to_mermaid(graph: Graph, schedule: Sequence[ScheduledAction] = ()) -> str:
         lines += [f"    r_{resource} -.- {ids[user]}" for user in users]
     if schedule:
         items = "<br/>".join(_mermaid(_action(item)) for item in schedule)
-        lines.append(f'    schedule["schedule<br/><small>{items}</small>"]')
+        lines.append(f'    schedule_note["schedule<br/><small>{items}</small>"]')  # node ids are n_...
     return "\n".join(lines) + "\n"
 
 
@@ -173,6 +173,6 @@ def to_dot(graph: Graph, schedule: Sequence[ScheduledAction] = ()) -> str:
         lines += [f"    {rid} -> {_quote(user)} [style=dotted, arrowhead=none];" for user in users]
     if schedule:
         text = "\n".join(["schedule", *(_action(item) for item in schedule)])
-        lines.append(f"    {_quote('schedule')} [label={_quote(text)}, shape=note];")
+        lines.append(f"    {_quote('schedule note')} [label={_quote(text)}, shape=note];")  # no node has a space
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -43,6 +43,11 @@ class Override:
         return ".".join((self.param, *self.path))
 
     @property
+    def keys(self) -> tuple[str, ...]:
+        """Every key of the dotted path after the node: ``("child", "block_ms")``."""
+        return (self.param, *self.path)
+
+    @property
     def leaf(self) -> str:
         """The last key: what the value is for (a secret's name, say)."""
         return self.path[-1] if self.path else self.param

@@ -10,6 +10,7 @@ under the module name ``mediagraph_plugin_<stem>``; the same file named twice is
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -19,6 +20,7 @@ from types import ModuleType
 
 from ._errors import GraphDefinitionError
 from ._limits import quote
+from ._node import node_types
 
 __all__ = ["import_plugin"]
 
@@ -30,11 +32,13 @@ def import_plugin(name: str, base: Path, *, location: str | None = None) -> Modu
         GraphDefinitionError: no such file or module, or importing it raised; the message says which and what
             it raised (with the plugin's own line), located at ``location``.
     """
+    node_types()  # the installed types first: a plugin that reuses one of their names fails as it imports
     if name.endswith(".py"):
         path = (base / name).resolve()
         if not path.is_file():
             raise GraphDefinitionError(f"plugin {quote(name)}: no such file ({path})", location=location)
-        module_name = f"mediagraph_plugin_{''.join(c if c.isalnum() else '_' for c in path.stem)}"
+        stem = "".join(c if c.isalnum() else "_" for c in path.stem)
+        module_name = f"mediagraph_plugin_{stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
         loaded = sys.modules.get(module_name)
         if loaded is not None and getattr(loaded, "__file__", None) == str(path):
             return loaded
@@ -46,7 +50,7 @@ def import_plugin(name: str, base: Path, *, location: str | None = None) -> Modu
             spec.loader.exec_module(module)
         except Exception as exc:
             del sys.modules[module_name]
-            raise _failed(name, exc, location) from exc
+            raise _failed(name, exc, location, path) from exc
         return module
     if not all(part.isidentifier() for part in name.split(".")):
         raise GraphDefinitionError(
@@ -63,9 +67,15 @@ def import_plugin(name: str, base: Path, *, location: str | None = None) -> Modu
         raise _failed(name, exc, location) from exc
 
 
-def _failed(name: str, exc: Exception, location: str | None) -> GraphDefinitionError:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+def _failed(name: str, exc: Exception, location: str | None, path: Path | None = None) -> GraphDefinitionError:
+    """The error of a plugin whose import raised, naming the plugin's own line (the innermost frame in its
+    file; for a syntax error, the line that does not parse)."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f" at {Path(exc.filename).name}:{exc.lineno}"
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        mine = [f for f in frames if path is None or Path(f.filename) == path] or frames
+        where = f" at {Path(mine[-1].filename).name}:{mine[-1].lineno}" if mine else ""
     return GraphDefinitionError(
         f"plugin {quote(name)}: importing it raised {type(exc).__name__}: {exc}{where}", location=location
     )

@@ -42,6 +42,7 @@ import functools
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 from yaml.nodes import Node
@@ -150,7 +151,7 @@ def _load(
     devices: Mapping[str, str | int] | None = None,
 ) -> GraphFile:
     """Load with every secret the file and the overrides name kept out of the error, if one is raised."""
-    given = frozenset(o.value for o in overrides if isinstance(o.value, str) and _limits.is_secret(o.leaf))
+    given = frozenset(s for o in overrides for s in _secret_strings(o.value, any(map(_limits.is_secret, o.keys))))
     try:
         with importing_code(import_code), overriding_devices(devices or {}):
             gf = _build(text, base, default_name=default_name, overrides=overrides)
@@ -163,6 +164,18 @@ def _load(
         if (masked, where) == (exc.message, exc.location):
             raise
         raise GraphDefinitionError(masked, location=where, node=exc.node, param=exc.param, link=exc.link) from None
+
+
+def _secret_strings(value: Any, secret: bool) -> list[str]:
+    """The strings in a ``--set`` value that are secrets: under a secret-named key at any depth, or all of them
+    when the dotted path itself names one."""
+    if isinstance(value, str):
+        return [value] if secret and value else []
+    if isinstance(value, Mapping):
+        return [s for k, v in value.items() for s in _secret_strings(v, secret or _limits.is_secret(k))]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _secret_strings(v, secret)]
+    return []
 
 
 def _build(text: YamlText, base: Path, *, default_name: str, overrides: Sequence[Override]) -> GraphFile:

@@ -36,6 +36,11 @@ class ChannelMismatch(ValueError):
     """A frame's channels cannot be mapped to the file's (only to mono, or from mono)."""
 
 
+@final
+class GapTooLong(ValueError):
+    """A frame's timestamp jumps further ahead than the sink fills with silence."""
+
+
 def silence(count: int, channels: int) -> Samples:
     """``count`` samples of silence, without allocating them (a read-only view of one zero sample)."""
     return np.broadcast_to(np.zeros((1, channels), dtype=np.int16), (count, channels))
@@ -48,11 +53,13 @@ class Placement:
     Args:
         rate: the file's sample rate.
         channels: the file's channel count.
+        max_gap: the longest gap (seconds) filled with silence; a longer jump raises :class:`GapTooLong`.
     """
 
-    def __init__(self, rate: int, channels: int) -> None:
+    def __init__(self, rate: int, channels: int, *, max_gap: float = math.inf) -> None:
         self.rate = rate
         self.channels = channels
+        self.max_gap = max_gap
         self.end = 0  # samples of the file released so far (silence included)
         self.gaps = 0
         self.gap_samples = 0
@@ -106,6 +113,11 @@ class Placement:
                 return out  # all of it was before the end: no run starts
         elif position > self.end + slack:
             gap = position - self.end
+            if gap > self.max_gap * self.rate:
+                raise GapTooLong(
+                    f"a frame {gap / self.rate:.3f} s after the end of the audio before it (timestamp {timestamp} at "
+                    f"{rate} Hz): more than max_gap, {self.max_gap} s, of silence to write"
+                )
             self.gaps += 1
             self.gap_samples += gap
             self.end = position

@@ -20,7 +20,7 @@ import trio
 import mediagraph as mg
 
 from ._audio import Samples, passes_own_check
-from ._file_sink_core import ChannelMismatch, Placement
+from ._file_sink_core import ChannelMismatch, GapTooLong, Placement
 from ._writers import SINK_FORMATS, Format, Recording
 
 __all__ = ["COMMIT_SECONDS", "FileSink", "FileSinkConfig"]
@@ -73,6 +73,9 @@ class FileSinkConfig:
         next run starts: move it away to keep it.
     sample_rate: the file's rate, Hz; ``None``: the first frame's (for Opus, which takes 8, 12, 16, 24 or
         48 kHz only, 48 kHz when the first frame's is another). Frames of another rate are resampled.
+    max_gap: the longest jump of timestamps, seconds, filled with silence; a longer one fails the node
+        (what was written is kept, finalized): a source whose clock leaps would otherwise write hours of
+        silence at once.
     channels: the file's channel count; ``None``: the first frame's. Frames of another count are mapped:
         down to mono by averaging, up from mono by copying; any other mapping fails the node.
     """
@@ -82,6 +85,7 @@ class FileSinkConfig:
         default=None, validator=[_v.optional([_v.ge(8000), _v.le(384000)]), _check_rate]
     )
     channels: int | None = attrs.field(default=None, validator=[_v.optional([_v.ge(1), _v.le(8)]), _check_channels])
+    max_gap: float = attrs.field(default=60.0, validator=[_v.gt(0), _v.le(3600)])
 
     @property
     def format(self) -> Format:
@@ -168,7 +172,7 @@ class FileSink(mg.Actor):
         cfg, io = self.config, self._io
         assert io is not None
         self._writer = Recording(cfg.path, video=False, fmt=cfg.format, rate=rate, channels=channels)
-        self._placement = Placement(rate, channels)
+        self._placement = Placement(rate, channels, max_gap=self.config.max_gap)
         io.log(
             "file_sink_started", path=str(cfg.path), part=str(self._writer.part), sample_rate=rate, channels=channels
         )
@@ -181,6 +185,8 @@ class FileSink(mg.Actor):
             pieces = self._placement.add(frame)
         except ChannelMismatch as exc:
             raise ChannelMismatch(f"{self._where()}: {exc} (set channels: {frame.channels} to keep them)") from None
+        except GapTooLong as exc:
+            raise GapTooLong(f"{self._where()}: {exc}") from None
         for piece in pieces:
             self._pending.append(piece)
             self._pending_len += len(piece)

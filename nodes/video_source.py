@@ -84,6 +84,12 @@ class VideoSourceConfig:
     flash_level: float = attrs.field(default=0.1, validator=[_v.gt(0), _v.le(1)])
     audio_back: bool = attrs.field(default=False, validator=_with_audio(False))
 
+    @property
+    def media_seconds(self) -> float | None:
+        """How long the pattern plays (``None``: endless), for the command line's progress and ``check``; a
+        stand-in avatar has an inlet: it ends with its audio."""
+        return self.duration
+
 
 @final
 @mg.node_type(

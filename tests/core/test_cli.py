@@ -393,10 +393,11 @@ links:
 """
 
 
-def on_a_terminal(tmp_path: Path, *args: str) -> str:
-    """What ``mediagraph`` writes to a pseudo-terminal (its stderr), escape sequences removed."""
+def on_a_terminal(tmp_path: Path, *args: str, size: tuple[int, int] = (40, 200)) -> str:
+    """What ``mediagraph`` writes to a pseudo-terminal of ``size`` (lines, columns) as its stderr, escape
+    sequences removed."""
     leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))  # 40 lines of 200 columns
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
     try:
         proc = subprocess.Popen([*COMMAND, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=follower)
         os.close(follower)
@@ -430,6 +431,26 @@ def test_live_status_on_a_terminal_has_headers_position_levels_and_the_recording
     rows = [line.split()[:2] for line in lines if line.split()[:1] in (["tone"], ["out"], ["recorder"])]
     last = [row for row in rows if row[1:] != ["->"]][-3:]
     assert last == [["tone", "finished"], ["out", "finished"], ["recorder", "finished"]]
+
+
+def test_on_a_small_terminal_nothing_wraps_and_the_files_written_still_show(tmp_path: Path) -> None:
+    nodes = "".join(f"  pass_{i}_with_a_long_name: identity\n" for i in range(8))
+    links = ["tone.audio -> pass_0_with_a_long_name.audio"]
+    links += [f"pass_{i}_with_a_long_name.audio -> pass_{i + 1}_with_a_long_name.audio" for i in range(7)]
+    links.append("pass_7_with_a_long_name.audio -> out.audio")
+    graph = write(
+        tmp_path,
+        "# many nodes\nnodes:\n  tone: {type: tone_source, duration: 0.5}\n"
+        + nodes
+        + "  out: {type: file_sink, path: out/x.wav}\nlinks:\n"
+        + "".join(f"  - {link}\n" for link in links),
+    )
+    screen = on_a_terminal(tmp_path, "run", str(graph), size=(12, 60))
+    last = screen[screen.rindex("graph 'g'") :].splitlines()  # the last drawing of the table
+    assert max(len(line.rstrip()) for line in last) <= 60, last
+    drawn = "\n".join(last)
+    assert re.search(r"\+\d+ more", drawn), "the rows that do not fit are counted"
+    assert "out -> " in drawn and "x.wav" in drawn, "the file written is named (wrapped if it must)"
 
 
 def test_quiet_and_verbose_and_events_on_standard_output(tmp_path: Path) -> None:
@@ -639,6 +660,13 @@ def test_draw_shows_what_a_slot_holds_resources_and_their_users_and_writes_to_st
     assert "at 9.6 s: swap slot=out, child=speaker, policy=cut" in mermaid
     assert '"resource voice" -> "tts" [style=dotted, arrowhead=none];' in dot
     assert list(tmp_path.iterdir()) == [], "nothing written but to standard output"
+    named = write(
+        tmp_path / "named",
+        "# a node called schedule\nnodes:\n  schedule: {type: tone_source, duration: 1}\n"
+        "  sink: null_sink\nlinks: [schedule.audio -> sink.audio]\nschedule:\n  - {at: 0.5, stop: graceful}\n",
+    )
+    dot = mediagraph("draw", named, "-o", "-", "--format", "dot", cwd=tmp_path).stdout
+    assert '"schedule" [label="schedule\\ntone_source' in dot and '"schedule note" [label="schedule\\nat 0.5 s' in dot
 
 
 def test_a_file_sink_writes_one_stream_at_its_own_rate_from_the_command_line(tmp_path: Path) -> None:

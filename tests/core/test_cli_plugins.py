@@ -89,8 +89,18 @@ def test_plugin_on_the_command_line_and_its_errors(tmp_path: Path) -> None:
         "nosuch": "--plugin nosuch: error: plugin 'nosuch': no such module",
         "nosuch.py": "--plugin nosuch.py: error: plugin 'nosuch.py': no such file",
         "../x y": "--plugin ../x y: error: plugin '../x y': expected a .py file or a module name",
+        "syntax.py": "--plugin syntax.py: error: plugin 'syntax.py': importing it raised SyntaxError: ",
+        "twice.py": "--plugin twice.py: error: plugin 'twice.py': importing it raised RegistryError: node type "
+        "'identity' is already registered",
     }
+    (tmp_path / "syntax.py").write_text("x = 1\ndef broken(:\n")
+    (tmp_path / "twice.py").write_text(
+        "import attrs\nimport mediagraph as mg\n\n\n@attrs.frozen\nclass C:\n    pass\n\n\n"
+        "@mg.node_type('identity', config=C)\nclass I(mg.Transform):\n    ports = staticmethod(lambda c: mg.Ports())\n"
+    )
     for plugin, message in cases.items():
         done = mediagraph("nodes", "--plugin", plugin, cwd=tmp_path)
         assert done.returncode == 1, plugin
         assert done.stderr.startswith(message), done.stderr
+    assert "at syntax.py:2" in mediagraph("nodes", "--plugin", "syntax.py", cwd=tmp_path).stderr
+    assert "at twice.py:10" in mediagraph("nodes", "--plugin", "twice.py", cwd=tmp_path).stderr, "the plugin's own line"

@@ -282,6 +282,13 @@ def test_a_nested_override_s_error_points_at_the_argument(override: str, message
     assert message in str(caught.value)
 
 
+def test_a_secret_in_a_nested_override_never_shows_in_its_error() -> None:
+    for text in ("loud.processor={type: gain, db: x, api_key: sekrit123}", "loud.processor.api_key.deep=sekrit123"):
+        with pytest.raises(mg.GraphDefinitionError) as caught:
+            load(NESTED, overrides=[Override.parse(text)])
+        assert "sekrit123" not in str(caught.value), text
+
+
 @pytest.mark.parametrize("text", ["tone", "tone.frequency", "tone.frequency:1", "1tone.x=1", "tone..b=1", "tone.a-b=1"])
 def test_malformed_overrides(text: str) -> None:
     with pytest.raises(ValueError, match="NODE.PARAM=VALUE"):

@@ -219,6 +219,24 @@ async def test_a_frame_whose_channels_cannot_be_mapped_fails_naming_node_inlet_a
     assert (channels, len(got)) == (2, 4800)
 
 
+async def test_a_jump_past_max_gap_fails_naming_it_instead_of_writing_hours_of_silence(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    out = tmp_path / "jump.wav"
+    steps: list[tuple[float, str, Any]] = [
+        (0.0, "audio", frame(np.ones((4800, 1), np.int16), 0, 48000)),
+        (0.1, "audio", frame(np.ones((480, 1), np.int16), 48000 * 3600, 48000)),  # an hour later
+    ]
+    with pytest.raises(mg.NodeFailedError) as info:
+        await script(out, steps)
+    assert str(info.value.__cause__) == (
+        f"file_sink 'out' inlet 'audio' (file '{out}'): a frame 3599.900 s after the end of the audio before it "
+        "(timestamp 172800000 at 48000 Hz): more than max_gap, 60.0 s, of silence to write"
+    )
+    got, _, _, _ = read(out)
+    assert len(got) == 4800, "what came before is kept, finalized"
+
+
 # --- crash safety and finalization -----------------------------------------------------------------------
 
 
