@@ -35,7 +35,7 @@ from ._errors import GraphDefinitionError, MediaGraphError
 from ._inspect import describe, overview
 from ._node import node_types, resource_types
 from ._plugins import import_plugin
-from ._sound import device_table, play_graph
+from ._sound import check_output, device_table, play_graph
 from ._yaml import GraphFile, Override, load_graph
 
 __all__ = ["command", "main"]
@@ -354,6 +354,7 @@ def _devices(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _play(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     device = args.output_device if args.output_device is not None else "default"
     graph = play_graph(args.file, device)
+    check_output(device)
     gf = GraphFile(path=args.file, graph=graph, schedule=(), resources={}, locations={})
     return start(gf, clock="real", duration=args.duration, events_path=None, verbosity=args.verbosity)
 

@@ -16,7 +16,7 @@ from ._errors import MediaGraphError
 from ._graph import Graph
 from ._node import get_node_type
 
-__all__ = ["INSTALL", "device_table", "play_graph"]
+__all__ = ["INSTALL", "check_output", "device_table", "play_graph"]
 
 #: The command that installs the system library ``sounddevice`` needs (Debian, Ubuntu).
 INSTALL: Final = "apt-get install libportaudio2"
@@ -64,8 +64,29 @@ def device_table() -> str:
             lines.append(
                 f" {mark} {d['index']:>3}  {d['name']:<40} {d[key]:>3} ch  {d['default_samplerate']:>7.0f} Hz  {api}"
             )
-    lines.append("* the default (device: default). Use a name, a part of one, or the index: --output-device pulse")
+    if any(d["max_output_channels"] > 0 or d["max_input_channels"] > 0 for d in devices):
+        lines.append("* the default (device: default). Use a name, a part of one, or the index: --output-device pulse")
     return "\n".join(lines)
+
+
+def check_output(device: str | int) -> None:
+    """Before playing on ``device``: there is an output device at all (a clear error, not a node's).
+
+    Raises:
+        MediaGraphError: no PortAudio, or no output device.
+    """
+    if device == "virtual":
+        return
+    sd = _sounddevice()
+    try:
+        outputs = [d for d in sd.query_devices() if d["max_output_channels"] > 0]
+    except Exception as exc:
+        raise MediaGraphError(f"PortAudio cannot list its devices: {exc}") from exc
+    if not outputs:
+        raise MediaGraphError(
+            "there is no sound output device (PortAudio sees no sound card and no sound server); "
+            "'mediagraph devices' lists what it sees, and --output-device virtual plays on the graph clock, silently"
+        )
 
 
 def play_graph(path: Path, device: str | int) -> Graph:

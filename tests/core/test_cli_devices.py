@@ -121,6 +121,14 @@ def test_play_plays_a_file_on_the_chosen_device(tmp_path: Path) -> None:
     assert 40 <= received <= 60 and 0 < played <= received * 480, done.stderr
 
 
+def test_play_with_no_output_device_says_so_and_what_to_do(tmp_path: Path) -> None:
+    env = os.environ | {"PULSE_SERVER": f"unix:{tmp_path}/nothing-here"}
+    done = mediagraph("play", SAMPLE, cwd=tmp_path, env=env)
+    assert done.returncode == 1
+    assert done.stderr.startswith("mediagraph: error: there is no sound output device")
+    assert "--output-device virtual" in done.stderr
+
+
 def test_play_a_file_that_is_not_media_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not audio\n")
     done = mediagraph("play", "notes.txt", "--output-device", "virtual", cwd=tmp_path)
