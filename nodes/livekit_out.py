@@ -12,8 +12,9 @@ queued is sent after it) and finishes the segment at the position played.
 The ``monitor`` outlet, when linked, carries what the track delivers, read back through an ``rtc.AudioStream``
 (10 ms frames, timestamps counted from the first; silence while nothing plays): what a room would receive.
 
-Not done yet (issue 18): publishing the track into a room through a ``livekit_room`` resource. Until then the
-track stays local: this node is the playout half of a room output, tested through its monitor.
+With ``room`` (a ``livekit_room`` resource) the track is published into the room once it is joined (and its
+SDK objects live on the room's asyncio loop); without, it stays local: the playout alone, heard through the
+monitor.
 
 Real time only: the source drains on the wall clock, so the node refuses the virtual clock.
 """
@@ -31,6 +32,7 @@ import trio.lowlevel
 import mediagraph as mg
 
 from ._livekit_playout import Playout
+from .livekit_room import LivekitRoom, LivekitRoomConfig
 
 if TYPE_CHECKING:
     from mediagraph import AsyncioLoop
@@ -42,6 +44,11 @@ _v = attrs.validators
 #: How often what has played is read from the source, in seconds.
 POLL: Final = 0.01
 PLAYBACK_TYPES: Final = (mg.PlaybackStarted, mg.PlaybackProgress, mg.PlaybackFinished)
+
+
+def _room(_: object, attribute: attrs.Attribute[Any], room: mg.ResourceRef | None) -> None:
+    if room is not None and not isinstance(room.config, LivekitRoomConfig):
+        raise ValueError(f"room: resource {room.name!r} is a {room.type}, not a livekit_room")
 
 
 def _loop(_: object, attribute: attrs.Attribute[Any], loop: mg.ResourceRef | None) -> None:
@@ -59,7 +66,9 @@ class LivekitOutConfig:
         that was already handed over).
     progress_ms: a ``playback_progress`` event each time a segment has played this much more (0: at every poll).
     track_name: the track's name.
-    loop: the name of an ``asyncio`` resource to run ``livekit.rtc`` on; none: a loop thread of the node's own.
+    room: the name of a ``livekit_room`` resource to publish the track into; none: the track stays local.
+    loop: (without ``room``) the name of an ``asyncio`` resource to run ``livekit.rtc`` on; none: a loop
+        thread of the node's own. With ``room``, the room's loop.
     """
 
     sample_rate: int = attrs.field(default=48000, validator=[_v.ge(8000), _v.le(192_000)])
@@ -67,7 +76,12 @@ class LivekitOutConfig:
     queue_ms: int = attrs.field(default=100, validator=[_v.ge(10), _v.le(5000)])
     progress_ms: float = attrs.field(default=100.0, validator=[_v.ge(0), _v.le(60000)])
     track_name: str = attrs.field(default="mediagraph", validator=[_v.min_len(1), _v.max_len(200)])
+    room: mg.ResourceRef | None = attrs.field(default=None, validator=_room)
     loop: mg.ResourceRef | None = attrs.field(default=None, validator=_loop)
+
+    def __attrs_post_init__(self) -> None:
+        if self.room is not None and self.loop is not None:
+            raise ValueError("give room or loop, not both: the room's SDK objects live on the room's own loop")
 
 
 @final
@@ -111,7 +125,10 @@ class LivekitOut(mg.Actor):
         self._playout = Playout(cfg.sample_rate, progress_interval=cfg.progress_ms / 1000)
         self._emit = io.outlets["playback"].emit
         own: AsyncioLoop | None = None
-        if cfg.loop is None:
+        room: LivekitRoom | None = io.resource(cfg.room) if cfg.room is not None else None
+        if room is not None:
+            self._loop = room.loop
+        elif cfg.loop is None:
             self._loop = own = mg.AsyncioLoop()
         else:
             self._loop = io.resource(cfg.loop)
@@ -119,7 +136,11 @@ class LivekitOut(mg.Actor):
         self._ended = False  # the input has ended
         self._played_out = trio.Event()  # ... and all of it has played
         try:
-            self._source, self._stream = await self._loop.call(self._open)
+            self._source, self._stream, track = await self._loop.call(self._open)
+            if room is not None:
+                await room.join()
+                sid = await room.publish(track)
+                io.log("track_published", room=room.name, track=sid, name=cfg.track_name)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._observe)
                 if io.outlets["monitor"].linked:
@@ -134,21 +155,28 @@ class LivekitOut(mg.Actor):
                 if own is not None:
                     await trio.to_thread.run_sync(own.close)
 
-    async def _open(self) -> tuple[Any, Any]:  # on the asyncio loop: the SDK binds it as it builds
+    async def _open(self) -> tuple[Any, Any, Any]:  # on the asyncio loop: the SDK binds it as it builds
         from livekit import rtc
 
         cfg = self.config
         source = rtc.AudioSource(cfg.sample_rate, cfg.channels, queue_size_ms=cfg.queue_ms)
         track = rtc.LocalAudioTrack.create_audio_track(cfg.track_name, source)
         stream = rtc.AudioStream(track, sample_rate=cfg.sample_rate, num_channels=cfg.channels)
-        return source, stream
+        return source, stream, track
 
     async def _close(self) -> None:
         await self._stream.aclose()
         await self._source.aclose()
 
-    async def _clear(self) -> None:
+    async def _queued(self) -> float:
+        """What the source still holds, read on its loop: its estimate changes in several steps there."""
+        return float(self._source.queued_duration)
+
+    async def _cut(self) -> float:
+        """Clear the source's queue; what it held then (read and cleared in one step on its loop)."""
+        queued = float(self._source.queued_duration)
         self._source.clear_queue()
+        return queued
 
     # --- the writer, the observer, the monitor -------------------------------------------------------------
 
@@ -184,8 +212,7 @@ class LivekitOut(mg.Actor):
     async def _interrupt(self) -> None:
         if self._capture is not None:
             self._capture.cancel()  # its frame is dropped with the queue anyway
-        queued = self._source.queued_duration
-        await self._loop.call(self._clear)
+        queued = await self._loop.call(self._cut)
         self._send(self._playout.interrupt(queued, self._io.time()))
 
     async def _drain(self) -> None:
@@ -198,7 +225,7 @@ class LivekitOut(mg.Actor):
     async def _observe(self) -> None:
         while True:
             await trio.sleep(POLL)
-            self._send(self._playout.observe(self._source.queued_duration, self._io.time()))
+            self._send(self._playout.observe(await self._loop.call(self._queued), self._io.time()))
             if self._ended and not self._playout.pending:
                 self._played_out.set()
 
