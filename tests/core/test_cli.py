@@ -189,9 +189,10 @@ links: [tone.audio -> pass.audio, pass.audio -> sink.audio]
 # --- running ---------------------------------------------------------------------------------------------
 
 
-#: Not the graphs talking to a network service (nova_sonic): they run on the real clock against a stand-in of it
-#: (tests/nodes/test_nova_sonic.py); the virtual clock is refused (tested there).
-VIRTUAL = sorted(p.name for p in GRAPHS.glob("*.yaml") if "type: nova_sonic" not in p.read_text())
+#: Not the graphs talking to a network service (nova_sonic, a LiveKit room): they run on the real clock against a
+#: stand-in (tests/nodes/test_nova_sonic.py, test_livekit_room.py); the virtual clock is refused (tested there).
+NETWORK = ("type: nova_sonic", "type: livekit_room")
+VIRTUAL = sorted(p.name for p in GRAPHS.glob("*.yaml") if not any(s in p.read_text() for s in NETWORK))
 
 
 @pytest.mark.parametrize("name", VIRTUAL)

@@ -31,9 +31,10 @@ SCRIPT = shutil.which("mediagraph", path=str(Path(sys.executable).parent))
 COMMAND = [SCRIPT] if SCRIPT else [sys.executable, "-m", "mediagraph"]
 HASH_SEEDS = ("1", "2")
 
-#: The ready-made graphs that run on the virtual clock: not those talking to a network service (nova_sonic),
-#: which run on the real clock against a stand-in of it (tests/nodes/test_nova_sonic.py).
-VIRTUAL = [p for p in sorted(GRAPHS.glob("*.yaml")) if "type: nova_sonic" not in p.read_text()]
+#: The ready-made graphs that run on the virtual clock: not those talking to a network service (nova_sonic, a
+#: LiveKit room), which run on the real clock against a stand-in (tests/nodes/test_nova_sonic.py, test_livekit_room.py).
+NETWORK = ("type: nova_sonic", "type: livekit_room")
+VIRTUAL = [p for p in sorted(GRAPHS.glob("*.yaml")) if not any(s in p.read_text() for s in NETWORK)]
 #: case -> (graph file, extra arguments of ``mediagraph run``)
 CASES: dict[str, tuple[str, tuple[str, ...]]] = {p.name: (p.name, ()) for p in VIRTUAL}
 CASES["fan_out_fan_in.yaml --duration 2"] = ("fan_out_fan_in.yaml", ("--duration", "2"))

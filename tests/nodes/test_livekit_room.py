@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
 import attrs
@@ -268,3 +272,15 @@ async def test_credentials_are_required_or_minted(monkeypatch: pytest.MonkeyPatc
     claims = api.TokenVerifier("devkey", "a-secret-long-enough-for-hs256-0123456789").verify(token)
     assert url == "ws://127.0.0.1:1" and claims.identity == "agent"
     assert claims.video is not None and claims.video.room == "demo"
+
+
+def test_the_ready_made_livekit_graph_checks_offline_and_refuses_the_virtual_clock(tmp_path: Path) -> None:
+    graph = Path(__file__).resolve().parents[2] / "graphs" / "livekit_agent.yaml"
+    command = [sys.executable, "-m", "mediagraph"]
+    checked = subprocess.run([*command, "check", graph], capture_output=True, text=True, timeout=60, check=False)
+    assert checked.returncode == 0 and checked.stdout.startswith(f"{graph}: ok: "), checked.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
+    ran = subprocess.run(
+        [*command, "run", graph, "--clock", "virtual"], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
+    assert ran.returncode == 1 and "run it on the real clock" in ran.stderr
