@@ -43,9 +43,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, final
 
 import attrs
 import trio
@@ -57,8 +56,9 @@ from ._outbox import Outbox
 from ._sonic_client import SonicStream
 from ._sonic_config import NovaSonicConfig, Tool
 from ._sonic_core import Emit, InputAudio, SonicConversation, ToolCall, ToolResult
-from ._sonic_output import BargeIn, Out, SonicOutput, SonicOutputError, Text, ToolUse
+from ._sonic_output import BargeIn, Out, SonicOutputError, Text, ToolUse
 from ._sonic_protocol import INPUT_RATE, SonicInput
+from ._sonic_session import LIMIT_EXCEPTION, Session, describe, scrub
 from ._speech_core import TextBuffer
 
 if TYPE_CHECKING:
@@ -66,33 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NovaSonic", "NovaSonicConfig", "Tool", "ToolCall", "ToolResult"]
 
-#: The service's exception at the end of a session's time.
-LIMIT_EXCEPTION: Final = "ModelTimeoutException"
-_SECRETS: Final = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
-
 type _Item = tuple[str, bytes | str]
-
-
-@final
-@attrs.define(eq=False)
-class _Session:
-    """One bidirectional stream and what the node knows of it."""
-
-    number: int
-    stream: SonicStream
-    input: SonicInput
-    output: SonicOutput = attrs.Factory(SonicOutput)
-    opened: float = 0.0  # graph time
-    renew_at: float = math.inf  # trio time, set when ready
-    audio: int = 0  # bytes of 16 kHz audio it took
-    unsent: int = 0  # bytes dropped because it ended first
-    ended: trio.Event = attrs.Factory(trio.Event)  # its output ended, or it failed, or the service ended it
-    limit: bool = False  # the service ended it at its limit
-    closed: bool = False  # the node closes it (or has): its end is expected
-    error: str = ""  # the exception type it ended with
-    lock: trio.Lock = attrs.Factory(trio.Lock)  # held by the writer while it sends, by the retirer while it closes
-    sending: trio.CancelScope | None = None
-    reader: trio.CancelScope = attrs.Factory(trio.CancelScope)
 
 
 @final
@@ -143,7 +117,7 @@ class NovaSonic(mg.Actor):
     def __init__(self, config: NovaSonicConfig) -> None:
         self.config = config
         self.sessions = 0
-        self._open: dict[int, _Session] = {}
+        self._open: dict[int, Session] = {}
 
     def __repr__(self) -> str:
         return f"<NovaSonic {self.config.model} sessions={self.sessions} open={sorted(self._open)}>"
@@ -160,7 +134,7 @@ class NovaSonic(mg.Actor):
         self.sessions = 0
         self._conversation = SonicConversation(history=cfg.history, frame_len=cfg.frame_len, rate=cfg.sample_rate)
         self._outbox = Outbox[Emit]()
-        self._current: _Session | None = None
+        self._current: Session | None = None
         self._switched = trio.Event()
         self._tool_calls: dict[str, int] = {}  # tool use id -> the session that asked
         own: AsyncioLoop | None = None
@@ -246,7 +220,7 @@ class NovaSonic(mg.Actor):
                     await self._send_events(session, session.input.text(data))
                 return
 
-    async def _send_events(self, session: _Session, events: list[dict[str, Any]]) -> bool:
+    async def _send_events(self, session: Session, events: list[dict[str, Any]]) -> bool:
         """Send events to a session (its lock held); whether they went before it ended.
 
         Raises:
@@ -283,7 +257,7 @@ class NovaSonic(mg.Actor):
                         continue
                     await self._send_events(session, session.input.tool_result(msg.tool_use_id, msg.content))
 
-    async def _live(self) -> _Session:
+    async def _live(self) -> Session:
         """The session to write to: the current one, or the next once it is open (its opening is bounded)."""
         while self._current is None or self._current.ended.is_set():
             await self._switched.wait()
@@ -306,7 +280,7 @@ class NovaSonic(mg.Actor):
 
     # --- one session ---------------------------------------------------------------------------------------
 
-    async def _start(self, number: int, nursery: trio.Nursery) -> _Session:
+    async def _start(self, number: int, nursery: trio.Nursery) -> Session:
         """Open session ``number`` and start its reader; it is ready (or the node fails) within
         ``ready_timeout``."""
         cfg, io = self.config, self._io
@@ -319,7 +293,7 @@ class NovaSonic(mg.Actor):
             voice=cfg.voice,
             tools=[tool.spec() for tool in cfg.tools],
         )
-        session = _Session(number=number, stream=stream, input=sonic_input, opened=io.time())
+        session = Session(number=number, stream=stream, input=sonic_input, opened=io.time())
         self._open[number] = session
         self.sessions = max(self.sessions, number)
         io.log("sonic_session_opened", session=number, history=len(history))
@@ -334,7 +308,7 @@ class NovaSonic(mg.Actor):
         except Exception as exc:
             session.error = type(exc).__name__
             await self._abandon(session, "failed")
-            raise self._error(session, _describe(exc)) from None
+            raise self._error(session, describe(exc)) from None
         except BaseException:  # cancelled while opening: the node stops, or the renewal was not needed
             await self._abandon(session, "cancelled")
             raise
@@ -343,7 +317,7 @@ class NovaSonic(mg.Actor):
         nursery.start_soon(self._read, session)
         return session
 
-    async def _read(self, session: _Session) -> None:
+    async def _read(self, session: Session) -> None:
         with session.reader:
             try:
                 while (event := await self._call(session, session.stream.receive)) is not None:
@@ -361,12 +335,12 @@ class NovaSonic(mg.Actor):
                 if session.error == LIMIT_EXCEPTION:
                     session.limit = True
                     return  # the renewer opens the next session
-                raise self._error(session, str(exc) if isinstance(exc, SonicOutputError) else _describe(exc)) from None
+                raise self._error(session, str(exc) if isinstance(exc, SonicOutputError) else describe(exc)) from None
             self._stop(session)
             if not session.closed:
                 raise self._error(session, "the service ended the stream unasked")
 
-    def _decide(self, session: _Session, outs: list[Out]) -> list[Emit]:
+    def _decide(self, session: Session, outs: list[Out]) -> list[Emit]:
         """What the session's output gives, decided (and logged) when the outbox has room for it."""
         io, now, emits = self._io, self._io.time(), []
         for out in outs:
@@ -382,13 +356,13 @@ class NovaSonic(mg.Actor):
             emits += self._conversation.feed(out, now)
         return emits
 
-    def _stop(self, session: _Session) -> None:
+    def _stop(self, session: Session) -> None:
         """The session takes nothing more: its output ended or failed."""
         session.ended.set()
         if session.sending is not None:
             session.sending.cancel()
 
-    async def _retire(self, session: _Session, reason: str) -> None:
+    async def _retire(self, session: Session, reason: str) -> None:
         """Close a session cleanly (bounded), then release it."""
         clean = False
         with trio.move_on_after(self.config.close_timeout):
@@ -409,7 +383,7 @@ class NovaSonic(mg.Actor):
             session.lock.release()
         await self._abandon(session, reason, clean=clean)
 
-    async def _abandon(self, session: _Session, reason: str, *, clean: bool = False) -> list[str]:
+    async def _abandon(self, session: Session, reason: str, *, clean: bool = False) -> list[str]:
         """Stop its reader, close its client and reap its asyncio tasks (shielded, bounded); log it closed.
         What its failed background tasks said."""
         if self._open.pop(session.number, None) is None:
@@ -435,34 +409,20 @@ class NovaSonic(mg.Actor):
             stuck=reaped.left,
             **fields,
         )
-        return [_scrub(e) for e in reaped.errors]
+        return [scrub(e) for e in reaped.errors]
 
-    async def _call[T](self, session: _Session, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def _call[T](self, session: Session, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         with self._loop.session(("nova_sonic", id(self), session.number)):
             return await self._loop.call(fn, *args)
 
-    def _error(self, session: _Session, what: str) -> mg.ProviderError:
-        said = _scrub(what)  # before it is cut short: a key across the cut would leave its head
+    def _error(self, session: Session, what: str) -> mg.ProviderError:
+        said = scrub(what)  # before it is cut short: a key across the cut would leave its head
         said = said if len(said) <= 400 else said[:397] + "..."
         return mg.ProviderError(f"node {self._io.name!r} (nova_sonic): session {session.number}: {said}")
 
     async def _send(self, emit: Emit) -> None:
         port, msg = emit
         await self._io.outlets[port].send(msg)
-
-
-def _describe(exc: BaseException) -> str:
-    message = str(exc).strip()
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def _scrub(text: str) -> str:
-    """``text`` without the AWS keys of the environment (an SDK message could quote them)."""
-    for name in _SECRETS:
-        value = os.environ.get(name, "")
-        if len(value) >= 8:
-            text = text.replace(value, f"<{name}>")
-    return text
 
 
 def _str(value: object) -> str | None:

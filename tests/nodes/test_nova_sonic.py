@@ -44,12 +44,14 @@ if TYPE_CHECKING:
     from nodes._sonic_client import SonicStream
     from nodes._sonic_core import SonicConversation
     from nodes._sonic_protocol import SonicInput
-    from nodes.nova_sonic import NovaSonic, NovaSonicConfig, ToolCall, ToolResult, _Session
+    from nodes._sonic_session import Session
+    from nodes.nova_sonic import NovaSonic, NovaSonicConfig, ToolCall, ToolResult
 else:
     from mediagraph.nodes._sonic_client import SonicStream
     from mediagraph.nodes._sonic_core import SonicConversation
     from mediagraph.nodes._sonic_protocol import SonicInput
-    from mediagraph.nodes.nova_sonic import NovaSonic, NovaSonicConfig, ToolCall, ToolResult, _Session
+    from mediagraph.nodes._sonic_session import Session
+    from mediagraph.nodes.nova_sonic import NovaSonic, NovaSonicConfig, ToolCall, ToolResult
 
 #: Real seconds any one run may take before the test fails.
 BOUND = 30.0
@@ -579,7 +581,7 @@ async def test_a_tool_result_for_a_session_being_closed_is_dropped_not_sent_into
     stream = _SlowStream()
     sonic_input = SonicInput(prompt="p", tools=[t.spec() for t in node.config.tools])
     sonic_input.open()
-    session = _Session(number=1, stream=stream, input=sonic_input)  # type: ignore[arg-type]
+    session = Session(number=1, stream=stream, input=sonic_input)  # type: ignore[arg-type]
     stream.ended = session.ended
     node._open[1] = node._current = session
     node._tool_calls = {"tool-0": 1}
