@@ -63,7 +63,12 @@ class LivekitInConfig:
 
 
 @final
-@mg.node_type("livekit_in", config=LivekitInConfig)
+@mg.node_type(
+    "livekit_in",
+    config=LivekitInConfig,
+    port_notes="outlets audio (AudioFrame, sample_rate and channels) and metadata (StreamMetadata, "
+    "StreamMetadataCleared); no inlet (the room's tracks come through the livekit_room resource)",
+)
 class LivekitIn(mg.Actor):
     """A remote participant's audio from a LiveKit room; its track's metadata as messages.
 

@@ -644,7 +644,7 @@ def test_draw_mermaid_and_dot(tmp_path: Path) -> None:
     assert mermaid.startswith("flowchart LR\n")
     assert 'n_tone["tone<br/><small>tone_source</small><br/><small>frequency=220.0</small>' in mermaid
     assert 'n_left -->|"audio<br/>16000 Hz, 1 ch"| n_sink' in mermaid
-    assert 'schedule["schedule<br/><small>at 2.5 s: stop mode=graceful</small>"]' in mermaid
+    assert 'schedule_note["schedule<br/><small>at 2.5 s: stop mode=graceful</small>"]' in mermaid
     dot = (tmp_path / "fan.dot").read_text()
     assert dot.startswith('digraph "fan_out_fan_in" {')
     assert '"tone" -> "right" [label="audio\\n16000 Hz, 1 ch"];' in dot

@@ -29,9 +29,9 @@ def test_every_listed_name_is_described_in_plain_text_with_its_ports(tmp_path: P
         name: subprocess.Popen([*COMMAND, "nodes", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name in names
     }
-    for name, proc in procs.items():
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, (name, err)
+    done = {name: (proc.communicate(timeout=60), proc.returncode) for name, proc in procs.items()}  # all reaped
+    for name, ((out, err), returncode) in done.items():
+        assert returncode == 0, (name, err)
         assert "``" not in out and not re.search(r":\w+:`", out), (name, out)
         if name in sections["node types"]:
             assert re.search(r"^ports", out, re.MULTILINE), (name, out)
