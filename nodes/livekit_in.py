@@ -119,14 +119,14 @@ class LivekitIn(mg.Actor):
                         case TrackAvailable() if current is None and self._wanted(event):
                             scope = trio.CancelScope()
                             current = (event, scope)
-                            await self._metadata(event)
+                            await self._metadata(event, event.token)
                             nursery.start_soon(self._read, event, scope)
                         case TrackGone() if current is not None and event.track_sid == current[0].track_sid:
                             current[1].cancel()
                             current = None
                             await io.outlets["metadata"].send(StreamMetadataCleared(reason="track unsubscribed"))
                         case Reconnected() | TokenRefreshed() if current is not None:
-                            await self._metadata(current[0])
+                            await self._metadata(current[0], event.token)  # the token of that moment
                         case RoomDisconnected():
                             break
             finally:
@@ -140,10 +140,10 @@ class LivekitIn(mg.Actor):
         wanted = self.config.participant
         return event.kind == "audio" and (wanted is None or event.participant == wanted)
 
-    async def _metadata(self, track: TrackAvailable) -> None:
+    async def _metadata(self, track: TrackAvailable, token: str) -> None:
         room = self._room
         metadata = StreamMetadata(
-            room=room.name, participant=track.participant, track_id=track.track_sid, url=room.url, token=room.token
+            room=room.name, participant=track.participant, track_id=track.track_sid, url=room.url, token=token
         )
         await self._io.outlets["metadata"].send(metadata)
 

@@ -62,12 +62,14 @@ EVENTS: Final = (
 @final
 @attrs.frozen
 class TrackAvailable:
-    """A remote participant's track was subscribed; ``track`` is the SDK's (use it on ``room.loop`` only)."""
+    """A remote participant's track was subscribed; ``track`` is the SDK's (use it on ``room.loop`` only);
+    ``token``, the room's token at that moment."""
 
     participant: str
     track_sid: str
     kind: str  # "audio" or "video"
     track: Any = attrs.field(eq=False, repr=False)
+    token: str = attrs.field(default="", repr=False)
 
 
 @final
@@ -86,13 +88,18 @@ class Reconnecting:
 @final
 @attrs.frozen
 class Reconnected:
-    pass
+    """The room is back; ``token``, its token at that moment (events carry the state of their moment: a
+    listener that reads them later must not see a later token)."""
+
+    token: str = attrs.field(default="", repr=False)
 
 
 @final
 @attrs.frozen
 class TokenRefreshed:
-    pass
+    """The server refreshed the token: ``token`` is the new one."""
+
+    token: str = attrs.field(default="", repr=False)
 
 
 @final
@@ -228,10 +235,9 @@ class LivekitRoom:
 
     def _handler(self, name: str) -> Callable[..., None]:
         def handle(*args: Any) -> None:  # on the asyncio thread: post, nothing else
-            event = _event(name, args, self._room)
+            token = str(getattr(self._room, "_token", "") or self.token)  # the SDK keeps it there only
+            event = _event(name, args, token)
             if event is not None and self._trio is not None and not self._closed:
-                if isinstance(event, TokenRefreshed):
-                    self.token = str(getattr(self._room, "_token", self.token))  # the SDK keeps it there only
                 with contextlib.suppress(trio.RunFinishedError):  # the run is over: nobody to tell
                     self._trio.run_sync_soon(self._post, event)
 
@@ -240,6 +246,8 @@ class LivekitRoom:
     # --- on the trio side -----------------------------------------------------------------------------------
 
     def _post(self, event: RoomEvent) -> None:
+        if isinstance(event, TokenRefreshed):
+            self.token = event.token
         for channel in list(self._channels):
             try:
                 channel.send_nowait(event)
@@ -261,21 +269,21 @@ class LivekitRoom:
         return url, token
 
 
-def _event(name: str, args: tuple[Any, ...], room: Any) -> RoomEvent | None:
+def _event(name: str, args: tuple[Any, ...], token: str) -> RoomEvent | None:
     match name:
         case "track_subscribed":
             track, publication, participant = args[:3]
             kind = "video" if getattr(track, "kind", 1) == 2 else "audio"  # rtc.TrackKind.KIND_VIDEO is 2
-            return TrackAvailable(str(participant.identity), str(publication.sid), kind, track)
+            return TrackAvailable(str(participant.identity), str(publication.sid), kind, track, token)
         case "track_unsubscribed":
             _, publication, participant = args[:3]
             return TrackGone(str(participant.identity), str(publication.sid))
         case "reconnecting":
             return Reconnecting()
         case "reconnected":
-            return Reconnected()
+            return Reconnected(token)
         case "token_refreshed":
-            return TokenRefreshed()
+            return TokenRefreshed(token)
         case "disconnected":
             return RoomDisconnected(str(args[0]) if args else "")
     return None
