@@ -161,7 +161,7 @@ async def test_a_remote_track_s_audio_and_metadata_follow_the_room() -> None:
         await remote.emit("reconnected")
         remote.rooms[0]._token = "t1"
         await remote.emit("token_refreshed")
-        await trio.sleep(0.3)  # the fed audio plays out in real time
+        await trio.sleep(1.0)  # the fed audio (0.3 s, 0.2 s of it queued) plays out in real time: a wide margin
         await remote.emit("track_unsubscribed", None, Named(sid="TR_a"), Named(identity="alice"))
         await remote.emit("disconnected", "CLIENT_INITIATED")
     assert metadata(recorder) == [
