@@ -20,6 +20,11 @@ never does. The trio side owns every call, so the house's guarantees hold across
   imports this module on first use of ``mg.AsyncioLoop``). Closing cancels what is left, stops the loop and
   joins its thread (bounded).
 
+- **Adopted loops.** ``AsyncioLoop.adopt(loop)`` hosts calls on a running loop someone else owns (a LiveKit
+  Agents job's, whose room lives there): calls, sessions and reaping work the same (its task factory is chained,
+  not replaced, and restored on close); closing only reaps what its sessions started, never stops the loop, and
+  nothing blocks when closing on the loop's own thread.
+
 Waits on the loop thread are real-time waits: on the virtual clock (``MockClock``) trio's clock may jump
 while the thread works, so graphs hosting asyncio code are tested on the real clock.
 """
@@ -67,22 +72,40 @@ class AsyncioLoop:
     """
 
     def __init__(self, *, cancel_timeout: float = 1.0, name: str = "mediagraph-asyncio") -> None:
+        self._setup(asyncio.new_event_loop(), cancel_timeout, owned=True)
+        self._loop.set_exception_handler(self._on_loop_error)
+        started = threading.Event()
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, args=(started,), name=name, daemon=True
+        )
+        self._thread.start()
+        started.wait()
+
+    @classmethod
+    def adopt(cls, loop: asyncio.AbstractEventLoop, *, cancel_timeout: float = 1.0) -> AsyncioLoop:
+        """Host calls on ``loop``, a running loop this object does not own (another thread's, or the one the
+        caller runs on): :meth:`close` reaps what its sessions started and never stops or closes ``loop``.
+        The loop's own exception handler is left alone; its task factory is chained (restored on close)."""
+        host = cls.__new__(cls)
+        host._setup(loop, cancel_timeout, owned=False)
+        host._thread = None
+        return host
+
+    def _setup(self, loop: asyncio.AbstractEventLoop, cancel_timeout: float, *, owned: bool) -> None:
         self.cancel_timeout = cancel_timeout
         self.abandoned = 0  # tasks that did not end within cancel_timeout of being cancelled
         self.errors: list[str] = []  # what the loop reported that nobody retrieved (exception type: message)
-        self._loop = asyncio.new_event_loop()
-        self._loop.set_exception_handler(self._on_loop_error)
-        self._loop.set_task_factory(self._new_task)
+        self.owned = owned
+        self._loop = loop
+        self._previous_factory = loop.get_task_factory()
+        loop.set_task_factory(self._new_task)
         self._tagged: dict[object, set[asyncio.Task[Any]]] = {}  # on the loop thread only: background tasks
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(started,), name=name, daemon=True)
-        self._thread.start()
-        started.wait()
         self._closed = False
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(asyncio.all_tasks(self._loop))} tasks"
-        return f"<AsyncioLoop {state}, abandoned={self.abandoned}>"
+        adopted = "" if self.owned else " adopted"
+        return f"<AsyncioLoop{adopted} {state}, abandoned={self.abandoned}>"
 
     def _run(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
@@ -92,7 +115,11 @@ class AsyncioLoop:
     def _new_task(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
         """Every task of the loop: one of a session's is filed under its tag until it ends well (one that
         fails stays, for :meth:`reap` to retrieve its exception)."""
-        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kwargs)
+        task: asyncio.Task[Any]
+        if self._previous_factory is not None:  # an adopted loop's own factory (its owner's tasks stay its)
+            task = self._previous_factory(loop, coro, **kwargs)  # type: ignore[assignment]
+        else:
+            task = asyncio.Task(coro, loop=loop, **kwargs)
         tag = task.get_context().get(_SESSION)
         if tag is not None:
             tasks = self._tagged.setdefault(tag, set())
@@ -112,7 +139,7 @@ class AsyncioLoop:
         Raises:
             MediaGraphError: the loop is closed.
         """
-        if self._closed:
+        if self._closed or self._loop.is_closed():
             raise MediaGraphError("the asyncio loop is closed")
         session = _SESSION.get()
 
@@ -177,11 +204,15 @@ class AsyncioLoop:
         """From synchronous code (a resource's ``close``): run the coroutine ``fn(*args)`` on the loop and wait
         for it, blocking, at most ``cancel_timeout`` seconds; whether it ended (its error, if any, is kept in
         ``errors``; one that does not end in time is cancelled and counted in ``abandoned``)."""
-        if self._closed:
+        if self._closed or self._loop.is_closed():
             return False
 
         async def run() -> Any:
             return await fn(*args)
+
+        if self._on_loop_thread():  # an adopted loop's own thread: waiting here would block it for good
+            self._loop.create_task(run()).add_done_callback(self._retrieve)
+            return False
 
         future: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(run(), self._loop)
         try:
@@ -195,17 +226,55 @@ class AsyncioLoop:
         return True
 
     def close(self) -> None:
-        """Cancel every task left, stop the loop and join its thread (each bounded by ``cancel_timeout``)."""
+        """Cancel every task left, stop the loop and join its thread (each bounded by ``cancel_timeout``).
+        An adopted loop: cancel only the tasks its sessions started (bounded; not waited for on the loop's
+        own thread), restore its task factory and leave it running."""
         if self._closed:
             return
         self._closed = True
+        if not self.owned:
+            self._release()
+            return
         with contextlib.suppress(concurrent.futures.TimeoutError):
             left = asyncio.run_coroutine_threadsafe(_cancel_all(self.cancel_timeout), self._loop)
             self.abandoned += left.result(timeout=2 * self.cancel_timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
+        assert self._thread is not None
         self._thread.join(self.cancel_timeout)
         if not self._thread.is_alive():
             self._loop.close()
+
+    def _release(self) -> None:
+        """Close an adopted loop: reap every session, give the loop its own task factory back."""
+        if self._loop.is_closed():
+            return
+
+        async def release() -> int:
+            tasks = [t for tagged in self._tagged.values() for t in tagged]
+            self._tagged.clear()
+            left = await _cancel(tasks, self.cancel_timeout)
+            if self._loop.get_task_factory() == self._new_task:  # unless someone chained theirs on top of ours
+                self._loop.set_task_factory(self._previous_factory)
+            return left
+
+        if self._on_loop_thread():
+            self._loop.create_task(release()).add_done_callback(self._retrieve)
+            return
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            self.abandoned += asyncio.run_coroutine_threadsafe(release(), self._loop).result(
+                timeout=2 * self.cancel_timeout
+            )
+
+    def _on_loop_thread(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def _retrieve(self, task: asyncio.Task[Any]) -> None:
+        """A task nobody awaits: keep its error in ``errors`` (asyncio then logs nothing)."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.errors.append(f"{type(exc).__name__}: {exc}")
 
 
 async def _wait(future: concurrent.futures.Future[Any]) -> None:

@@ -16,10 +16,16 @@ minted from ``LIVEKIT_API_KEY`` / ``LIVEKIT_API_SECRET`` with ``livekit-api`` (t
 ``room`` and ``identity``. The token is a secret: never logged, masked in messages.
 
 Tests give ``backend``, a function building the SDK-side room (a fake with ``rtc.Room``'s events), on the loop.
+
+A room someone else connected (a LiveKit Agents job's ``ctx.room``, see :mod:`.livekit_job`) is given as
+``connected`` with the asyncio loop it lives on (``connected_loop``): the resource then hosts its calls on that
+loop (``mg.AsyncioLoop.adopt``), never connects or disconnects the room, and on close only unsubscribes its
+event handlers and reaps what it started there; the loop goes on.
 """
 
 from __future__ import annotations
 
+import asyncio  # the node library imports it anyway (livekit.rtc); configs' annotations resolve at run time
 import contextlib
 import os
 from collections.abc import Callable
@@ -124,6 +130,9 @@ class LivekitRoomConfig:
         identity: the participant identity when minting a token.
         connect_timeout: seconds the connection may take (the SDK retries on its own past any single timeout).
         backend: (Python only) builds the SDK-side room, on its loop; none: ``rtc.Room()``. Tests give a fake.
+        connected: (Python only) an SDK room already connected by its owner (a LiveKit Agents job's
+            ``ctx.room``): used as it is, never connected or disconnected here; needs ``connected_loop``.
+        connected_loop: (Python only) the running asyncio loop ``connected`` lives on; its calls run there.
     """
 
     url: str | None = None
@@ -132,6 +141,14 @@ class LivekitRoomConfig:
     identity: str = attrs.field(default="mediagraph", validator=_v.min_len(1))
     connect_timeout: float = attrs.field(default=10.0, validator=[_v.gt(0), _v.le(120)])
     backend: Callable[[], Any] | None = attrs.field(default=None, eq=False, repr=False)
+    connected: Any = attrs.field(default=None, eq=False, repr=False)
+    connected_loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if (self.connected is None) != (self.connected_loop is None):
+            raise ValueError("connected and connected_loop go together: the room and the asyncio loop it lives on")
+        if self.connected is not None and self.backend is not None:
+            raise ValueError("give backend or connected, not both")
 
     def open(self) -> LivekitRoom:
         return LivekitRoom(self)
@@ -146,7 +163,12 @@ class LivekitRoom:
 
     def __init__(self, config: LivekitRoomConfig) -> None:
         self.config = config
-        self.loop: AsyncioLoop = mg.AsyncioLoop(name="mediagraph-livekit")
+        self.loop: AsyncioLoop
+        if config.connected_loop is not None:
+            self.loop = mg.AsyncioLoop.adopt(config.connected_loop)
+        else:
+            self.loop = mg.AsyncioLoop(name="mediagraph-livekit")
+        self.owned = config.connected is None  # whether this resource connects (and disconnects) the room
         self.name = config.room
         self.url = ""
         self.token = ""
@@ -156,6 +178,7 @@ class LivekitRoom:
         self._joining: trio.Lock | None = None
         self._channels: list[trio.MemorySendChannel[RoomEvent]] = []
         self._trio: trio.lowlevel.TrioToken | None = None
+        self._handlers: list[tuple[str, Callable[..., None]]] = []
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self._connected else "not connected"
@@ -182,6 +205,10 @@ class LivekitRoom:
             if self._closed:
                 raise mg.ProviderError(f"livekit_room {self.name!r}: closed")
             self._trio = trio.lowlevel.current_trio_token()
+            if not self.owned:
+                self._room = await self.loop.call(self._attach)
+                self._connected = True
+                return
             self.url, self.token = self._credentials()
             try:
                 with trio.fail_after(self.config.connect_timeout):
@@ -210,7 +237,7 @@ class LivekitRoom:
         if self._room is not None:
             room = self._room
             self._room = None
-            self.loop.finish(room.disconnect)
+            self.loop.finish(room.disconnect if self.owned else self._detach)
         self.loop.close()
 
     # --- on the asyncio loop --------------------------------------------------------------------------------
@@ -222,12 +249,33 @@ class LivekitRoom:
             from livekit import rtc
 
             room = rtc.Room()
-        for name in EVENTS:
-            room.on(name, self._handler(name))
+        self._subscribe(room)
         await room.connect(self.url, self.token)
         if getattr(room, "name", None):
             self.name = str(room.name)
         return room
+
+    async def _attach(self) -> Any:
+        """The room given connected: its events, its name and credentials (the SDK keeps those private)."""
+        room = self.config.connected
+        self._subscribe(room)
+        if isinstance(getattr(room, "name", None), str) and room.name:
+            self.name = room.name
+        url, token = getattr(room, "_server_url", ""), getattr(room, "_token", "")
+        self.url, self.token = (url if isinstance(url, str) else ""), (token if isinstance(token, str) else "")
+        return room
+
+    async def _detach(self) -> None:
+        """A room its owner keeps: only this resource's handlers go."""
+        for name, handler in self._handlers:
+            self.config.connected.off(name, handler)
+        self._handlers.clear()
+
+    def _subscribe(self, room: Any) -> None:
+        for name in EVENTS:
+            handler = self._handler(name)
+            room.on(name, handler)
+            self._handlers.append((name, handler))
 
     async def _publish(self, track: Any) -> str:
         publication = await self._room.local_participant.publish_track(track)

@@ -147,3 +147,68 @@ def test_importing_mediagraph_does_not_import_asyncio() -> None:
     code = "import sys, mediagraph; print('asyncio' in sys.modules)"
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert ran.stdout.strip() == "False"
+
+
+@contextlib.contextmanager
+def foreign_loop(factory: Any = None) -> Any:
+    """A running asyncio loop on a thread of its own that the test, not the host, owns (a job's loop)."""
+    owner = asyncio.new_event_loop()
+    owner.set_task_factory(factory)
+    thread = threading.Thread(target=owner.run_forever, name="job-loop", daemon=True)
+    thread.start()
+    try:
+        yield owner
+    finally:
+        owner.call_soon_threadsafe(owner.stop)
+        thread.join(5)
+        owner.close()
+
+
+async def test_an_adopted_loop_hosts_calls_and_sessions_and_is_never_stopped() -> None:
+    made: list[str] = []  # the owner's own task factory keeps making every task
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made.append(getattr(coro, "__name__", "?"))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    with foreign_loop(factory) as owner:
+        host = mg.AsyncioLoop.adopt(owner, cancel_timeout=0.2)
+        assert "adopted" in repr(host)
+
+        async def where() -> str:
+            return threading.current_thread().name
+
+        assert await host.call(where) == "job-loop"
+        strays: list[asyncio.Task[None]] = []
+
+        async def start_background() -> None:
+            strays.append(asyncio.get_running_loop().create_task(asyncio.Event().wait()))  # type: ignore[arg-type]
+
+        with host.session("graph"):
+            await host.call(start_background)
+        await host.call(start_background)  # no session: the owner's, left alone
+        assert "wait" in made
+        await trio.to_thread.run_sync(host.close)
+        assert strays[0].cancelled() and not strays[1].done()
+        assert owner.is_running() and not owner.is_closed(), "closing never stops a loop it does not own"
+        assert owner.get_task_factory() is factory, "the owner's task factory is given back"
+        with pytest.raises(mg.MediaGraphError, match="closed"):
+            await host.call(where)
+        owner.call_soon_threadsafe(strays[1].cancel)
+
+
+def test_an_adopted_loop_closed_on_its_own_thread_never_blocks_it() -> None:
+    async def job() -> tuple[bool, bool, float]:
+        loop = asyncio.get_running_loop()
+        host = mg.AsyncioLoop.adopt(loop, cancel_timeout=5)
+        with host.session("graph"):
+            stray = loop.create_task(asyncio.Event().wait())
+        t0 = loop.time()
+        finished = host.finish(asyncio.sleep, 10)  # would block the loop it waits on: not waited for
+        host.close()
+        took = loop.time() - t0
+        await asyncio.sleep(0.05)
+        return finished, stray.cancelled(), took
+
+    finished, cancelled, took = asyncio.run(job())
+    assert not finished and cancelled and took < 0.5
