@@ -17,3 +17,11 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/python tools/pytest_exit.py "$@"
+# The livekit-agents extra pins its own livekit (1.8.9: livekit==1.1.21, older than the main venv's): a second
+# venv runs the agents job tests and the room and track tests again on that livekit (reused when it exists).
+if [ ! -x .venv-agents/bin/python ]; then
+    python3.12 -m venv .venv-agents 2>/dev/null || python -m venv .venv-agents
+fi
+.venv-agents/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,livekit-agents]'
+.venv-agents/bin/python -m pytest -q -p no:cacheprovider \
+    tests/nodes/test_livekit_job.py tests/nodes/test_livekit_room.py tests/nodes/test_livekit_out.py

@@ -21,7 +21,13 @@ def load(name: str) -> types.ModuleType:
 
 
 def test_every_example_is_tested() -> None:
-    assert sorted(p.stem for p in EXAMPLES.glob("*.py")) == ["custom_node", "hot_swap", "property_test"]
+    # livekit_agent_job: tests/nodes/test_livekit_job.py (it needs the livekit-agents extra)
+    assert sorted(p.stem for p in EXAMPLES.glob("*.py")) == [
+        "custom_node",
+        "hot_swap",
+        "livekit_agent_job",
+        "property_test",
+    ]
 
 
 def test_hot_swap(tmp_path: Path) -> None:
