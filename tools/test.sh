@@ -23,5 +23,6 @@ if [ ! -x .venv-agents/bin/python ]; then
     python3.12 -m venv .venv-agents 2>/dev/null || python -m venv .venv-agents
 fi
 .venv-agents/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,livekit-agents]'
-.venv-agents/bin/python -m pytest -q -p no:cacheprovider \
-    tests/nodes/test_livekit_job.py tests/nodes/test_livekit_room.py tests/nodes/test_livekit_out.py
+.venv-agents/bin/python tools/pytest_exit.py -q -p no:cacheprovider \
+    tests/nodes/test_livekit_job.py tests/nodes/test_livekit_room.py tests/nodes/test_livekit_out.py \
+    tests/core/test_asyncio_host.py
