@@ -215,10 +215,13 @@ async def in_fake_job(
 
     async def main() -> Any:
         with fake_job_context(room=cast(Any, room)) as ctx:
-            task: asyncio.Future[Any] = asyncio.ensure_future(job(ctx))
-            await drive()
-            async with asyncio.timeout(20):
-                return await task
+            try:
+                task: asyncio.Future[Any] = asyncio.ensure_future(job(ctx))
+                await drive()
+                async with asyncio.timeout(20):
+                    return await task
+            finally:
+                ctx._tempdir.cleanup()  # livekit-agents never does (see tools/test.sh)
 
     try:
         return await trio.to_thread.run_sync(asyncio.run, main())
