@@ -25,6 +25,7 @@ import trio
 
 import mediagraph as mg
 from mediagraph.testing import Recorder, SinkConfig
+from mediagraph.testing.livekit_fakes import FakeRoom, Named
 
 pytest.importorskip(
     "livekit.agents",
@@ -163,51 +164,6 @@ async def test_a_failing_graph_fails_its_simulated_job_naming_the_node() -> None
 # --- the adapter against a fake room whose events fire -----------------------------------------------------
 
 
-@final
-@attrs.define
-class Named:
-    identity: str = ""
-    sid: str = ""
-
-
-@final
-class FakeLocalParticipant:
-    def __init__(self) -> None:
-        self.published: list[Any] = []
-
-    async def publish_track(self, track: Any, options: Any = None) -> Named:
-        self.published.append(track)
-        return Named(sid=f"TR_local_{len(self.published)}")
-
-
-@final
-class FakeRoom(rtc.EventEmitter[str]):
-    """A job's room at the SDK boundary, already connected (the job's): its events, its local participant."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.name = "job-room"
-        self.local_participant = FakeLocalParticipant()
-        self.listeners: dict[str, int] = {}
-        self.listening = asyncio.Event()  # livekit_in's resource subscribed to the track events
-
-    def on(self, event: str, callback: Any = None) -> Any:
-        self.listeners[event] = self.listeners.get(event, 0) + 1
-        if event == "track_subscribed":
-            self.listening.set()
-        return super().on(event, callback)
-
-    def off(self, event: str, callback: Any) -> None:
-        self.listeners[event] -= 1
-        super().off(event, callback)
-
-    async def connect(self, *args: Any, **kwargs: Any) -> None:
-        raise AssertionError("the job's room is never connected by the graph")
-
-    async def disconnect(self) -> None:
-        raise AssertionError("the job's room is never disconnected by the graph")
-
-
 async def in_fake_job(
     room: FakeRoom, job: Callable[[JobContext], Awaitable[Any]], drive: Callable[[], Awaitable[None]]
 ) -> Any:
@@ -243,7 +199,7 @@ def listener_graph(recorder: Recorder) -> mg.Graph:
 
 
 async def test_the_job_room_s_tracks_reach_livekit_in_and_a_disconnect_ends_the_graph() -> None:
-    room, recorder = FakeRoom(), Recorder()
+    room, recorder = FakeRoom("job-room"), Recorder()
 
     async def drive() -> None:
         async with asyncio.timeout(20):
@@ -268,6 +224,7 @@ async def test_the_job_room_s_tracks_reach_livekit_in_and_a_disconnect_ends_the_
     assert len(marked) >= 15 * FRAME and np.array_equal(marked, np.arange(1, len(marked) + 1))
     ours = ("track_subscribed", "track_unsubscribed", "reconnecting", "reconnected", "token_refreshed")
     assert [room.listeners[e] for e in ours] == [0] * len(ours), f"the resource's handlers went: {room.listeners}"
+    assert (room.connects, room.disconnects) == (0, 0), "the job's room is the job's: never connected nor closed"
 
 
 async def test_the_example_entrypoint_runs_the_livekit_agent_graph_on_the_job_s_room() -> None:
@@ -277,7 +234,7 @@ async def test_the_example_entrypoint_runs_the_livekit_agent_graph_on_the_job_s_
     assert spec is not None and spec.loader is not None
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    room = FakeRoom()
+    room = FakeRoom("job-room")
 
     async def drive() -> None:
         async with asyncio.timeout(20):
@@ -292,7 +249,7 @@ async def test_the_example_entrypoint_runs_the_livekit_agent_graph_on_the_job_s_
 
 
 async def test_a_cancelled_entrypoint_cancels_the_graph_and_a_missing_room_is_named() -> None:
-    room = FakeRoom()
+    room = FakeRoom("job-room")
     g = mg.Graph("forever")
     g.add_resource("room", "livekit_room")
     g.add("user", "livekit_in", room="room")

@@ -8,7 +8,6 @@ required, or minted from an API key and secret. On the real clock, each run boun
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -18,7 +17,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-import attrs
 import hypothesis.strategies as st
 import numpy as np
 import pytest
@@ -28,6 +26,7 @@ from livekit import rtc
 
 import mediagraph as mg
 from mediagraph.testing import Recorder, SinkConfig
+from mediagraph.testing.livekit_fakes import FakeRoom, Named
 
 if TYPE_CHECKING:
     from nodes._stream_metadata import StreamMetadata, StreamMetadataCleared
@@ -38,45 +37,6 @@ else:
 
 RATE = 48000
 FRAME = 480
-
-
-@final
-@attrs.define
-class Named:
-    """A participant (``identity``) or a publication (``sid``), as the SDK's events carry them."""
-
-    identity: str = ""
-    sid: str = ""
-
-
-@final
-class FakeLocalParticipant:
-    def __init__(self) -> None:
-        self.published: list[Any] = []
-
-    async def publish_track(self, track: Any, options: Any = None) -> Named:
-        self.published.append(track)
-        return Named(sid=f"TR_local_{len(self.published)}")
-
-
-@final
-class FakeRoom(rtc.EventEmitter[str]):
-    """``rtc.Room`` at its boundary: connect, disconnect, the local participant, and the events it emits."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.name = "fake-room"
-        self.local_participant = FakeLocalParticipant()
-        self.url = ""
-        self._token = ""  # where the SDK keeps the token, refreshed
-        self.connected = asyncio.Event()
-
-    async def connect(self, url: str, token: str, options: Any = None) -> None:
-        self.url, self._token = url, token
-        self.connected.set()
-
-    async def disconnect(self) -> None:
-        self.connected.clear()
 
 
 @final
@@ -159,7 +119,7 @@ async def test_a_remote_track_s_audio_and_metadata_follow_the_room() -> None:
         await remote.feed("TR_a", 30)
         await remote.emit("reconnecting")
         await remote.emit("reconnected")
-        remote.rooms[0]._token = "t1"
+        remote.rooms[0].refresh_token("t1")
         await remote.emit("token_refreshed")
         await trio.sleep(1.0)  # the fed audio (0.3 s, 0.2 s of it queued) plays out in real time: a wide margin
         await remote.emit("track_unsubscribed", None, Named(sid="TR_a"), Named(identity="alice"))
@@ -226,7 +186,7 @@ async def test_metadata_is_in_order_and_cleared_once_whatever_the_room_does(acti
                     expected.append(("on", f"{live}/{token}"))
             elif action == "refresh":
                 token = f"t{n}"
-                remote.rooms[0]._token = token
+                remote.rooms[0].refresh_token(token)
                 await remote.emit("token_refreshed")
                 if live is not None:
                     expected.append(("on", f"{live}/{token}"))
