@@ -166,13 +166,17 @@ class AudioFrame:
         )
 
     def to_rtc(self) -> rtc.AudioFrame:
-        """A ``livekit.rtc.AudioFrame`` sharing this frame's buffer (no copy when samples are contiguous)."""
+        """A ``livekit.rtc.AudioFrame`` sharing this frame's buffer (no copy when the samples are contiguous and
+        writable; a read-only frame's samples are copied once)."""
         from livekit import rtc
 
         # livekit copies a memoryview whose underlying object's len() differs from its byte count, so hand
-        # it a flat byte view of the samples: same memory, len() == nbytes.
+        # it a flat byte view of the samples: same memory, len() == nbytes. A read-only view it cannot take at
+        # all (its get_address falls back to the view's object, which must then be bytes or a bytearray), so a
+        # read-only frame, as most are here, is copied once into bytes.
         raw = np.ascontiguousarray(self.samples).reshape(-1).view(np.uint8)
-        return rtc.AudioFrame(memoryview(raw), self.sample_rate, self.channels, self.samples_per_channel)
+        data = memoryview(raw) if raw.flags.writeable else raw.tobytes()
+        return rtc.AudioFrame(data, self.sample_rate, self.channels, self.samples_per_channel)
 
 
 # The slot descriptors AudioFrame.__init__ writes through (a frozen class's own __setattr__ raises).

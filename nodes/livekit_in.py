@@ -19,7 +19,6 @@ import math
 from typing import Any, final
 
 import attrs
-import numpy as np
 import trio
 import trio.lowlevel
 
@@ -148,17 +147,14 @@ class LivekitIn(mg.Actor):
         await self._io.outlets["metadata"].send(metadata)
 
     async def _read(self, track: TrackAvailable, scope: trio.CancelScope) -> None:
-        cfg, loop, out = self.config, self._room.loop, self._io.outlets["audio"]
+        loop, out = self._room.loop, self._io.outlets["audio"]
         self.tracks += 1
         with scope:
             stream = await loop.call(self._stream, track.track)
             try:
-                while (data := await loop.call(_next_frame, stream)) is not None:
-                    samples = np.frombuffer(data, dtype=np.int16).reshape(-1, cfg.channels)
-                    frame = mg.AudioFrame(
-                        samples=samples, sample_rate=cfg.sample_rate, channels=cfg.channels, timestamp=self.position
-                    )
-                    self.position += len(samples)
+                while (received := await loop.call(_next_frame, stream)) is not None:
+                    frame = mg.AudioFrame.from_rtc(received, timestamp=self.position)  # a view, no copy
+                    self.position += frame.samples_per_channel
                     await out.send(frame)
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(2):
@@ -170,10 +166,10 @@ class LivekitIn(mg.Actor):
         return rtc.AudioStream(track, sample_rate=self.config.sample_rate, num_channels=self.config.channels)
 
 
-async def _next_frame(stream: Any) -> bytes | None:
-    """The next frame's samples, or ``None`` at the stream's end (on the room's loop)."""
+async def _next_frame(stream: Any) -> Any:
+    """The next ``rtc.AudioFrame``, or ``None`` at the stream's end (on the room's loop)."""
     try:
         event = await stream.__anext__()
     except StopAsyncIteration:
         return None
-    return bytes(event.frame.data)
+    return event.frame

@@ -59,6 +59,14 @@ def test_rtc_round_trip_without_copies() -> None:
     assert back.timestamp == 12
 
 
+def test_a_read_only_frame_goes_to_rtc_as_a_copy_livekit_can_address() -> None:
+    samples = stereo()
+    samples.flags.writeable = False  # as a source's frames are
+    rtc_frame = mg.AudioFrame(samples=samples, sample_rate=48000, channels=2, timestamp=0).to_rtc()
+    np.testing.assert_array_equal(np.frombuffer(rtc_frame.data, np.int16).reshape(-1, 2), samples)
+    assert isinstance(rtc_frame._proto_info().data_ptr, int)  # livekit's FFI takes its address (it raised)
+
+
 def test_format_constraints() -> None:
     any_format = mg.AudioFormat()
     mono48 = mg.AudioFormat(sample_rate=48000, channels=1)
