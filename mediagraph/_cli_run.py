@@ -61,8 +61,13 @@ def start(gf: GraphFile, *, clock: str, duration: float | None, events_path: Pat
             error(f"mediagraph: error: cannot write the events file {events_path}: {exc.strerror}")
             return EXIT_ERROR
     try:
-        # The live table redraws the terminal: not when the events go to that same terminal too.
-        live = not virtual and sys.stderr.isatty() and not (events_path == Path("-") and sys.stdout.isatty())
+        # The live table redraws the terminal: not when the events go to that same terminal too, nor with -q.
+        live = (
+            not virtual
+            and sys.stderr.isatty()
+            and verbosity is not Verbosity.QUIET
+            and not (events_path == Path("-") and sys.stdout.isatty())
+        )
         stderr = scrubbed(sys.stderr, gf.secrets)
         total = expected_length(gf.graph, duration, [item.at for item in gf.schedule if item.name == "stop"])
         display: Display = (

@@ -193,16 +193,20 @@ def _build[C](cls: type[C], data: Mapping[str, Any], where: str) -> C:
             raise GraphDefinitionError(f"{where}: parameter {key!r} must be {want}, got {got}", param=key)
         kwargs[key] = coerced
     devices = device_overrides.get()
+    overridden: dict[str, str] = {}  # field -> the flag whose device it took
     for field in fields.values():
         direction = field.metadata.get("device")
         if direction in devices:
             kwargs[field.name] = devices[direction]
+            overridden[field.name] = f"--{direction}-device"
     try:
         return cls(**kwargs)
     except GraphDefinitionError as exc:  # a converter that builds a nested config (a processor, a slot's child)
         raise GraphDefinitionError(f"{where}: {exc.message}", param=_blame(cls, kwargs)) from exc
     except _REFUSALS as exc:
-        raise GraphDefinitionError(f"{where}: {exc}", param=_blame(cls, kwargs)) from exc
+        blamed = _blame(cls, kwargs)
+        flag = f" (the value of {overridden[blamed]})" if blamed in overridden else ""
+        raise GraphDefinitionError(f"{where}: {exc}{flag}", param=blamed) from exc
 
 
 #: What validators and converters raise on a bad value (a converter may index or divide what it got).

@@ -394,7 +394,7 @@ links:
 """
 
 
-def on_a_terminal(tmp_path: Path, *args: str, size: tuple[int, int] = (40, 200)) -> str:
+def on_a_terminal(tmp_path: Path, *args: str, size: tuple[int, int] = (40, 200), expect_redraw: bool = True) -> str:
     """What ``mediagraph`` writes to a pseudo-terminal of ``size`` (lines, columns) as its stderr, escape
     sequences removed."""
     leader, follower = pty.openpty()
@@ -416,7 +416,7 @@ def on_a_terminal(tmp_path: Path, *args: str, size: tuple[int, int] = (40, 200))
     finally:
         os.close(leader)
     screen = b"".join(chunks).decode()
-    assert "\x1b[" in screen  # drawn in place
+    assert ("\x1b[" in screen) is expect_redraw  # drawn in place, or plain lines
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen).replace("\r", "")
 
 
@@ -432,6 +432,12 @@ def test_live_status_on_a_terminal_has_headers_position_levels_and_the_recording
     rows = [line.split()[:2] for line in lines if line.split()[:1] in (["tone"], ["out"], ["recorder"])]
     last = [row for row in rows if row[1:] != ["->"]][-3:]
     assert last == [["tone", "finished"], ["out", "finished"], ["recorder", "finished"]]
+
+
+def test_quiet_on_a_terminal_draws_no_table(tmp_path: Path) -> None:
+    graph = write(tmp_path, RECORDED)
+    screen = on_a_terminal(tmp_path, "run", str(graph), "-q", expect_redraw=False)
+    assert "mailbox" not in screen and screen.strip().endswith("graph 'g' finished: completed")
 
 
 def test_on_a_small_terminal_nothing_wraps_and_the_files_written_still_show(tmp_path: Path) -> None:

@@ -109,6 +109,7 @@ def test_a_mic_has_no_virtual_device_and_says_what_to_use(tmp_path: Path) -> Non
     done = mediagraph("check", "mic.yaml", "--input-device", "virtual", cwd=tmp_path)
     assert done.returncode == 1
     assert "a mic has no virtual device (a speaker has); for recorded input use a file_source node" in done.stderr
+    assert done.stderr.rstrip().endswith("(the value of --input-device)"), "the flag that set it is named"
     assert mediagraph("check", "mic.yaml", "--input-device", "3", cwd=tmp_path).returncode == 0
 
 
