@@ -13,6 +13,7 @@ import attrs
 
 import mediagraph as mg
 
+from ._realtime import resource_of
 from ._sonic_client import missing_sdk
 from ._sonic_protocol import Turn
 
@@ -127,11 +128,6 @@ def _readable(_: object, attribute: attrs.Attribute[Path | None], value: Path | 
         raise ValueError(f"ca_file {str(value)!r}: cannot read it ({exc.strerror})") from None
 
 
-def _loop(_: object, attribute: attrs.Attribute[Any], loop: mg.ResourceRef | None) -> None:
-    if loop is not None and loop.type != "asyncio":
-        raise ValueError(f"loop: resource {loop.name!r} is a {loop.type}, not an asyncio loop")
-
-
 def _sdk(_: object, attribute: attrs.Attribute[str], model: str) -> None:
     why = missing_sdk()
     if why is not None:
@@ -185,7 +181,7 @@ class NovaSonicConfig:
     reply_grace: float = attrs.field(default=5.0, validator=[_v.ge(0), _v.le(600)])
     sample_rate: int = attrs.field(default=48000, validator=[_v.ge(8000), _v.le(192_000)])
     frame_ms: float = attrs.field(default=20.0, validator=[_v.gt(0), _v.le(1000)])
-    loop: mg.ResourceRef | None = attrs.field(default=None, validator=_loop)
+    loop: mg.ResourceRef | None = attrs.field(default=None, validator=resource_of("asyncio", "an asyncio loop"))
 
     @property
     def frame_len(self) -> int:

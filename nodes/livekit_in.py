@@ -15,7 +15,6 @@ Real time only: a room streams on the wall clock.
 
 from __future__ import annotations
 
-import math
 from typing import Any, final
 
 import attrs
@@ -24,10 +23,10 @@ import trio.lowlevel
 
 import mediagraph as mg
 
+from ._realtime import resource_of, virtual_clock
 from ._stream_metadata import StreamMetadata, StreamMetadataCleared
 from .livekit_room import (
     LivekitRoom,
-    LivekitRoomConfig,
     Reconnected,
     RoomDisconnected,
     TokenRefreshed,
@@ -40,11 +39,6 @@ __all__ = ["LivekitIn", "LivekitInConfig"]
 _v = attrs.validators
 
 
-def _room(_: object, attribute: attrs.Attribute[Any], room: mg.ResourceRef) -> None:
-    if not isinstance(room.config, LivekitRoomConfig):
-        raise ValueError(f"room: resource {room.name!r} is a {room.type}, not a livekit_room")
-
-
 @final
 @attrs.frozen(kw_only=True)
 class LivekitInConfig:
@@ -55,7 +49,7 @@ class LivekitInConfig:
     channels: the channel count of the frames sent.
     """
 
-    room: mg.ResourceRef = attrs.field(validator=_room)
+    room: mg.ResourceRef = attrs.field(validator=resource_of("livekit_room", "a livekit_room"))
     participant: str | None = None
     sample_rate: int = attrs.field(default=48000, validator=[_v.ge(8000), _v.le(192_000)])
     channels: int = attrs.field(default=1, validator=[_v.ge(1), _v.le(2)])
@@ -102,7 +96,7 @@ class LivekitIn(mg.Actor):
 
     async def run(self, io: mg.NodeIO) -> None:
         self._io = io
-        if math.isfinite(getattr(trio.lowlevel.current_clock(), "autojump_threshold", math.inf)):
+        if virtual_clock():
             raise mg.ProviderError(
                 f"node {io.name!r} (livekit_in): a room streams in real time; run it on the real clock"
             )

@@ -21,7 +21,6 @@ Real time only: the source drains on the wall clock, so the node refuses the vir
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any, Final, final
 
 import attrs
@@ -32,7 +31,8 @@ import trio.lowlevel
 import mediagraph as mg
 
 from ._livekit_playout import Playout
-from .livekit_room import LivekitRoom, LivekitRoomConfig
+from ._realtime import resource_of, virtual_clock
+from .livekit_room import LivekitRoom
 
 if TYPE_CHECKING:
     from mediagraph import AsyncioLoop
@@ -46,16 +46,6 @@ POLL: Final = 0.01
 #: How long the monitor goes on reading once all has played (the stream hands frames over a little later).
 MONITOR_TAIL: Final = 0.1
 PLAYBACK_TYPES: Final = (mg.PlaybackStarted, mg.PlaybackProgress, mg.PlaybackFinished)
-
-
-def _room(_: object, attribute: attrs.Attribute[Any], room: mg.ResourceRef | None) -> None:
-    if room is not None and not isinstance(room.config, LivekitRoomConfig):
-        raise ValueError(f"room: resource {room.name!r} is a {room.type}, not a livekit_room")
-
-
-def _loop(_: object, attribute: attrs.Attribute[Any], loop: mg.ResourceRef | None) -> None:
-    if loop is not None and loop.type != "asyncio":
-        raise ValueError(f"loop: resource {loop.name!r} is a {loop.type}, not an asyncio loop")
 
 
 @final
@@ -78,8 +68,8 @@ class LivekitOutConfig:
     queue_ms: int = attrs.field(default=100, validator=[_v.ge(10), _v.le(5000)])
     progress_ms: float = attrs.field(default=100.0, validator=[_v.ge(0), _v.le(60000)])
     track_name: str = attrs.field(default="mediagraph", validator=[_v.min_len(1), _v.max_len(200)])
-    room: mg.ResourceRef | None = attrs.field(default=None, validator=_room)
-    loop: mg.ResourceRef | None = attrs.field(default=None, validator=_loop)
+    room: mg.ResourceRef | None = attrs.field(default=None, validator=resource_of("livekit_room", "a livekit_room"))
+    loop: mg.ResourceRef | None = attrs.field(default=None, validator=resource_of("asyncio", "an asyncio loop"))
 
     def __attrs_post_init__(self) -> None:
         if self.room is not None and self.loop is not None:
@@ -120,7 +110,7 @@ class LivekitOut(mg.Actor):
     async def run(self, io: mg.NodeIO) -> None:
         self._io = io
         cfg = self.config
-        if math.isfinite(getattr(trio.lowlevel.current_clock(), "autojump_threshold", math.inf)):
+        if virtual_clock():
             raise mg.ProviderError(
                 f"node {io.name!r} (livekit_out): a LiveKit source plays in real time; run it on the real clock"
             )

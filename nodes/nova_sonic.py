@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, final
 
@@ -53,6 +52,7 @@ import trio.lowlevel
 import mediagraph as mg
 
 from ._outbox import Outbox
+from ._realtime import virtual_clock
 from ._sonic_client import SonicStream
 from ._sonic_config import NovaSonicConfig, Tool
 from ._sonic_core import Emit, InputAudio, SonicConversation, ToolCall, ToolResult
@@ -125,7 +125,7 @@ class NovaSonic(mg.Actor):
     async def run(self, io: mg.NodeIO) -> None:
         self._io = io
         cfg = self.config
-        if math.isfinite(getattr(trio.lowlevel.current_clock(), "autojump_threshold", math.inf)):
+        if virtual_clock():
             raise mg.ProviderError(
                 f"node {io.name!r} (nova_sonic): a network service answers in real time; on a virtual clock, "
                 "which jumps ahead whenever the graph waits, every deadline on it would pass at once (run it on "

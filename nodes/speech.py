@@ -18,11 +18,10 @@ than each parking a worker thread on the lock.
 from __future__ import annotations
 
 import functools
-import math
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, final
+from typing import Final, final
 
 import attrs
 import numpy as np
@@ -34,6 +33,7 @@ import mediagraph as mg
 
 from ._audio import holds_a_sample
 from ._espeak import ENGINE, MAX_PITCH, MAX_RATE, MIN_PITCH, MIN_RATE, EspeakError, Synthesis
+from ._realtime import resource_of, virtual_clock
 from ._speech_core import RATE, TextBuffer, Timeline, cut, resample, word_chunks
 
 __all__ = ["MAX_QUEUED", "EspeakConfig", "EspeakResource", "SpeechConfig", "SpeechNode"]
@@ -79,11 +79,6 @@ def _check_voice(_: object, attribute: attrs.Attribute[str], voice: str) -> None
         raise ValueError(f"voice {voice[:80]!r}: {exc}") from exc
 
 
-def _check_engine(_: object, attribute: attrs.Attribute[Any], engine: mg.ResourceRef | None) -> None:
-    if engine is not None and not isinstance(engine.config, EspeakConfig):
-        raise ValueError(f"engine: resource {engine.name!r} is a {engine.type}, not an espeak engine")
-
-
 @final
 @attrs.frozen(kw_only=True)
 class SpeechConfig:
@@ -103,7 +98,7 @@ class SpeechConfig:
     pitch: int = attrs.field(default=50, validator=[_v.ge(MIN_PITCH), _v.le(MAX_PITCH)])
     frame_ms: float = attrs.field(default=20.0, validator=[_v.gt(0), _v.le(1000), holds_a_sample(lambda _: RATE)])
     paced: bool = True
-    engine: mg.ResourceRef | None = attrs.field(default=None, validator=_check_engine)
+    engine: mg.ResourceRef | None = attrs.field(default=None, validator=resource_of("espeak", "an espeak engine"))
 
     @property
     def frame_len(self) -> int:
@@ -131,7 +126,7 @@ async def in_thread[T](fn: Callable[[], T], abort: threading.Event) -> T:
         box.append(result)
         token.run_sync_soon(done.set)
 
-    spin = math.isfinite(getattr(trio.lowlevel.current_clock(), "autojump_threshold", math.inf))
+    spin = virtual_clock()
 
     async def wait() -> None:
         while spin and not done.is_set():
