@@ -205,6 +205,46 @@ class VideoFrame:
     def time(self) -> float:
         return float(self.pts * self.time_base)
 
+    def rgb(self) -> npt.NDArray[np.uint8]:
+        """The picture as a (height, width, 3 or 4) uint8 array: the pixels themselves when they are one (no
+        copy), else an ``av.VideoFrame`` converted to rgb24."""
+        pixels = self.pixels
+        if isinstance(pixels, np.ndarray):
+            if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+                raise ValueError(
+                    f"a video frame's pixels must be uint8 (height, width, 3 or 4), got {pixels.dtype} {pixels.shape}"
+                )
+            return pixels
+        array: npt.NDArray[np.uint8] = pixels.to_ndarray(format="rgb24")
+        return array
+
+    @classmethod
+    def from_rtc(
+        cls, frame: rtc.VideoFrame, *, pts: int, time_base: Fraction | int = Fraction(1, 1_000_000)
+    ) -> VideoFrame:
+        """Wrap a ``livekit.rtc.VideoFrame`` as rgb24 pixels: a view of its buffer when it is rgb24 or rgba
+        already, else of the one conversion the SDK makes (from the i420 a track delivers)."""
+        from livekit import rtc
+
+        kinds = {rtc.VideoBufferType.RGB24: 3, rtc.VideoBufferType.RGBA: 4}
+        if frame.type not in kinds:
+            frame = frame.convert(rtc.VideoBufferType.RGB24)
+        flat = np.frombuffer(frame.data, dtype=np.uint8)
+        pixels = flat.reshape(frame.height, frame.width, kinds[frame.type])
+        return cls(pixels=pixels, pts=pts, time_base=Fraction(time_base))
+
+    def to_rtc(self) -> rtc.VideoFrame:
+        """A ``livekit.rtc.VideoFrame`` (rgb24 or rgba) sharing this frame's pixels when they are a contiguous,
+        writable array (else copied once, as :meth:`AudioFrame.to_rtc` explains)."""
+        from livekit import rtc
+
+        pixels = self.rgb()
+        height, width, depth = pixels.shape
+        raw = np.ascontiguousarray(pixels).reshape(-1)
+        data = memoryview(raw) if raw.flags.writeable else raw.tobytes()
+        kind = rtc.VideoBufferType.RGB24 if depth == 3 else rtc.VideoBufferType.RGBA
+        return rtc.VideoFrame(width, height, kind, data)
+
 
 @final
 @attrs.frozen(kw_only=True)

@@ -12,6 +12,11 @@ queued is sent after it) and finishes the segment at the position played.
 The ``monitor`` outlet, when linked, carries what the track delivers, read back through an ``rtc.AudioStream``
 (10 ms frames, timestamps counted from the first; silence while nothing plays): what a room would receive.
 
+With ``video``, a second track: pictures from the ``video`` inlet go into an ``rtc.VideoSource`` as they arrive
+(no queue: whatever paces them upstream, an ``av_sync`` against this node's playback events, paces the
+track), stamped with their pts in microseconds; ``video_monitor``, when linked, carries what that track
+delivers (rgb24, through the track's i420, pts from the SDK's timestamps counted from the first picture).
+
 With ``room`` (a ``livekit_room`` resource) the track is published into the room once it is joined (and its
 SDK objects live on the room's asyncio loop); without, it stays local: the playout alone, heard through the
 monitor.
@@ -61,6 +66,8 @@ class LivekitOutConfig:
     room: the name of a ``livekit_room`` resource to publish the track into; none: the track stays local.
     loop: (without ``room``) the name of an ``asyncio`` resource to run ``livekit.rtc`` on; none: a loop
         thread of the node's own. With ``room``, the room's loop.
+    video: publish a video track too (inlet ``video``, outlet ``video_monitor``), named ``TRACK_NAME-video``.
+    width, height: the video track's size (pictures of another size are sent as they are; the SDK scales).
     """
 
     sample_rate: int = attrs.field(default=48000, validator=[_v.ge(8000), _v.le(192_000)])
@@ -70,6 +77,9 @@ class LivekitOutConfig:
     track_name: str = attrs.field(default="mediagraph", validator=[_v.min_len(1), _v.max_len(200)])
     room: mg.ResourceRef | None = attrs.field(default=None, validator=resource_of("livekit_room", "a livekit_room"))
     loop: mg.ResourceRef | None = attrs.field(default=None, validator=resource_of("asyncio", "an asyncio loop"))
+    video: bool = False
+    width: int = attrs.field(default=640, validator=[_v.ge(16), _v.le(7680)])
+    height: int = attrs.field(default=480, validator=[_v.ge(16), _v.le(4320)])
 
     def __attrs_post_init__(self) -> None:
         if self.room is not None and self.loop is not None:
@@ -81,9 +91,11 @@ class LivekitOutConfig:
 class LivekitOut(mg.Actor):
     """Feeds a LiveKit audio track in real time; playback events from what it really played.
 
-    Inlet ``audio`` (the config's rate and channels; ``Flush`` ends a segment, ``Interrupt`` cuts it).
-    Outlets ``playback`` (``PlaybackStarted``, ``PlaybackProgress``, ``PlaybackFinished``, as a speaker's) and
-    ``monitor`` (what the track delivers).
+    Inlet ``audio`` (the config's rate and channels; ``Flush`` ends a segment, ``Interrupt`` cuts it), and with
+    ``video`` inlet ``video`` (``VideoFrame``: rgb24/rgba arrays or ``av.VideoFrame``, sent as they come).
+    Outlets ``playback`` (``PlaybackStarted``, ``PlaybackProgress``, ``PlaybackFinished``, as a speaker's),
+    ``monitor`` (what the audio track delivers) and with ``video`` ``video_monitor`` (what the video track
+    delivers).
 
     Raises:
         mg.ProviderError: ``livekit.rtc`` failed, or the graph runs on the virtual clock.
@@ -95,17 +107,20 @@ class LivekitOut(mg.Actor):
     @staticmethod
     def ports(config: LivekitOutConfig) -> mg.Ports:
         fmt = mg.AudioFormat(sample_rate=config.sample_rate, channels=config.channels)
-        return mg.Ports(
-            inlets=[mg.InletSpec(name="audio", format=fmt)],
-            outlets=[mg.OutletSpec(name="playback", types=PLAYBACK_TYPES), mg.OutletSpec(name="monitor", format=fmt)],
-        )
+        inlets = [mg.InletSpec(name="audio", format=fmt)]
+        outlets = [mg.OutletSpec(name="playback", types=PLAYBACK_TYPES), mg.OutletSpec(name="monitor", format=fmt)]
+        if config.video:
+            inlets.append(mg.InletSpec(name="video", types=mg.VideoFrame))
+            outlets.append(mg.OutletSpec(name="video_monitor", types=mg.VideoFrame))
+        return mg.Ports(inlets=inlets, outlets=outlets)
 
     def __init__(self, config: LivekitOutConfig) -> None:
         self.config = config
         self.frames = 0
+        self.pictures = 0
 
     def __repr__(self) -> str:
-        return f"<LivekitOut {self.config.track_name!r} frames={self.frames}>"
+        return f"<LivekitOut {self.config.track_name!r} frames={self.frames} pictures={self.pictures}>"
 
     async def run(self, io: mg.NodeIO) -> None:
         self._io = io
@@ -127,23 +142,34 @@ class LivekitOut(mg.Actor):
         self._capture: trio.CancelScope | None = None
         self._ended = False  # the input has ended
         self._played_out = trio.Event()  # ... and all of it has played
+        self._opened: list[Any] = []  # the SDK objects to close, streams before their sources
         try:
             self._source, self._stream, track = await self._loop.call(self._open)
+            tracks = [(track, cfg.track_name)]
+            if cfg.video:
+                self._video, self._video_stream, video_track = await self._loop.call(self._open_video)
+                tracks.append((video_track, f"{cfg.track_name}-video"))
             if room is not None:
                 await room.join()
-                sid = await room.publish(track)
-                io.log("track_published", room=room.name, track=sid, name=cfg.track_name)
+                for published, name in tracks:
+                    sid = await room.publish(published)
+                    io.log("track_published", room=room.name, track=sid, name=name)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._observe)
+                monitors = [name for name in ("monitor", "video_monitor") if name in io.outlets]
                 if io.outlets["monitor"].linked:
                     nursery.start_soon(self._monitor)
+                if cfg.video:
+                    nursery.start_soon(self._write_video)
+                    if io.outlets["video_monitor"].linked:
+                        nursery.start_soon(self._monitor_video)
                 await self._write()
-                if io.outlets["monitor"].linked:  # what played last is still on its way out of the stream
+                if any(io.outlets[name].linked for name in monitors):  # what played last is still on its way out
                     await trio.sleep(MONITOR_TAIL)
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
-                if getattr(self, "_stream", None) is not None:
+                if self._opened:
                     with trio.move_on_after(2):
                         await self._loop.call(self._close)
                 if own is not None:
@@ -156,11 +182,22 @@ class LivekitOut(mg.Actor):
         source = rtc.AudioSource(cfg.sample_rate, cfg.channels, queue_size_ms=cfg.queue_ms)
         track = rtc.LocalAudioTrack.create_audio_track(cfg.track_name, source)
         stream = rtc.AudioStream(track, sample_rate=cfg.sample_rate, num_channels=cfg.channels)
+        self._opened += [stream, source]
+        return source, stream, track
+
+    async def _open_video(self) -> tuple[Any, Any, Any]:  # on the asyncio loop
+        from livekit import rtc
+
+        cfg = self.config
+        source = rtc.VideoSource(cfg.width, cfg.height)
+        track = rtc.LocalVideoTrack.create_video_track(f"{cfg.track_name}-video", source)
+        stream = rtc.VideoStream(track, format=rtc.VideoBufferType.RGB24)
+        self._opened += [stream, source]
         return source, stream, track
 
     async def _close(self) -> None:
-        await self._stream.aclose()
-        await self._source.aclose()
+        for opened in self._opened:
+            await opened.aclose()
 
     async def _queued(self) -> float:
         """What the source still holds, read on its loop: its estimate changes in several steps there."""
@@ -231,6 +268,25 @@ class LivekitOut(mg.Actor):
             frame = mg.AudioFrame(samples=data, sample_rate=cfg.sample_rate, channels=cfg.channels, timestamp=position)
             await out.send(frame)
             position += len(data)
+
+    async def _write_video(self) -> None:
+        async for msg in self._io.inlets["video"]:
+            if isinstance(msg, mg.VideoFrame):  # an Interrupt on the video is for av_sync above, not the track
+                picture, stamp = msg.to_rtc(), round(msg.time * 1_000_000)
+                await self._loop.call(self._capture_video, picture, stamp)
+                self.pictures += 1
+
+    async def _capture_video(self, picture: Any, stamp: int) -> None:  # on the asyncio loop
+        self._video.capture_frame(picture, timestamp_us=stamp)
+
+    async def _monitor_video(self) -> None:
+        out = self._io.outlets["video_monitor"]
+        events = self._video_stream.__aiter__()
+        first: int | None = None
+        while True:
+            event = await self._loop.call(events.__anext__)
+            first = event.timestamp_us if first is None else first
+            await out.send(mg.VideoFrame.from_rtc(event.frame, pts=max(0, event.timestamp_us - first)))
 
     def _send(self, events: list[mg.PlaybackEvent]) -> None:
         for event in events:

@@ -67,6 +67,29 @@ def test_a_read_only_frame_goes_to_rtc_as_a_copy_livekit_can_address() -> None:
     assert isinstance(rtc_frame._proto_info().data_ptr, int)  # livekit's FFI takes its address (it raised)
 
 
+def test_video_rtc_round_trip_without_copies_and_with_one_conversion_from_i420() -> None:
+    import av
+    from livekit import rtc
+
+    pixels = np.arange(48 * 64 * 3, dtype=np.uint32).astype(np.uint8).reshape(48, 64, 3)
+    picture = mg.VideoFrame(pixels=pixels, pts=40_000, time_base=Fraction(1, 1_000_000))
+    rtc_frame = picture.to_rtc()
+    assert (rtc_frame.width, rtc_frame.height, rtc_frame.type) == (64, 48, rtc.VideoBufferType.RGB24)
+    assert np.shares_memory(np.frombuffer(rtc_frame.data, np.uint8), pixels)
+    back = mg.VideoFrame.from_rtc(rtc_frame, pts=7)
+    assert np.shares_memory(back.pixels, pixels) and back.time == pytest.approx(7e-6)
+    np.testing.assert_array_equal(back.pixels, pixels)
+    grey = np.full((48, 64, 3), 128, np.uint8)
+    i420 = mg.VideoFrame(pixels=grey, pts=0, time_base=1).to_rtc().convert(rtc.VideoBufferType.I420)
+    assert np.abs(mg.VideoFrame.from_rtc(i420, pts=0).pixels.astype(int) - 128).max() <= 2  # what a track delivers
+    grey.flags.writeable = False  # a pattern's pictures are read-only: copied once, addressable by the FFI
+    assert isinstance(mg.VideoFrame(pixels=grey, pts=0, time_base=1).to_rtc()._proto_info().data_ptr, int)
+    from_av = mg.VideoFrame(pixels=av.VideoFrame.from_ndarray(pixels, format="rgb24"), pts=0, time_base=1)
+    np.testing.assert_array_equal(np.frombuffer(from_av.to_rtc().data, np.uint8).reshape(48, 64, 3), pixels)
+    with pytest.raises(ValueError, match=r"uint8 \(height, width, 3 or 4\), got int16"):
+        mg.VideoFrame(pixels=np.zeros((4, 4, 3), np.int16), pts=0, time_base=1).to_rtc()
+
+
 def test_format_constraints() -> None:
     any_format = mg.AudioFormat()
     mono48 = mg.AudioFormat(sample_rate=48000, channels=1)

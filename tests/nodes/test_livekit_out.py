@@ -18,8 +18,10 @@ from mediagraph.testing import Recorder, SinkConfig, capture, check_playback
 
 if TYPE_CHECKING:
     from nodes._livekit_playout import Playout
+    from nodes._pattern import read_code
 else:
     from mediagraph.nodes._livekit_playout import Playout
+    from mediagraph.nodes._pattern import read_code
 
 RATE = 48000
 FRAME = 480
@@ -124,6 +126,32 @@ async def test_an_interrupt_clears_the_queue_and_finishes_where_the_audio_stoppe
     resumed = int(np.flatnonzero(tone == rest[0])[-1])  # marked: the value says where it came from (past 0.6 s)
     assert resumed - heard >= 0.45 * RATE, "the queued half second was dropped"
     assert np.array_equal(rest, tone[resumed : resumed + len(rest)]), "then the frames sent after the interrupt"
+
+
+async def test_a_video_track_delivers_the_pictures_sent_in_order() -> None:
+    # 25 fps pattern pictures (each carries its index, readable through the track's i420) beside the audio; the
+    # video track's read-back gets them in order, each once, most of them (a stream may skip a picture when its
+    # reader is late, never reorder or repeat one).
+    recorder = Recorder()
+    g = mg.Graph("video")
+    g.add("tone", "livekit_test_ramp", seconds=0.8)
+    g.add("face", "video_source", fps=25, duration=0.6, width=160, height=120)
+    g.add("out", "livekit_out", video=True, width=160, height=120)
+    g.add("seen", "test_sink", config=SinkConfig(recorder=recorder))
+    g.link("tone.audio", "out.audio")
+    g.link("face.video", "out.video")
+    g.link("out.video_monitor", "seen.in")
+    with trio.fail_after(30):
+        await mg.run(g)
+    pictures = [a.message for a in recorder.arrivals("seen")]
+    codes = [read_code(p.pixels) for p in pictures]
+    indices = [code[0] for code in codes if code is not None]
+    assert len(indices) == len(codes), "every picture delivered is one of those sent, whole"
+    assert indices == sorted(set(indices)) and set(indices) <= set(range(15)), indices
+    assert len(indices) >= 10, indices
+    stamps = [p.pts for p in pictures]
+    assert stamps[0] == 0 and stamps == sorted(stamps)
+    assert all(p.pixels.shape == (120, 160, 3) for p in pictures)
 
 
 def test_the_playout_core_counts_what_the_source_no_longer_holds() -> None:
