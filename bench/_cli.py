@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from . import _av, _floors, _mg
+from . import _av, _floors, _mg, _procs
 from ._work import PERIOD, LatencyProbe
 
 W1_PEERS: Final[dict[str, Callable[[int, int], float]]] = {
@@ -71,9 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stat", choices=["best", "median"], default="best", help="how repeats combine")
     p.add_argument("--peers", type=lambda s: s.split(","), help="comma-separated peer names to run")
     p.add_argument(
-        "--search", action="store_true", help="W3: then try mediagraph at 200-session steps until p99 > 20 ms"
+        "--search", action="store_true", help="W3: then try mediagraph at --search-step steps until p99 > 20 ms"
     )
+    p.add_argument("--search-step", type=int, default=200, help="W3 --search: sessions added at each step")
     p.add_argument("--search-max", type=int, default=1000, help="W3 --search: the most sessions to try")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="W3: also run mediagraph's sessions shared out over this many processes (one trio run each)",
+    )
     p.add_argument("--quick", action="store_true", help="a fast smoke run (well under a minute)")
     return p
 
@@ -144,16 +151,21 @@ def run_w2(peers: Sequence[str], n: int, repeat: int, stat: str) -> None:
         _line(peer, "W2", **fields)
 
 
-def _w3_once(peer: str, n: int, seconds: float, warmup: float) -> float:
-    """Run one W3 configuration, print its line, return its p99 lateness in ms (inf if not all started)."""
+def _w3_once(peer: str, n: int, seconds: float, warmup: float, processes: int = 1) -> float:
+    """Run one W3 configuration, print its line, return its p99 lateness in ms (inf if not all started).
+    ``processes`` > 1: mediagraph's sessions shared out over that many processes (``_procs``)."""
     gc.collect()
     probe = LatencyProbe()
-    window = W3_PEERS[peer](n, seconds, warmup, probe)
+    if processes > 1:
+        window = _procs.w3_processes(n, seconds, warmup, probe, processes)
+    else:
+        window = W3_PEERS[peer](n, seconds, warmup, probe)
     frames = len(probe.lateness)
     p50, p99, worst = probe.percentiles_ms()
     _line(
         peer,
         "W3",
+        **({"processes": processes} if processes > 1 else {}),
         frames=frames,
         hops_per_frame=W3_HOPS,
         frames_per_s=frames / window.wall,
@@ -170,28 +182,51 @@ def _w3_once(peer: str, n: int, seconds: float, warmup: float) -> float:
     return p99 if window.started == n else math.inf
 
 
-def run_w3(peers: Sequence[str], sizes: Sequence[int], seconds: float, warmup: float, search: int | None) -> None:
+def run_w3(
+    peers: Sequence[str],
+    sizes: Sequence[int],
+    seconds: float,
+    warmup: float,
+    search: int | None,
+    processes: int = 1,
+    step: int = 200,
+) -> None:
+    """Each peer at each size; with ``processes`` > 1, mediagraph over that many processes too (peer key
+    ``mediagraph xP``); with ``search``, mediagraph (and over the processes) at 200-session steps further, until
+    its p99 passes 20 ms (``step`` sessions at a time)."""
+    runs: dict[str, tuple[str, int]] = {peer: (peer, 1) for peer in W3_PEERS if peer in peers}
+    if processes > 1 and "mediagraph" in peers:
+        runs[f"mediagraph x{processes}"] = ("mediagraph", processes)
     results: dict[str, dict[int, float]] = {}
     for n in sizes:
-        for peer in (p for p in W3_PEERS if p in peers):
-            results.setdefault(peer, {})[n] = _w3_once(peer, n, seconds, warmup)
-    if search is not None and "mediagraph" in peers:
-        tried = results.setdefault("mediagraph", {})
-        n = (max(sizes, default=0) // 200 + 1) * 200  # the next multiple of 200 above what was tried
+        for key, (peer, count) in runs.items():
+            results.setdefault(key, {})[n] = _w3_once(peer, n, seconds, warmup, count)
+    for key, (peer, count) in runs.items():
+        if search is None or peer != "mediagraph":
+            continue
+        tried = results.setdefault(key, {})
+        n = (max(sizes, default=0) // step + 1) * step  # the next multiple of the step above what was tried
         while n <= search and (not tried or tried[max(tried)] <= P99_LIMIT_MS):
-            tried[n] = _w3_once("mediagraph", n, seconds, warmup)
-            n += 200
-    for peer, tried in results.items():
+            tried[n] = _w3_once(peer, n, seconds, warmup, count)
+            n += step
+    most: dict[str, int] = {}
+    for key, tried in results.items():
         ok = [n for n, p99 in tried.items() if p99 <= P99_LIMIT_MS]
-        best = max(ok, default=0)
+        best = most[key] = max(ok, default=0)
+        peer, count = runs[key]
+        ratio = {}
+        if count > 1 and most.get(peer):
+            ratio = {"vs_one_process": best / most[peer]}
         _line(
             peer,
             "W3-max",
+            **({"processes": count} if count > 1 else {}),
             hops_per_frame=W3_HOPS,
             sessions_tried=",".join(map(str, sorted(tried))),
             p99_late_ms=tried.get(best, math.nan),
             load1=os.getloadavg()[0],
             max_sessions_p99_le_20ms=best,
+            **ratio,
         )
 
 
@@ -238,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.seconds or (1.0 if quick else 5.0),
             args.warmup if args.warmup is not None else (0.3 if quick else 0.5),
             args.search_max if args.search else None,
+            args.processes,
+            args.search_step,
         )
     if "AV" in workloads:
         run_av(args.seconds or (3.0 if quick else 10.0), args.clock)

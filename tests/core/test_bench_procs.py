@@ -1,0 +1,24 @@
+"""W3 over several processes (``python -m bench W3 --processes P``): the sessions are shared out, every
+process's samples come back and are merged, and the window is the processes' (CPU summed). What the figures
+are is the bench's to say, never a test's."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import _procs
+from bench._work import PERIOD, LatencyProbe
+
+
+@pytest.mark.parametrize(("n", "processes", "expected"), [(5, 2, [3, 2]), (1, 2, [1]), (600, 3, [200] * 3)])
+def test_sessions_are_shared_out_evenly(n: int, processes: int, expected: list[int]) -> None:
+    assert _procs.shares(n, processes) == expected
+
+
+def test_every_process_s_samples_are_merged() -> None:
+    probe = LatencyProbe()
+    window = _procs.w3_processes(4, 0.3, 0.1, probe, 2, start_delay=0.5)
+    assert window.started == 4
+    assert window.cpu > 0 and window.wall >= 0.3
+    # Four 10 ms sessions over a 0.3 s window: about 120 frames, from both processes' windows.
+    assert 0.5 * 4 * 0.3 / PERIOD <= len(probe.lateness) <= 1.5 * 4 * window.wall / PERIOD
