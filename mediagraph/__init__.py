@@ -14,6 +14,7 @@ from ._actions import (
     ImmediateAction,
     ScheduledAction,
     action_types,
+    drive_graph,
     register_action_type,
     run_schedule,
 )
@@ -158,6 +159,7 @@ __all__ = [
     "VideoFrame",
     "action_types",
     "config_from_mapping",
+    "drive_graph",
     "dump_graph",
     "get_node_type",
     "get_resource_type",

@@ -24,7 +24,7 @@ from ._node import get_node_type, node_types
 from ._slot_config import ChildSpec, check_swap
 
 if TYPE_CHECKING:
-    from ._runtime import RunningGraph
+    from ._runtime import GraphResult, RunningGraph
 
 __all__ = [
     "Action",
@@ -36,6 +36,7 @@ __all__ = [
     "Stop",
     "Swap",
     "action_types",
+    "drive_graph",
     "register_action_type",
     "run_schedule",
 ]
@@ -306,3 +307,48 @@ async def run_schedule(schedule: Sequence[ScheduledAction], running: RunningGrap
                 continue
             if effect is not None:
                 nursery.start_soon(finish, item, effect)
+
+
+async def drive_graph(
+    running: RunningGraph, schedule: Sequence[ScheduledAction] = (), *, duration: float | None = None
+) -> GraphResult:
+    """Take a started graph to its end as ``mediagraph run`` does: fire its schedule (:func:`run_schedule`),
+    stop it gracefully once ``duration`` seconds of graph time have passed (recording ``stop_requested`` with
+    ``by="duration"``), and wait for it to finish. The command line and the session pool's workers
+    (``mediagraph.cluster``) both run graph files through this.
+
+    Args:
+        running: the graph, as :meth:`Runtime.start` returned it.
+        schedule: its actions (a graph file's ``schedule``), in time order.
+        duration: seconds of graph time before a graceful stop; ``None``: until it ends by itself.
+
+    Returns:
+        how the graph ended (see :class:`GraphResult`).
+
+    Raises:
+        MediaGraphError: the graph failed (a node under the default policy: ``NodeFailedError``, its original
+            as ``__cause__``); the failure counts as observed, as with :meth:`RunningGraph.wait`.
+
+    Cancellation: the actions not yet due are dropped and the graph goes on; stop or cancel it to end it.
+    """
+    result: GraphResult | None = None
+    failure: MediaGraphError | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_schedule, schedule, running)
+        if duration is not None:
+            nursery.start_soon(_stop_after, running, duration)
+        try:
+            result = await running.wait()
+        except MediaGraphError as exc:  # raised outside the nursery, as itself rather than in a group
+            failure = exc
+        nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    assert result is not None
+    return result
+
+
+async def _stop_after(running: RunningGraph, duration: float) -> None:
+    await trio.sleep_until(running.t0 + duration)
+    running.record(None, "stop_requested", by="duration")
+    running.stop()

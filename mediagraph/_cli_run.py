@@ -14,7 +14,7 @@ import attrs
 import trio
 
 from . import _startup
-from ._actions import run_schedule
+from ._actions import drive_graph
 from ._clock import run_virtual
 from ._display import Display, LiveStatus, PlainLog, Verbosity, expected_length, write_event
 from ._edges import check_devices, located_errors, scrubbed
@@ -114,12 +114,9 @@ async def _run_graph(gf: GraphFile, *, duration: float | None, events: IO[str] |
             else:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_watch_signals, signals, running, stopping)
-                    nursery.start_soon(run_schedule, gf.schedule, running)
-                    if duration is not None:
-                        nursery.start_soon(_stop_after, running, duration)
                     nursery.start_soon(display.run, running)
                     try:
-                        result = await running.wait()
+                        result = await drive_graph(running, gf.schedule, duration=duration)
                     except NodeFailedError as exc:
                         failure = exc
                     nursery.cancel_scope.cancel()
@@ -147,9 +144,3 @@ async def _watch_signals(signals: AsyncIterator[int], running: RunningGraph, sto
         else:
             running.record(None, "cancel_requested", by=name)
             running.cancel()
-
-
-async def _stop_after(running: RunningGraph, duration: float) -> None:
-    await trio.sleep_until(running.t0 + duration)
-    running.record(None, "stop_requested", by="duration")
-    running.stop()

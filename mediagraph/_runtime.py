@@ -384,6 +384,9 @@ class Runtime:
             cleanup_timeout=cleanup_timeout,
             meter=meter,
         )
+        # A long-lived runtime (a session pool's worker) starts graph after graph: forget those that finished
+        # and have nothing left to report (a failure is kept until it has been observed).
+        self.graphs = [g for g in self.graphs if g.result is None or (g.failure is not None and not g._observed)]
         self.graphs.append(running)
         await self._nursery.start(running._run)
         return running

@@ -1,0 +1,22 @@
+"""Sessions past one process and one machine: a session pool on local worker processes or on Ray.
+
+See ``mediagraph.cluster._pool`` for the theory of operation.
+"""
+
+from ._errors import CommandRefused, PoolError, SessionError, SessionFailed, WorkerLost
+from ._spec import PoolStatus, RestartPolicy, SessionEvent, SessionResult, SessionSpec, SessionStatus, WorkerStatus
+
+__all__ = [
+    "CommandRefused",
+    "PoolError",
+    "PoolStatus",
+    "RestartPolicy",
+    "SessionError",
+    "SessionEvent",
+    "SessionFailed",
+    "SessionResult",
+    "SessionSpec",
+    "SessionStatus",
+    "WorkerLost",
+    "WorkerStatus",
+]
