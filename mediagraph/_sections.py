@@ -184,7 +184,11 @@ def parse_nodes(
     paths: list[_paths.DeclaredPath] = []
     for name, (key_node, value_node) in nodes.items():
         mine = [o for o in overrides if o.node == name and not o.resource]
-        paths += _parse_node(text, graph, name, (key_node, value_node), mine, base)
+        try:
+            paths += _parse_node(text, graph, name, (key_node, value_node), mine, base)
+        except GraphDefinitionError as exc:
+            exc.node = exc.node or name  # whatever the entry got wrong, the node is this one
+            raise
         locations[name] = text.at(key_node)
     return locations, paths
 

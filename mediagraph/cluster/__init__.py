@@ -4,10 +4,14 @@ See ``mediagraph.cluster._pool`` for the theory of operation.
 """
 
 from ._errors import CommandRefused, PoolError, SessionError, SessionFailed, WorkerLost
+from ._open import open_pool, run_sessions
+from ._pool import EventStream, Pool
 from ._spec import PoolStatus, RestartPolicy, SessionEvent, SessionResult, SessionSpec, SessionStatus, WorkerStatus
 
 __all__ = [
     "CommandRefused",
+    "EventStream",
+    "Pool",
     "PoolError",
     "PoolStatus",
     "RestartPolicy",
@@ -19,4 +23,6 @@ __all__ = [
     "SessionStatus",
     "WorkerLost",
     "WorkerStatus",
+    "open_pool",
+    "run_sessions",
 ]

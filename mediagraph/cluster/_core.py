@@ -232,6 +232,17 @@ class SessionTable:
                 effects += self._attempt_lost(s, loss, now)
         return effects + self._place(now)
 
+    def abandon_pending(self, loss: Loss) -> list[Effect]:
+        """No worker is left nor can be started: the sessions waiting for one are lost."""
+        if any(w.alive for w in self.workers.values()):
+            return []
+        effects: list[Effect] = []
+        for s in self.sessions.values():
+            if s.state is State.PENDING:
+                error = WorkerLost(s.id, f"{loss.reason} before it could run", pid=loss.pid, restarts=s.restarts)
+                effects += self._fail(s, State.LOST, error)
+        return effects
+
     def load(self, worker: int) -> int:
         """The attempts a worker is starting or running."""
         return sum(

@@ -20,9 +20,13 @@ class SessionError(MediaGraphError):
     """A call about session ``session`` failed; the message starts with ``session 'ID':``."""
 
     def __init__(self, session: str, message: str) -> None:
-        super().__init__(f"session {session!r}: {message}")
+        # (session, message) as the arguments, the rest as attributes: copies and pickles rebuild it whole
+        super().__init__(session, message)
         self.session = session
         self.detail = message
+
+    def __str__(self) -> str:
+        return f"session {self.session!r}: {self.detail}"
 
 
 @final
