@@ -266,8 +266,11 @@ class Pool:
     def status(self) -> PoolStatus:
         """Every session's state and every worker's load, now."""
         assert self.engine is not None
-        loads = {w.worker: self.table.load(w.worker) for w in self.engine.workers()}
-        workers = tuple(attrs.evolve(w, sessions=loads.get(w.worker, w.sessions)) for w in self.engine.workers())
+        known = self.table.workers  # a local worker's load is the table's; a Ray node's, the engine's count
+        workers = tuple(
+            attrs.evolve(w, sessions=self.table.load(w.worker)) if w.worker in known else w
+            for w in self.engine.workers()
+        )
         return PoolStatus(engine=self.engine.name, sessions=tuple(self.table.status()), workers=workers)
 
     async def wait_workers(self, count: int) -> None:
@@ -282,10 +285,12 @@ class Pool:
 
     # --- reports from the engine ----------------------------------------------------------------------------
 
-    def worker_up(self, worker: int, *, pid: int | None = None, ray_node: str | None = None) -> None:
-        self._apply(
-            self.table.add_worker(worker, trio.current_time(), pid=pid, ray_node=ray_node, capacity=self._capacity)
-        )
+    def worker_up(
+        self, worker: int, *, pid: int | None = None, ray_node: str | None = None, unlimited: bool = False
+    ) -> None:
+        """A worker is ready (``unlimited``: it takes any number of sessions, whatever ``sessions_per_worker``)."""
+        capacity = None if unlimited else self._capacity
+        self._apply(self.table.add_worker(worker, trio.current_time(), pid=pid, ray_node=ray_node, capacity=capacity))
 
     def worker_down(self, worker: int, loss: Loss) -> None:
         self._apply(self.table.remove_worker(worker, loss, trio.current_time()))
