@@ -24,10 +24,11 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import __version__
 from ._actions import action_types
+from ._cli_batch import batch_command, serve_command
 from ._cli_run import EXIT_ERROR, EXIT_OK, SIGNAL_EXIT, error, interrupted, start
 from ._display import Verbosity, endless_sources
 from ._draw import to_dot, to_mermaid
@@ -257,7 +258,73 @@ def _parser() -> argparse.ArgumentParser:
     described.completer = _names  # type: ignore[attr-defined]  # argcomplete's hook
     plugins(nodes)
     nodes.set_defaults(command=_nodes)
+    _pool_commands(sub, output_dirs)
     return parser
+
+
+def _pool_commands(sub: Any, output_dirs: Callable[[argparse.ArgumentParser], None]) -> None:
+    """``batch`` and ``serve``: a graph on a session pool (``mediagraph.cluster``)."""
+    text = "run a graph once per input file, on every core (local worker processes) or on a Ray cluster"
+    batch = sub.add_parser("batch", help=text, description=text)
+    batch.add_argument("file", metavar="FILE", type=Path, help="the graph file (YAML)")
+    batch.add_argument(
+        "--over",
+        metavar="GLOB",
+        action="append",
+        required=True,
+        help="the input files ('recordings/*.wav', '**' for subfolders; repeatable)",
+    )
+    batch.add_argument(
+        "--set",
+        metavar="NODE.PARAM=VALUE",
+        action="append",
+        default=[],
+        help="override a node parameter; in VALUE, {file} {stem} {name} {dir} {index} are the input's (the value is "
+        "then a string): --set mic.path={file} --set rec.path=out/{stem}.ogg (repeatable)",
+    )
+    batch.add_argument("--parallel", metavar="N", type=_count, help="inputs running at once (default: --processes)")
+    batch.add_argument("--fail-fast", action="store_true", help="at the first failed input, cancel the rest")
+    batch.add_argument("--retries", metavar="N", type=int, default=0, help="run a failed input again up to N times")
+    batch.add_argument("--duration", metavar="SECONDS", type=_seconds, help="stop each input's run after this long")
+    batch.add_argument(
+        "--clock",
+        choices=("real", "virtual"),
+        default="virtual",
+        help="virtual (the default): each graph as fast as the CPU goes; real: paced sources in real time",
+    )
+    text = "keep N sessions of a graph running, restarted by their policy, with the pool's load shown"
+    serve = sub.add_parser("serve", help=text, description=text)
+    serve.add_argument("file", metavar="FILE", type=Path, help="the graph file (YAML)")
+    serve.add_argument("--sessions", metavar="N", type=_count, default=1, help="how many sessions (default 1)")
+    serve.add_argument(
+        "--set", metavar="NODE.PARAM=VALUE", action="append", default=[], help="override a node parameter"
+    )
+    serve.add_argument(
+        "--restart",
+        choices=("never", "on-failure"),
+        default="on-failure",
+        help="what to do when a session fails (default on-failure: start it again, up to --max-restarts)",
+    )
+    serve.add_argument("--max-restarts", metavar="N", type=int, default=3, help="restarts per session (default 3)")
+    serve.add_argument("--backoff", metavar="SECONDS", type=float, default=1.0, help="first restart delay, doubling")
+    serve.add_argument("--duration", metavar="SECONDS", type=_seconds, help="stop every session after this long")
+    serve.add_argument("--clock", choices=("real", "virtual"), default="real", help=argparse.SUPPRESS)
+    for p in (batch, serve):
+        p.add_argument("--engine", choices=("local", "ray"), default="local", help="where sessions run (default local)")
+        p.add_argument(
+            "--address", metavar="ADDR", help="ray: the cluster ('auto', 'ray://host:10001'); default a local one"
+        )
+        p.add_argument("--processes", metavar="N", type=_count, help="local: worker processes (default: one per core)")
+        p.add_argument("-q", "--quiet", action="store_true", help="show only failures and the end")
+        output_dirs(p)
+    batch.set_defaults(command=batch_command)
+    serve.set_defaults(command=serve_command)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 # --- check and draw --------------------------------------------------------------------------------------

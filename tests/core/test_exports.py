@@ -57,6 +57,7 @@ def test_builtin_nodes_are_found_through_the_entry_point() -> None:
 
 #: The trio-free cores: events and time in, decisions out. Hypothesis tests them hardest.
 CORES = [
+    "mediagraph/cluster/_batch_plan.py",
     "mediagraph/cluster/_core.py",
     "mediagraph/cluster/_errors.py",
     "mediagraph/cluster/_spec.py",
