@@ -1,4 +1,4 @@
-"""``python -m bench [W1] [W2] [W3] [AV] [options]``: run the workloads, one line per configuration on stdout."""
+"""``python -m bench [W1] [W2] [W3] [AV] [BATCH] [options]``: run the workloads, a line per configuration."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from . import _av, _floors, _mg, _procs
+from . import _av, _batch, _floors, _mg, _procs
 from ._work import PERIOD, LatencyProbe
 
 W1_PEERS: Final[dict[str, Callable[[int, int], float]]] = {
@@ -60,7 +60,7 @@ def _ints(text: str) -> list[int]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("workloads", nargs="*", metavar="{W1,W2,W3,AV}", help="default: W1, W2 and W3")
+    p.add_argument("workloads", nargs="*", metavar="{W1,W2,W3,AV,BATCH}", help="default: W1, W2 and W3")
     p.add_argument("--k", type=_ints, help="W1 chain lengths (default 1,5,20)")
     p.add_argument("--frames", type=int, help="W1/W2 frames per run (default 20000; --quick 2000)")
     p.add_argument("--sessions", type=_ints, help="W3 session counts (default 10,50,200,400,600; --quick 10,50)")
@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="W3: also run mediagraph's sessions shared out over this many processes (one trio run each)",
     )
+    p.add_argument("--files", type=int, help="BATCH: input files (default 50; --quick 6)")
     p.add_argument("--quick", action="store_true", help="a fast smoke run (well under a minute)")
     return p
 
@@ -247,8 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quick = args.quick
     workloads = args.workloads or ["W1", "W2", "W3"]
-    if not set(workloads) <= {"W1", "W2", "W3", "AV"}:
-        _parser().error(f"unknown workload(s) {', '.join(sorted(set(workloads) - {'W1', 'W2', 'W3', 'AV'}))}")
+    known_workloads = {"W1", "W2", "W3", "AV", "BATCH"}
+    if not set(workloads) <= known_workloads:
+        _parser().error(f"unknown workload(s) {', '.join(sorted(set(workloads) - known_workloads))}")
     peers = args.peers or list(DEFAULT_PEERS)
     known = set(W1_PEERS) | set(W2_PEERS) | set(W3_PEERS)
     unknown = [p for p in peers if p not in known]
@@ -278,4 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if "AV" in workloads:
         run_av(args.seconds or (3.0 if quick else 10.0), args.clock)
+    if "BATCH" in workloads:
+        processes = args.processes if args.processes > 1 else os.cpu_count() or 1
+        for fields in _batch.run(args.files or (6 if quick else 50), processes):
+            _line("mediagraph", "BATCH", **fields)
     return 0
