@@ -7,9 +7,10 @@ from ._batch import run_batch
 from ._batch_plan import BatchItem, BatchPlan, expand_inputs, plan_batch, substitute
 from ._errors import CommandRefused, PoolError, SessionError, SessionFailed, WorkerLost
 from ._open import open_pool, run_sessions
-from ._pool import EventStream, Pool
+from ._pool import Pool
 from ._serve import ServeReport, Watch, serve
 from ._spec import PoolStatus, RestartPolicy, SessionEvent, SessionResult, SessionSpec, SessionStatus, WorkerStatus
+from ._streams import EventStream
 
 __all__ = [
     "BatchItem",

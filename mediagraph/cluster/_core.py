@@ -25,28 +25,16 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Iterator
-from typing import Any, final
+from typing import final
 
 import attrs
 
 from .._limits import closest
 from ._errors import CommandRefused, PoolError, SessionError, SessionFailed, WorkerLost
+from ._messages import VERBS, Cancel, Command, Effect, Launch, Loss, Resolve, Send, Stop
 from ._spec import Completed, Failed, SessionResult, SessionSpec, SessionStatus
 
-__all__ = [
-    "Cancel",
-    "Command",
-    "Effect",
-    "Interrupt",
-    "Launch",
-    "Loss",
-    "Resolve",
-    "Send",
-    "SessionTable",
-    "State",
-    "Stop",
-    "Swap",
-]
+__all__ = ["SessionTable", "State"]
 
 
 class State(enum.Enum):
@@ -63,94 +51,6 @@ class State(enum.Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-# --- commands (sent to a worker as they are) ----------------------------------------------------------------
-
-
-@final
-@attrs.frozen
-class Stop:
-    """Stop gracefully: sources stop, mailboxes drain."""
-
-
-@final
-@attrs.frozen
-class Cancel:
-    """Cancel every node now."""
-
-
-@final
-@attrs.frozen
-class Interrupt:
-    node: str
-    inlet: str = "audio"
-
-
-@final
-@attrs.frozen
-class Swap:
-    """``child``: a node mapping, its YAML text, or ``None`` to empty the slot."""
-
-    slot: str
-    child: Any
-    policy: str = "cut"
-
-
-Command = Stop | Cancel | Interrupt | Swap
-_VERBS = {Stop: "stop", Cancel: "cancel", Interrupt: "interrupt", Swap: "swap"}
-
-
-# --- effects ------------------------------------------------------------------------------------------------
-
-
-@final
-@attrs.frozen
-class Launch:
-    """Start ``attempt`` of ``session`` on ``worker``; report back with ``started`` and ``finished``."""
-
-    session: str
-    attempt: int
-    worker: int
-    spec: SessionSpec
-
-
-@final
-@attrs.frozen
-class Send:
-    """Send ``command`` to ``worker`` for that attempt; answer with ``replied(request, ...)``."""
-
-    worker: int
-    request: int
-    session: str
-    attempt: int
-    command: Command
-
-
-@final
-@attrs.frozen
-class Resolve:
-    """Answer pending call ``request``: ``value`` (a session id, a :class:`SessionResult`, ``None``) or
-    ``error``."""
-
-    request: int
-    value: Any = None
-    error: SessionError | PoolError | None = None
-
-
-Effect = Launch | Send | Resolve
-
-
-@final
-@attrs.frozen(kw_only=True)
-class Loss:
-    """Why a worker (or one Ray actor) went away: ``reason`` reads ``worker process 12 exited with signal 9
-    (SIGKILL)`` or ``ray node 5f3a... removed``."""
-
-    reason: str
-    pid: int | None = None
-    signal: int | None = None
-    ray_node: str | None = None
 
 
 @final
@@ -266,7 +166,7 @@ class SessionTable:
         """A command for a session: sent to its worker, done here (stopping a pending session), or refused."""
         request = next(self._requests)
         s = self.sessions.get(session)
-        verb = _VERBS[type(command)]
+        verb = VERBS[type(command)]
         if s is None:
             return request, [Resolve(request, error=self._unknown(session))]
         if not s.state.live:

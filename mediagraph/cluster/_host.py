@@ -31,7 +31,7 @@ from .._graphfile import GraphFile
 from .._limits import cut, safe_load, scrub
 from .._runtime import RunningGraph, Runtime
 from .._yaml import parse_graph
-from ._core import Cancel, Command, Interrupt, Stop, Swap
+from ._messages import Cancel, Command, Interrupt, Stop, Swap
 from ._spec import Completed, Failed, SessionSpec
 
 __all__ = ["Outbox", "SessionHost", "plain"]

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Final, final
 import attrs
 import trio
 
-from ._core import Launch, Loss, Send
 from ._errors import PoolError
+from ._messages import Launch, Loss, Send
 from ._spec import SessionSpec, WorkerStatus
 from ._wire import CLOSE_TIMEOUT, Decoder, encode
 

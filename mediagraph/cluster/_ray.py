@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 import trio
 
-from ._core import Launch, Loss, Send
 from ._errors import PoolError
+from ._messages import Launch, Loss, Send
 from ._ray_actor import SessionActor
 from ._spec import Failed, SessionSpec, WorkerStatus
 

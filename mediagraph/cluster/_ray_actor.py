@@ -22,8 +22,8 @@ from .._clock import run_virtual
 from .._errors import MediaGraphError
 from .._events import Event
 from .._runtime import open_runtime
-from ._core import Cancel, Command, Stop
 from ._host import SessionHost, plain
+from ._messages import Cancel, Command, Stop
 from ._spec import Completed, Failed, SessionSpec
 from ._wire import MAX_QUEUED_EVENTS
 

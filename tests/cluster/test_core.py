@@ -19,7 +19,8 @@ from mediagraph.cluster import (
     SessionSpec,
     WorkerLost,
 )
-from mediagraph.cluster._core import (
+from mediagraph.cluster._core import SessionTable
+from mediagraph.cluster._messages import (
     Cancel,
     Effect,
     Interrupt,
@@ -27,7 +28,6 @@ from mediagraph.cluster._core import (
     Loss,
     Resolve,
     Send,
-    SessionTable,
     Stop,
     Swap,
 )

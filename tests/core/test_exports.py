@@ -60,6 +60,7 @@ CORES = [
     "mediagraph/cluster/_batch_plan.py",
     "mediagraph/cluster/_core.py",
     "mediagraph/cluster/_errors.py",
+    "mediagraph/cluster/_messages.py",
     "mediagraph/cluster/_spec.py",
     "mediagraph/_contract.py",
     "mediagraph/_errors.py",
