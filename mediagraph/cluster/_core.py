@@ -205,6 +205,16 @@ class SessionTable:
             if request in s.results:
                 s.results.remove(request)
 
+    def forget(self, session: str) -> CommandRefused | None:
+        """Drop an ended session from the table (a long-lived pool keeps memory bounded); why not, if not."""
+        s = self.sessions.get(session)
+        if s is None:
+            return self._unknown(session)
+        if s.state.live:
+            return CommandRefused(s.id, f"it is {s.state}; only an ended session can be forgotten")
+        del self.sessions[session]
+        return None
+
     def close(self) -> None:
         """No new session starts, and no failure is restarted any more."""
         self.closed = True

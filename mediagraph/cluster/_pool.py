@@ -189,6 +189,19 @@ class Pool:
         )
         return PoolStatus(engine=self.engine.name, sessions=tuple(self.table.status()), workers=workers)
 
+    def forget(self, session: str) -> None:
+        """Drop an ended session and its event history: a pool serving sessions for days stays bounded.
+        Its id is not reused; calls about it are refused from now on.
+
+        Raises:
+            CommandRefused: no such session, or it has not ended.
+        """
+        refused = self.table.forget(session)
+        if refused is not None:
+            raise refused
+        self._history.pop(session, None)
+        self._evicted.pop(session, None)
+
     async def wait_workers(self, count: int) -> None:
         """Wait until at least ``count`` workers are up (a pool replaces a lost worker in the background)."""
         assert self.engine is not None

@@ -145,6 +145,16 @@ def test_commands_are_refused_clearly() -> None:
     assert isinstance(closed.error, PoolError)
 
 
+def test_only_an_ended_session_is_forgotten() -> None:
+    table = SessionTable()
+    table.start(SPEC, 0.0)
+    assert str(table.forget("s1")) == "session 's1': it is pending; only an ended session can be forgotten"
+    table.command("s1", Stop(), 0.0)
+    assert table.forget("s1") is None
+    assert "no such session" in str(table.forget("s1"))
+    assert table.start(SPEC, 0.0)[0] == "s2"  # ids are never reused
+
+
 def test_a_full_pool_queues_sessions_in_order() -> None:
     table = SessionTable()
     table.add_worker(1, 0.0, capacity=1)

@@ -102,6 +102,9 @@ async def test_stop_cancel_and_refusals_by_id(tmp_path: Path) -> None:
             await pool.stop("s7")
         with pytest.raises(CommandRefused, match="no such session"):
             await pool.result("s7")
+        pool.forget(first)
+        with pytest.raises(CommandRefused, match=r"^session 's1': no such session in this pool \(known: s2\)$"):
+            await pool.result(first)
 
 
 async def test_interrupt_and_swap_reach_the_graph_and_its_refusals_come_back(tmp_path: Path) -> None:
