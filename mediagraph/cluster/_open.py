@@ -34,7 +34,8 @@ async def open_pool(
 
     Args:
         engine: ``"local"``: ``processes`` worker processes on this machine (default: one per core), each one
-            trio run hosting many sessions; ``"ray"``: each session a Ray actor (``pip install mediagraph[ray]``).
+            trio run hosting many sessions; ``"ray"``: each session a Ray actor (``pip install mediagraph[ray]``),
+            on a local Ray of ``processes`` CPUs (default: all) unless ``address`` names a cluster.
         sessions_per_worker: local: the most sessions one worker runs at once; more wait, in order, for room
             (a batch wants 1); ``None``: no limit, sessions go to the least loaded worker.
         clock: ``"virtual"`` runs every worker on the virtual clock (``mediagraph run --clock virtual``): a
@@ -67,7 +68,7 @@ async def open_pool(
     else:
         from ._ray import RayEngine  # ray is imported here only, and only when asked for
 
-        chosen = RayEngine(pool, address=address, clock=clock, cpus_per_session=cpus_per_session)
+        chosen = RayEngine(pool, address=address, clock=clock, cpus_per_session=cpus_per_session, num_cpus=processes)
     pool.engine = chosen
     graceful = True
     try:

@@ -11,8 +11,8 @@ placed within ``start_timeout`` (a resource no node has) fails the session, sayi
 actor is killed once its attempt has ended, or when the pool closes.
 
 ``address=None`` joins the Ray this process has already joined, else starts a local one for the pool's life
-(``ray.init(include_dashboard=False)``); any other address is passed to ``ray.init``. Every Ray node needs
-mediagraph installed and the graph's ``base_dir`` readable at the same path.
+(``ray.init(num_cpus=processes, include_dashboard=False)``); any other address is passed to ``ray.init``.
+Every Ray node needs mediagraph installed and the graph's ``base_dir`` readable at the same path.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ class RayEngine:
 
     name = "ray"
 
-    def __init__(self, pool: Pool, *, address: str | None, clock: str, cpus_per_session: float) -> None:
+    def __init__(
+        self, pool: Pool, *, address: str | None, clock: str, cpus_per_session: float, num_cpus: int | None = None
+    ) -> None:
         try:
             import ray
         except ImportError:
@@ -59,6 +61,7 @@ class RayEngine:
         self._address = address
         self._virtual = clock == "virtual"
         self._cpus = cpus_per_session
+        self._num_cpus = num_cpus
         self._actor_class: Any = None
         self._actors: dict[tuple[str, int], Any] = {}
         self._nodes: dict[tuple[str, int], str] = {}
@@ -75,8 +78,14 @@ class RayEngine:
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         ray = self._ray
         if not ray.is_initialized() or self._address is not None:
+            local = {"num_cpus": self._num_cpus} if self._address is None else {}
             init = functools.partial(
-                ray.init, address=self._address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False
+                ray.init,
+                address=self._address,
+                include_dashboard=False,
+                ignore_reinit_error=True,
+                log_to_driver=False,
+                **local,
             )
             try:
                 await trio.to_thread.run_sync(init)
