@@ -2,7 +2,8 @@
 
 Theory of operation. :func:`serve` runs one keeper task per place: it starts a session of the spec, waits for
 its end, and when it ended without failing (its graph completed, or something stopped it) starts another in
-its place, until ``stopping`` is set. A session that fails was already restarted by the pool as its spec's
+its place, until ``stopping`` is set; an ended session is forgotten by the pool once reported (a pool serving
+for days stays bounded). A session that fails was already restarted by the pool as its spec's
 :class:`~mediagraph.cluster.RestartPolicy` allows; its final failure is reported (``note``) and its place
 stays empty (a graph that fails at once must not be started again and again). When ``stopping`` is set every
 live session is stopped (drained); when ``cancelling`` is set too, cancelled. :class:`Watch` turns the
@@ -89,6 +90,8 @@ async def _keep(
             finally:
                 del report.live[place]
                 ending.cancel_scope.cancel()
+                with contextlib.suppress(SessionError):  # ended and reported: a pool serving for days stays bounded
+                    pool.forget(session)
         report.ended += 1
         if not stopping.is_set():
             note(f"session {session!r} {result.reason}; another takes its place")
@@ -112,8 +115,9 @@ class Watch:
 
     def changes(self, status: PoolStatus) -> list[str]:
         lines = []
+        seen, self._seen = self._seen, {}  # sessions the pool forgot are forgotten here too
         for s in status.sessions:
-            before = self._seen.get(s.session)
+            before = seen.get(s.session)
             self._seen[s.session] = (s.state, s.restarts)
             if before is None:
                 continue
