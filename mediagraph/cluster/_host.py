@@ -4,10 +4,11 @@ Theory of operation. A :class:`SessionHost` owns a nursery and a shared :class:`
 pacer for every session of the process). ``launch`` loads an attempt's graph from its spec exactly as
 ``mediagraph run`` loads a file (``parse_graph`` with the ``--set`` overrides and output folders), starts it
 and takes it to its end with :func:`mediagraph.drive_graph` (its schedule, its ``duration``). Everything it
-has to say goes to an :class:`Outbox`: each event as it is recorded, ``started`` once every node listens,
-the replies to commands, and last ``finished`` with a :class:`Completed` or :class:`Failed` outcome, never
-before the replies of that attempt's commands (they run in the attempt's own nursery). The host never
-raises out of an attempt: whatever goes wrong is the attempt's outcome.
+has to say goes to a :class:`Reporter` (a worker's ``_wire.Outbox``, an actor's ``Mailbox``): each event as
+it is recorded, ``started`` once every node listens, the replies to commands, and last ``finished`` with a
+:class:`Completed` or :class:`Failed` outcome, never before the replies of that attempt's commands (they run
+in the attempt's own nursery). The host never raises out of an attempt: whatever goes wrong is the
+attempt's outcome.
 
 Commands arriving for an attempt that is still loading wait until it started (or ended); ``stop`` and
 ``cancel`` of an attempt that has ended are done already; anything else is refused with the reason.
@@ -34,13 +35,13 @@ from .._yaml import parse_graph
 from ._messages import Cancel, Command, Interrupt, Stop, Swap
 from ._spec import Completed, Failed, SessionSpec
 
-__all__ = ["Outbox", "SessionHost", "plain"]
+__all__ = ["Reporter", "SessionHost", "plain"]
 
 #: Nesting kept when event fields are made plain for the way out (deeper values become their ``str``).
 PLAIN_DEPTH = 6
 
 
-class Outbox(Protocol):
+class Reporter(Protocol):
     """Where a host's reports go; every method returns at once (see the module's theory of operation)."""
 
     def event(self, session: str, attempt: int, event: Event) -> None: ...
@@ -78,7 +79,7 @@ class SessionHost:
     """Hosts the attempts a worker is given. ``virtual``: this trio run is on the virtual clock, so graphs
     holding a real device are refused (as ``mediagraph run --clock virtual`` refuses them)."""
 
-    def __init__(self, runtime: Runtime, nursery: trio.Nursery, outbox: Outbox, *, virtual: bool = False) -> None:
+    def __init__(self, runtime: Runtime, nursery: trio.Nursery, outbox: Reporter, *, virtual: bool = False) -> None:
         self._runtime = runtime
         self._nursery = nursery
         self._outbox = outbox

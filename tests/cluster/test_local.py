@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 
 import av
@@ -239,3 +240,43 @@ def test_run_sessions_from_synchronous_code(tmp_path: Path) -> None:
     ok, failed = run_sessions(specs, processes=2, clock="virtual")
     assert isinstance(ok, SessionResult) and ok.reason == "completed"
     assert isinstance(failed, SessionFailed) and failed.node == "bad"
+
+
+async def test_a_cancelled_block_tears_everything_down(tmp_path: Path) -> None:
+    pids: list[int | None] = []
+    with trio.move_on_after(60) as outer:
+        async with open_pool(processes=2) as pool:
+            await pool.start(text_spec(ENDLESS, tmp_path))
+            pids.extend(w.pid for w in pool.status().workers)
+            outer.cancel()
+            await trio.sleep_forever()
+    assert outer.cancelled_caught and trio.current_time() < outer.deadline
+    assert len(pids) == 2 and all(pid is not None and gone(pid) for pid in pids)
+
+
+CTRL_C = """
+import os, signal, sys, trio
+from mediagraph.cluster import SessionSpec, open_pool
+
+async def main():
+    async with open_pool(processes=2) as pool:
+        await pool.start(SessionSpec(graph_text=sys.argv[1], base_dir=sys.argv[2]))
+        print(*(w.pid for w in pool.status().workers), flush=True)
+        os.kill(os.getpid(), signal.SIGINT)
+        await trio.sleep_forever()
+
+trio.run(main)
+"""
+
+
+async def test_ctrl_c_tears_the_pool_down_and_leaves_no_worker(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        done = await trio.run_process(
+            [sys.executable, "-c", CTRL_C, ENDLESS, str(tmp_path)],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    assert done.returncode != 0 and b"KeyboardInterrupt" in done.stderr
+    pids = [int(p) for p in done.stdout.split()]
+    assert len(pids) == 2 and all(gone(pid) for pid in pids)
