@@ -31,14 +31,22 @@ class Event:
 @final
 class EventLog:
     """An append-only log. Listeners (a JSON-lines writer, a status display) see each event as it is
-    recorded; they run inside the runtime and must not block."""
+    recorded; they run inside the runtime and must not block.
 
-    def __init__(self) -> None:
+    Args:
+        keep: hold every event (the default). ``False``: only number them and hand them to the listeners,
+            for a long-lived session whose events are streamed elsewhere (a session pool's worker) and must
+            not grow its memory; ``events`` then stays empty.
+    """
+
+    def __init__(self, *, keep: bool = True) -> None:
         self.events: list[Event] = []
+        self._keep = keep
+        self._count = 0
         self._listeners: list[Callable[[Event], None]] = []
 
     def __repr__(self) -> str:
-        return f"<EventLog {len(self.events)} events>"
+        return f"<EventLog {self._count} events{'' if self._keep else ' (not kept)'}>"
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
@@ -47,8 +55,10 @@ class EventLog:
         return len(self.events)
 
     def record(self, t: float, node: str | None, event: str, **fields: Any) -> Event:
-        entry = Event(seq=len(self.events), t=t, node=node, event=event, fields=fields)
-        self.events.append(entry)
+        entry = Event(seq=self._count, t=t, node=node, event=event, fields=fields)
+        self._count += 1
+        if self._keep:
+            self.events.append(entry)
         for listener in self._listeners:
             listener(entry)
         return entry

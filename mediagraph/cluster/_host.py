@@ -109,7 +109,7 @@ class SessionHost:
 
     async def _run(self, session: str, attempt: int, spec: SessionSpec) -> None:
         key = (session, attempt)
-        log = EventLog()
+        log = EventLog(keep=False)  # streamed out as recorded: a session running for days stays bounded
         outcome: Completed | Failed
         async with trio.open_nursery() as commands:  # the attempt's commands end before it reports its end
             found = self.attempts[key] = _Attempt(spec, commands)

@@ -496,3 +496,13 @@ async def test_an_interrupt_of_an_ended_inlet_reaches_a_node_that_reads_after_th
             assert not running.log.of("interrupt_requested")
         running.cancel()
         await running.wait()
+
+
+def test_an_event_log_that_keeps_nothing_still_numbers_and_hands_out_every_event() -> None:
+    seen: list[mg.Event] = []
+    log = mg.EventLog(keep=False)
+    log.listen(seen.append)
+    for i in range(3):
+        log.record(float(i), None, "tick")
+    assert [e.seq for e in seen] == [0, 1, 2]
+    assert len(log) == 0 and list(log) == [] and repr(log) == "<EventLog 3 events (not kept)>"
