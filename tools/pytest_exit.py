@@ -10,8 +10,11 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.getcwd())  # as `python -m pytest` does: the repository's own packages (bench) import
-status = int(pytest.main(sys.argv[1:]))
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(status)
+# Guarded: a test that starts processes with multiprocessing's "spawn" (the bench's W3 over P processes) has
+# each child import this file again as its main module; unguarded, every child ran the whole suite again.
+if __name__ == "__main__":
+    sys.path.insert(0, os.getcwd())  # as `python -m pytest` does: the repository's own packages (bench) import
+    status = int(pytest.main(sys.argv[1:]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
