@@ -23,7 +23,10 @@ from mediagraph.cluster import (  # noqa: E402
     SessionResult,
     SessionSpec,
     WorkerLost,
+    expand_inputs,
     open_pool,
+    plan_batch,
+    run_batch,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +116,26 @@ async def test_a_batch_over_files_reports_the_corrupt_input_and_finishes_the_oth
     for name, outcome in outcomes.items():
         assert isinstance(outcome, SessionResult) and outcome.reason == "completed", name
         with wave.open(str(tmp_path / f"out_{name}")) as w, wave.open(str(tmp_path / name)) as original:
+            assert w.getnframes() == original.getnframes()
+
+
+async def test_a_planned_batch_runs_on_ray_its_corrupt_input_failed_before_anything_ran(
+    nodes: dict[str, Any], tmp_path: Path
+) -> None:
+    graph = tmp_path / "copy.yaml"
+    graph.write_text(COPY)
+    for i, seconds in enumerate([0.5, 1.0]):
+        write_wav(tmp_path / f"in{i}.wav", seconds)
+    (tmp_path / "in2.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
+    inputs = expand_inputs([f"{tmp_path}/in*.wav"])
+    plan = plan_batch(graph, inputs, ["mic.path={file}", "out.path={dir}/out_{stem}.wav"])
+    async with open_pool("ray", clock="virtual", cpus_per_session=0.1) as pool:
+        await run_batch(pool, plan, parallel=3)
+    assert [item.state for item in plan.items] == ["ok", "ok", "failed"]
+    assert "node 'mic' (file_source)" in str(plan.items[2].error)
+    for item in plan.items[:2]:
+        assert item.result is not None and item.result.ray_node is not None
+        with wave.open(str(tmp_path / f"out_{item.path.stem}.wav")) as w, wave.open(str(item.path)) as original:
             assert w.getnframes() == original.getnframes()
 
 

@@ -92,3 +92,21 @@ def test_serve_stops_its_sessions_at_the_first_signal(tmp_path: Path) -> None:
     assert serving.returncode == 130, err
     assert "SIGINT: stopping every session" in err
     assert out.strip().splitlines()[-1] == "serve: 3 sessions started, 3 ended, 0 failed"
+
+
+def test_a_batch_output_is_byte_for_byte_what_run_on_the_virtual_clock_writes(tmp_path: Path) -> None:
+    recordings(tmp_path / "rec", 2, corrupt=-1)
+    done = batch(tmp_path, "--set", "source.path={file}", "--set", "cleaned.path=out/{stem}.wav")
+    assert done.returncode == 0, done.stderr
+    for stem in ("call0", "call1"):
+        alone = [f"--set=source.path=rec/{stem}.wav", f"--set=cleaned.path=alone/{stem}.wav"]
+        ran = subprocess.run(
+            [*COMMAND, "run", str(DENOISE), "--clock", "virtual", "-q", *alone],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert (tmp_path / "out" / f"{stem}.wav").read_bytes() == (tmp_path / "alone" / f"{stem}.wav").read_bytes()
