@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, final
@@ -101,20 +102,26 @@ class BatchPlan:
 
 
 def expand_inputs(patterns: Sequence[str]) -> list[Path]:
-    """The files the patterns name (globs with ``**``, sorted; each file once, in the order first named).
+    """The files the patterns name (globs with ``**``, in natural order: ``call2`` before ``call10``; each file
+    once, in the order first named).
 
     Raises:
         GraphDefinitionError: a pattern names no file, or there are more than :data:`MAX_INPUTS`.
     """
     found: dict[Path, None] = {}
     for pattern in patterns:
-        matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        matches = sorted((Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file()), key=_natural)
         if not matches:
             raise GraphDefinitionError(f"--over {pattern}: no file matches")
         found.update(dict.fromkeys(matches))
         if len(found) > MAX_INPUTS:
             raise GraphDefinitionError(f"--over: more than {MAX_INPUTS} files; split the batch")
     return list(found)
+
+
+def _natural(path: Path) -> list[tuple[int, int | str]]:
+    """A sort key reading runs of digits as numbers."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", str(path)) if part]
 
 
 def plan_batch(

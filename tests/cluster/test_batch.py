@@ -76,9 +76,9 @@ def test_templates_give_each_input_its_own_values_as_strings(tmp_path: Path) -> 
 
 
 def test_inputs_expand_sorted_once_each_and_a_pattern_naming_nothing_is_an_error(tmp_path: Path) -> None:
-    paths = recordings(tmp_path / "rec", 3)
+    paths = recordings(tmp_path / "rec", 12)
     (tmp_path / "rec" / "sub").mkdir()
-    assert expand_inputs([f"{tmp_path}/rec/*.wav", f"{tmp_path}/rec/call1.wav"]) == paths
+    assert expand_inputs([f"{tmp_path}/rec/*.wav", f"{tmp_path}/rec/call1.wav"]) == paths, "call2 before call10"
     with pytest.raises(mg.GraphDefinitionError, match=r"--over .*\*\.ogg: no file matches"):
         expand_inputs([f"{tmp_path}/rec/*.ogg"])
 
