@@ -254,7 +254,8 @@ def _where(pid: int | None, ray_node: str | None) -> str:
 
 
 def _table(status: PoolStatus, report: ServeReport, wanted: int) -> Table:
-    table = Table(title=_load_line(status, report, wanted).split(";")[0], title_justify="left")
+    title = _load_line(status, report, wanted).split(";")[0]
+    table = Table(title=title, title_justify="left", min_width=len(title))
     for column in ("worker", "sessions", "cpu"):
         table.add_column(column, justify="left" if column == "worker" else "right")
     for w in status.workers:
